@@ -1,0 +1,298 @@
+//! The Socket.IO layer: namespaces, handshake, events and acknowledgements on top of an
+//! Engine.IO session.
+//!
+//! [`SocketLayer`] is the [`EngineHandler`] of a session that carries Socket.IO. It decodes
+//! packets (reassembling binary ones), enforces `connect_timeout`, keeps the namespaces this
+//! client joined and hands CONNECTs and events to the application's [`SocketHandler`].
+//!
+//! Two kinds of bad input, two answers: a packet that breaks the protocol (undecodable, an
+//! event payload that is not a non-empty array, a bad ack id, an event for a namespace the
+//! client never joined) closes the transport; a well-formed event with bad arguments is the
+//! application's business (it answers with an `error` event and the socket stays up).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use actix::{Message, Recipient, SpawnHandle};
+use bytes::Bytes;
+use log::debug;
+use serde_json::{json, Value};
+
+use super::session::{EngineHandler, EngineIo, EngineMessage, SessionClose};
+use crate::ids;
+use crate::protocol::socketio::{Decoded, Decoder, Packet, PacketData};
+
+/// An event from the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// The arguments after the name (binary ones as `{"_placeholder":true,"num":N}`).
+    pub args: Vec<Value>,
+    /// The acknowledgement id, when the client asked for one.
+    pub ack: Option<u64>,
+    /// Binary attachments, indexed by the placeholders' `num`.
+    pub attachments: Vec<Bytes>,
+}
+
+/// The application on top of Socket.IO.
+pub trait SocketHandler: Sized + Unpin + 'static {
+    /// Messages other actors send to this socket.
+    type Push: Message<Result = ()> + Send + 'static;
+
+    /// A CONNECT to `nsp` with the handshake's `auth` payload. `Ok` accepts it; `Err(data)`
+    /// refuses it with a CONNECT_ERROR carrying `data` (e.g. `{"message": "..."}`).
+    fn on_connect(
+        &mut self,
+        nsp: &str,
+        auth: Option<&Value>,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) -> Result<(), Value>;
+
+    /// An event on a namespace this client is connected to.
+    fn on_event(&mut self, nsp: &str, event: Event, io: &mut SocketIo<'_, '_, Self>);
+
+    /// A message from another actor.
+    fn on_push(&mut self, push: Self::Push, io: &mut SocketIo<'_, '_, Self>);
+
+    /// The client left `nsp` (or the connection ended); `reason` is Socket.IO's string.
+    fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
+}
+
+/// Socket.IO state of one Engine.IO session.
+struct SocketState {
+    decoder: Decoder,
+    /// Connected namespaces and their Socket.IO socket ids.
+    namespaces: HashMap<String, String>,
+    connect_timeout: Duration,
+    connect_timer: Option<SpawnHandle>,
+}
+
+/// The Socket.IO protocol as an Engine.IO handler.
+pub struct SocketLayer<A: SocketHandler> {
+    app: A,
+    state: SocketState,
+}
+
+impl<A: SocketHandler> SocketLayer<A> {
+    /// `app` on top of Socket.IO; a client that does not connect within `connect_timeout`
+    /// is closed.
+    pub fn new(app: A, connect_timeout: Duration) -> Self {
+        SocketLayer {
+            app,
+            state: SocketState {
+                decoder: Decoder::new(),
+                namespaces: HashMap::new(),
+                connect_timeout,
+                connect_timer: None,
+            },
+        }
+    }
+
+    fn handle_packet(&mut self, packet: Packet, eio: &mut EngineIo<'_, Self>) {
+        let Packet { nsp, data } = packet;
+        let mut io = SocketIo {
+            eio,
+            state: &mut self.state,
+        };
+        match data {
+            PacketData::Connect(auth) => {
+                if io.state.namespaces.contains_key(&nsp) {
+                    debug!(
+                        "session {}: duplicate CONNECT to {nsp} ignored",
+                        io.eio.sid()
+                    );
+                    return;
+                }
+                match self.app.on_connect(&nsp, auth.as_ref(), &mut io) {
+                    Ok(()) => {
+                        let sid = ids::session_id();
+                        io.send(&Packet {
+                            nsp: nsp.clone(),
+                            data: PacketData::Connect(Some(json!({ "sid": sid }))),
+                        });
+                        io.state.namespaces.insert(nsp, sid);
+                        if let Some(timer) = io.state.connect_timer.take() {
+                            io.eio.cancel(timer);
+                        }
+                    }
+                    Err(data) => io.send(&Packet {
+                        nsp,
+                        data: PacketData::ConnectError(data),
+                    }),
+                }
+            }
+            PacketData::Disconnect => {
+                // The client left the namespace: no answer, the Engine.IO session goes on.
+                if io.state.namespaces.remove(&nsp).is_some() {
+                    self.app.on_disconnect(&nsp, "client namespace disconnect");
+                }
+            }
+            PacketData::Event {
+                event, args, id, ..
+            } => Self::dispatch(&mut self.app, nsp, event, args, id, Vec::new(), &mut io),
+            PacketData::BinaryEvent {
+                event,
+                args,
+                id,
+                attachments,
+            } => Self::dispatch(&mut self.app, nsp, event, args, id, attachments, &mut io),
+            PacketData::Ack { id, .. } | PacketData::BinaryAck { id, .. } => {
+                // The server never asks for acknowledgements yet.
+                debug!("session {}: unexpected ack {id} ignored", io.eio.sid());
+            }
+            PacketData::ConnectError(_) => io.eio.close(SessionClose::ProtocolError(
+                "CONNECT_ERROR from a client".into(),
+            )),
+        }
+    }
+
+    fn dispatch(
+        app: &mut A,
+        nsp: String,
+        name: String,
+        args: Vec<Value>,
+        ack: Option<u64>,
+        attachments: Vec<Bytes>,
+        io: &mut SocketIo<'_, '_, A>,
+    ) {
+        if !io.state.namespaces.contains_key(&nsp) {
+            io.eio.close(SessionClose::ProtocolError(format!(
+                "event for namespace {nsp} before CONNECT"
+            )));
+            return;
+        }
+        let event = Event {
+            name,
+            args,
+            ack,
+            attachments,
+        };
+        app.on_event(&nsp, event, io);
+    }
+}
+
+impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
+    type Push = A::Push;
+
+    fn on_open(&mut self, io: &mut EngineIo<'_, Self>) {
+        let timeout = self.state.connect_timeout;
+        self.state.connect_timer = Some(io.run_later(timeout, |layer, io| {
+            layer.state.connect_timer = None;
+            if layer.state.namespaces.is_empty() {
+                debug!("session {}: no Socket.IO CONNECT in time", io.sid());
+                io.close(SessionClose::ServerClose("connect timeout"));
+            }
+        }));
+    }
+
+    fn on_message(&mut self, message: EngineMessage, io: &mut EngineIo<'_, Self>) {
+        let decoded = match message {
+            EngineMessage::Text(text) => self.state.decoder.decode_text(&text),
+            EngineMessage::Binary(data) => self.state.decoder.decode_binary(data),
+        };
+        match decoded {
+            Ok(Decoded::Packet(packet)) => self.handle_packet(packet, io),
+            Ok(Decoded::Incomplete) => {}
+            Err(e) => {
+                debug!("session {}: bad Socket.IO packet: {e}", io.sid());
+                io.close(SessionClose::ProtocolError(e.to_string()));
+            }
+        }
+    }
+
+    fn on_push(&mut self, push: Self::Push, eio: &mut EngineIo<'_, Self>) {
+        let mut io = SocketIo {
+            eio,
+            state: &mut self.state,
+        };
+        self.app.on_push(push, &mut io);
+    }
+
+    fn on_close(&mut self, reason: &SessionClose) {
+        let reason = reason.as_disconnect_reason();
+        for (nsp, _) in self.state.namespaces.drain() {
+            self.app.on_disconnect(&nsp, reason);
+        }
+    }
+}
+
+/// What a [`SocketHandler`] can do with its connection.
+pub struct SocketIo<'a, 'e, A: SocketHandler> {
+    eio: &'a mut EngineIo<'e, SocketLayer<A>>,
+    state: &'a mut SocketState,
+}
+
+impl<A: SocketHandler> SocketIo<'_, '_, A> {
+    /// The Engine.IO session id.
+    pub fn engine_sid(&self) -> &str {
+        self.eio.sid()
+    }
+
+    /// The Socket.IO id of this client's socket in `nsp`, once connected.
+    pub fn socket_id(&self, nsp: &str) -> Option<&str> {
+        self.state.namespaces.get(nsp).map(String::as_str)
+    }
+
+    /// Sends a packet (and its attachments).
+    pub fn send(&mut self, packet: &Packet) {
+        let (text, attachments) = packet.encode();
+        self.eio.send_text(&text);
+        for attachment in attachments {
+            self.eio.send_binary(attachment);
+        }
+    }
+
+    /// Emits `event` with `args` on `nsp`.
+    pub fn emit(&mut self, nsp: &str, event: &str, args: Vec<Value>) {
+        self.send(&Packet {
+            nsp: nsp.to_string(),
+            data: PacketData::Event {
+                event: event.to_string(),
+                args,
+                id: None,
+            },
+        });
+    }
+
+    /// Acknowledges the client's event `id` with `args`.
+    pub fn ack(&mut self, nsp: &str, id: u64, args: Vec<Value>) {
+        self.send(&Packet {
+            nsp: nsp.to_string(),
+            data: PacketData::Ack { args, id },
+        });
+    }
+
+    /// Sends a text message already framed for Engine.IO (`42[...]` preceded by `4`),
+    /// e.g. one encoded once for many recipients.
+    pub fn send_framed(&mut self, frame: bytestring::ByteString) {
+        self.eio.send_framed(frame);
+    }
+
+    /// Closes the whole connection.
+    pub fn close(&mut self) {
+        self.eio
+            .close(SessionClose::ServerClose("closed by the application"));
+    }
+
+    /// Runs `fut` and hands its output to `then` on this socket's task.
+    pub fn spawn<Fut, F>(&mut self, fut: Fut, then: F)
+    where
+        Fut: Future + 'static,
+        F: FnOnce(&mut A, &mut SocketIo<'_, '_, A>, Fut::Output) + 'static,
+    {
+        self.eio.spawn(fut, move |layer, eio, out| {
+            let mut io = SocketIo {
+                eio,
+                state: &mut layer.state,
+            };
+            then(&mut layer.app, &mut io, out);
+        });
+    }
+
+    /// A recipient for pushes to this socket.
+    pub fn recipient(&self) -> Recipient<A::Push> {
+        self.eio.recipient()
+    }
+}

@@ -1,0 +1,694 @@
+//! Layered settings.
+//!
+//! Layers, later wins:
+//! 1. `config/default.toml` as compiled into the binary (so `courier` runs from any directory);
+//! 2. `config/default.toml` on disk, if present;
+//! 3. `config/{COURIER_ENV}.toml` (optional);
+//! 4. `config/local.toml` (optional, git-ignored);
+//! 5. the file given with `--config PATH` (must exist);
+//! 6. environment variables `COURIER__SECTION__KEY` (`COURIER__SERVER__PORT=4001`);
+//! 7. the Node server's plain variables, for drop-in use: `PORT`, `DATABASE_URL`,
+//!    `SOCKET_SECRET`, `NEXTJS_URL` (a comma-separated list of allowed origins).
+//!
+//! Every layer is kept apart so that a bad value can be reported with the layer it came from.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
+use serde::{Deserialize, Deserializer};
+
+/// The defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The development secret shipped in `config/default.toml`.
+pub const DEVELOPMENT_SECRET: &str = "courier-development-secret-do-not-use-in-production";
+
+/// All of Courier's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub engineio: EngineIoSettings,
+    pub socketio: SocketIoSettings,
+    pub auth: AuthSettings,
+    pub database: DatabaseSettings,
+    pub chat: ChatSettings,
+    pub cors: CorsSettings,
+    pub log: LogSettings,
+    /// The value of `COURIER_ENV` (not a file key).
+    #[serde(skip)]
+    pub environment: Option<String>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout: u64,
+}
+
+/// The transports a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Polling,
+    Websocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`transport=` query parameter).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
+
+/// `[engineio]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineIoSettings {
+    pub ping_interval: u64,
+    pub ping_timeout: u64,
+    pub max_payload: usize,
+    pub transports: Vec<TransportKind>,
+    pub max_buffered_packets: usize,
+}
+
+impl EngineIoSettings {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval)
+    }
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout)
+    }
+}
+
+/// `[socketio]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketIoSettings {
+    pub connect_timeout: u64,
+}
+
+impl SocketIoSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout)
+    }
+}
+
+/// `[auth]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub secret: String,
+    pub leeway: u64,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret", &"<redacted>")
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+/// When migrations run at startup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateSetting {
+    /// Migrate unless the database is managed by Prisma (has `_prisma_migrations`).
+    Auto,
+    /// Always migrate.
+    Always,
+    /// Never migrate.
+    Never,
+}
+
+impl<'de> Deserialize<'de> for MigrateSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(MigrateSetting::Always),
+            Raw::Bool(false) => Ok(MigrateSetting::Never),
+            Raw::Text(s) => match s.to_ascii_lowercase().as_str() {
+                "auto" => Ok(MigrateSetting::Auto),
+                "true" => Ok(MigrateSetting::Always),
+                "false" => Ok(MigrateSetting::Never),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected \"auto\", true or false, found {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub migrate: MigrateSetting,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("migrate", &self.migrate)
+            .finish()
+    }
+}
+
+/// Hides the password part of a database URL for logging.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `[chat]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    pub max_content_chars: usize,
+}
+
+/// `[cors]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub origins: Vec<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+}
+
+/// Where to look for settings; `from_process` reads the real environment.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Directory holding `default.toml`, `{env}.toml`, `local.toml`. Default `config`.
+    pub config_dir: Option<PathBuf>,
+    /// The `--config PATH` file.
+    pub config_file: Option<PathBuf>,
+    /// The environment variables to consult.
+    pub env: HashMap<String, String>,
+}
+
+impl LoadOptions {
+    /// Options reading the process environment and `./config`.
+    pub fn from_process(config_file: Option<PathBuf>) -> Self {
+        LoadOptions {
+            config_dir: None,
+            config_file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// A setting that could not be used: one line naming the key and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The offending key (`server.port`), when known.
+    pub key: Option<String>,
+    /// The layer it came from (`environment variable PORT`, `config/local.toml`, ...).
+    pub source: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(
+                f,
+                "invalid setting `{key}` (from {}): {}",
+                self.source, self.message
+            ),
+            None => write!(
+                f,
+                "invalid settings (from {}): {}",
+                self.source, self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// The Node server's plain variables and the key each one sets.
+const PLAIN_VARIABLES: [(&str, &str); 4] = [
+    ("PORT", "server.port"),
+    ("DATABASE_URL", "database.url"),
+    ("SOCKET_SECRET", "auth.secret"),
+    ("NEXTJS_URL", "cors.origins"),
+];
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: [&str; 2] = ["engineio.transports", "cors.origins"];
+
+struct Layer {
+    name: String,
+    config: Config,
+}
+
+impl Settings {
+    /// Loads and validates the layered settings.
+    pub fn load(options: &LoadOptions) -> Result<Settings, SettingsError> {
+        let layers = collect_layers(options)?;
+        let mut builder = Config::builder();
+        for layer in &layers {
+            builder = builder.add_source(layer.config.clone());
+        }
+        let merged = builder.build().map_err(|e| from_config_error(e, &layers))?;
+        let mut settings: Settings = merged
+            .try_deserialize()
+            .map_err(|e| from_config_error(e, &layers))?;
+        settings.environment = options
+            .env
+            .get("COURIER_ENV")
+            .filter(|v| !v.is_empty())
+            .cloned();
+        settings.validate(&layers)?;
+        Ok(settings)
+    }
+
+    /// Whether `COURIER_ENV=production`.
+    pub fn is_production(&self) -> bool {
+        self.environment.as_deref() == Some("production")
+    }
+
+    /// Whether the built-in development secret is in use.
+    pub fn uses_development_secret(&self) -> bool {
+        self.auth.secret == DEVELOPMENT_SECRET
+    }
+
+    fn validate(&self, layers: &[Layer]) -> Result<(), SettingsError> {
+        let fail = |key: &str, message: String| SettingsError {
+            key: Some(key.to_string()),
+            source: source_of(key, layers),
+            message,
+        };
+        if self.auth.secret.trim().is_empty() {
+            return Err(fail("auth.secret", "must not be empty".into()));
+        }
+        if self.is_production() && self.uses_development_secret() {
+            return Err(fail(
+                "auth.secret",
+                "the built-in development secret is refused with COURIER_ENV=production; \
+                 set SOCKET_SECRET"
+                    .into(),
+            ));
+        }
+        if self.engineio.transports.is_empty() {
+            return Err(fail(
+                "engineio.transports",
+                "at least one of \"polling\", \"websocket\" is needed".into(),
+            ));
+        }
+        for (key, value) in [
+            ("engineio.ping_interval", self.engineio.ping_interval),
+            ("engineio.ping_timeout", self.engineio.ping_timeout),
+            ("socketio.connect_timeout", self.socketio.connect_timeout),
+            ("engineio.max_payload", self.engineio.max_payload as u64),
+            (
+                "engineio.max_buffered_packets",
+                self.engineio.max_buffered_packets as u64,
+            ),
+            ("chat.max_content_chars", self.chat.max_content_chars as u64),
+        ] {
+            if value == 0 {
+                return Err(fail(key, "must be greater than 0".into()));
+            }
+        }
+        if self.server.host.trim().is_empty() {
+            return Err(fail("server.host", "must not be empty".into()));
+        }
+        if self.database.url.trim().is_empty() {
+            return Err(fail("database.url", "must not be empty".into()));
+        }
+        if let Some(origin) = self
+            .cors
+            .origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(fail(
+                "cors.origins",
+                format!("{origin:?} is not an http(s) origin"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn file_layer<S>(name: String, source: S) -> Result<Layer, SettingsError>
+where
+    S: config::Source + Send + Sync + 'static,
+{
+    let config = Config::builder()
+        .add_source(source)
+        .build()
+        .map_err(|e| SettingsError {
+            key: None,
+            source: name.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Layer { name, config })
+}
+
+fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
+    let dir = options
+        .config_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config"));
+    let mut layers = Vec::new();
+    layers.push(file_layer(
+        "built-in defaults".into(),
+        File::from_str(DEFAULT_TOML, FileFormat::Toml),
+    )?);
+    let mut optional = vec![dir.join("default.toml")];
+    if let Some(env) = options.env.get("COURIER_ENV").filter(|v| !v.is_empty()) {
+        optional.push(dir.join(format!("{env}.toml")));
+    }
+    optional.push(dir.join("local.toml"));
+    for path in optional {
+        if path.is_file() {
+            layers.push(file_layer(
+                path.display().to_string(),
+                File::from(path.clone()).format(FileFormat::Toml),
+            )?);
+        }
+    }
+    if let Some(path) = &options.config_file {
+        if !path.is_file() {
+            return Err(SettingsError {
+                key: None,
+                source: format!("--config {}", path.display()),
+                message: "file not found".into(),
+            });
+        }
+        layers.push(file_layer(
+            path.display().to_string(),
+            File::from(path.clone()).format(FileFormat::Toml),
+        )?);
+    }
+
+    // COURIER__SECTION__KEY
+    let mut env_source = Environment::with_prefix("COURIER")
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(options.env.clone()));
+    for key in LIST_KEYS {
+        env_source = env_source.with_list_parse_key(key);
+    }
+    let env_config = Config::builder()
+        .add_source(env_source)
+        .build()
+        .map_err(|e| SettingsError {
+            key: None,
+            source: "environment (COURIER__*)".into(),
+            message: e.to_string(),
+        })?;
+    layers.push(Layer {
+        name: "environment (COURIER__*)".into(),
+        config: env_config,
+    });
+
+    // The Node server's plain variables, each its own layer.
+    for (var, key) in PLAIN_VARIABLES {
+        let Some(raw) = options.env.get(var) else {
+            continue;
+        };
+        let origin = format!("environment variable {var}");
+        let value = if LIST_KEYS.contains(&key) {
+            let items: Vec<Value> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::new(Some(&origin), s))
+                .collect();
+            Value::new(Some(&origin), ValueKind::Array(items))
+        } else {
+            Value::new(Some(&origin), raw.as_str())
+        };
+        let config = Config::builder()
+            .set_override(key, value)
+            .and_then(|b| b.build())
+            .map_err(|e| SettingsError {
+                key: Some(key.into()),
+                source: origin.clone(),
+                message: e.to_string(),
+            })?;
+        layers.push(Layer {
+            name: origin,
+            config,
+        });
+    }
+    Ok(layers)
+}
+
+/// The last layer that sets `key`, named for a human.
+fn source_of(key: &str, layers: &[Layer]) -> String {
+    for layer in layers.iter().rev() {
+        if layer.config.get::<Value>(key).is_ok() {
+            if layer.name.starts_with("environment (") {
+                return format!(
+                    "environment variable COURIER__{}",
+                    key.to_ascii_uppercase().replace('.', "__")
+                );
+            }
+            return layer.name.clone();
+        }
+    }
+    "unknown source".into()
+}
+
+fn from_config_error(error: config::ConfigError, layers: &[Layer]) -> SettingsError {
+    let text = error.to_string();
+    // config-rs names the key as "for key `a.b`" in its messages.
+    let key = field_in(&text, "for key `");
+    let message = text
+        .split_once(" for key `")
+        .map(|(head, _)| head.to_string())
+        .unwrap_or_else(|| text.clone());
+    // A list element is reported as `list[i]`: name the list.
+    let key = key.map(|k| match k.split_once('[') {
+        Some((list, _)) => list.to_string(),
+        None => k,
+    });
+    // An unknown key (deny_unknown_fields) is reported on its section; name the field.
+    let key = match (key, field_in(&text, "unknown field `")) {
+        (Some(section), Some(field)) => Some(format!("{section}.{field}")),
+        (None, Some(_)) => unknown_field_key(&text, layers),
+        (key, None) => key,
+    };
+    let source = match &key {
+        Some(key) => source_of(key, layers),
+        None => "settings".into(),
+    };
+    SettingsError {
+        key,
+        source,
+        message,
+    }
+}
+
+/// The backquoted name after `marker` in an error text.
+fn field_in(text: &str, marker: &str) -> Option<String> {
+    text.split_once(marker)
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(f, _)| f.to_string())
+}
+
+/// Finds the full key of an `unknown field `x`` error by looking for it in the layers.
+fn unknown_field_key(text: &str, layers: &[Layer]) -> Option<String> {
+    let field = field_in(text, "unknown field `")?;
+    for layer in layers.iter().rev() {
+        if let Ok(table) = layer.config.clone().try_deserialize::<Map<String, Value>>() {
+            if table.contains_key(&field) {
+                return Some(field);
+            }
+            for (section, value) in table {
+                if let Ok(inner) = value.into_table() {
+                    if inner.contains_key(&field) {
+                        return Some(format!("{section}.{field}"));
+                    }
+                }
+            }
+        }
+    }
+    Some(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load(&LoadOptions {
+            config_dir: Some(PathBuf::from("/nonexistent-courier-config")),
+            config_file: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn defaults_are_the_node_servers() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.server.host, "0.0.0.0");
+        assert_eq!(s.server.port, 4000);
+        assert_eq!(s.engineio.ping_interval, 25_000);
+        assert_eq!(s.engineio.ping_timeout, 20_000);
+        assert_eq!(s.engineio.max_payload, 1_000_000);
+        assert_eq!(
+            s.engineio.transports,
+            vec![TransportKind::Polling, TransportKind::Websocket]
+        );
+        assert_eq!(s.socketio.connect_timeout, 45_000);
+        assert_eq!(s.auth.leeway, 0);
+        assert_eq!(s.database.url, "sqlite://courier.db?mode=rwc");
+        assert_eq!(s.database.migrate, MigrateSetting::Auto);
+        assert!(s.uses_development_secret());
+    }
+
+    #[test]
+    fn nested_environment_overrides_files() {
+        let s = load(&[
+            ("COURIER__SERVER__PORT", "4100"),
+            ("COURIER__ENGINEIO__TRANSPORTS", "websocket"),
+            ("COURIER__DATABASE__MIGRATE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.port, 4100);
+        assert_eq!(s.engineio.transports, vec![TransportKind::Websocket]);
+        assert_eq!(s.database.migrate, MigrateSetting::Never);
+    }
+
+    #[test]
+    fn plain_node_variables_win() {
+        let s = load(&[
+            ("COURIER__SERVER__PORT", "4100"),
+            ("PORT", "4200"),
+            ("SOCKET_SECRET", "s3cret"),
+            ("DATABASE_URL", "postgres://u:pw@localhost/db"),
+            ("NEXTJS_URL", "http://a.example, https://b.example"),
+        ])
+        .unwrap();
+        assert_eq!(s.server.port, 4200);
+        assert_eq!(s.auth.secret, "s3cret");
+        assert_eq!(s.database.url, "postgres://u:pw@localhost/db");
+        assert_eq!(
+            s.cors.origins,
+            vec!["http://a.example", "https://b.example"]
+        );
+        assert!(!format!("{:?}", s).contains("pw@"));
+        assert!(!format!("{:?}", s).contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_port_names_key_and_source() {
+        let e = load(&[("PORT", "forty")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.port"));
+        assert_eq!(e.source, "environment variable PORT");
+        let e = load(&[("COURIER__SERVER__PORT", "99999")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.port"));
+        assert_eq!(e.source, "environment variable COURIER__SERVER__PORT");
+    }
+
+    #[test]
+    fn unknown_transport_is_refused() {
+        let e = load(&[("COURIER__ENGINEIO__TRANSPORTS", "websocket,carrier-pigeon")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("engineio.transports"), "{e}");
+        assert!(e.to_string().contains("carrier-pigeon"), "{e}");
+    }
+
+    #[test]
+    fn empty_secret_is_refused() {
+        let e = load(&[("SOCKET_SECRET", "")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.secret"));
+        assert_eq!(e.source, "environment variable SOCKET_SECRET");
+    }
+
+    #[test]
+    fn production_refuses_development_secret() {
+        let e = load(&[("COURIER_ENV", "production")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.secret"));
+        let s = load(&[("COURIER_ENV", "production"), ("SOCKET_SECRET", "real")]).unwrap();
+        assert!(s.is_production());
+    }
+
+    #[test]
+    fn config_file_layer_and_unknown_keys() {
+        let dir = std::env::temp_dir().join(format!("courier-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("extra.toml");
+        std::fs::write(&file, "[server]\nport = 4300\nprot = 1\n").unwrap();
+        let e = Settings::load(&LoadOptions {
+            config_dir: Some(dir.clone()),
+            config_file: Some(file.clone()),
+            env: HashMap::new(),
+        })
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.prot"), "{e}");
+        assert_eq!(e.source, file.display().to_string());
+        std::fs::write(&file, "[server]\nport = 4300\n").unwrap();
+        std::fs::write(
+            dir.join("local.toml"),
+            "[server]\nport = 4400\nhost = \"127.0.0.1\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&LoadOptions {
+            config_dir: Some(dir.clone()),
+            config_file: Some(file),
+            env: HashMap::new(),
+        })
+        .unwrap();
+        assert_eq!(s.server.port, 4300, "--config wins over local.toml");
+        assert_eq!(s.server.host, "127.0.0.1");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://user:secret@host:5432/db"),
+            "postgres://user:***@host:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://courier.db"), "sqlite://courier.db");
+    }
+}

@@ -1,0 +1,233 @@
+//! Test helpers: start the app on 127.0.0.1:0 and talk raw WebSocket to it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_codec::Framed;
+use actix_web::dev::ServerHandle;
+use awc::ws::{self, Frame};
+use awc::BoxedSocket;
+use bytes::Bytes;
+use courier::app::Application;
+use courier::auth::Authenticator;
+use courier::config::{LoadOptions, Settings};
+use futures_util::{SinkExt, StreamExt};
+
+pub const SECRET: &str = "integration-test-secret";
+
+/// A running server; stopped when dropped.
+pub struct TestApp {
+    pub port: u16,
+    pub settings: Settings,
+    handle: ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stop without waiting for open WebSockets.
+        actix_web::rt::spawn(async move { handle.stop(false).await });
+    }
+}
+
+/// Settings for tests: loopback, port 0, the test secret, plus `overrides`
+/// (as `COURIER__SECTION__KEY` environment variables).
+pub fn test_settings(overrides: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("COURIER__SERVER__HOST".into(), "127.0.0.1".into());
+    env.insert("COURIER__SERVER__PORT".into(), "0".into());
+    env.insert("COURIER__SERVER__WORKERS".into(), "2".into());
+    env.insert("COURIER__SERVER__SHUTDOWN_TIMEOUT".into(), "1".into());
+    env.insert("SOCKET_SECRET".into(), SECRET.into());
+    env.insert("COURIER__DATABASE__URL".into(), "sqlite::memory:".into());
+    for (k, v) in overrides {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::load(&LoadOptions {
+        config_dir: Some("/nonexistent-courier-test-config".into()),
+        config_file: None,
+        env,
+    })
+    .expect("test settings are valid")
+}
+
+/// Starts the server with `settings` on a free port.
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the app builds");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        port,
+        settings,
+        handle,
+    }
+}
+
+/// Starts the server with test settings plus `overrides`.
+pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
+    spawn_app_with(test_settings(overrides)).await
+}
+
+impl TestApp {
+    pub fn http(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path_and_query)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!(
+            "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+            self.port
+        )
+    }
+
+    /// A valid token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        Authenticator::new(SECRET, 0)
+            .issue(user, Duration::from_secs(60))
+            .expect("signing works")
+    }
+
+    /// Opens a WebSocket and reads the open packet.
+    pub async fn connect_ws(&self) -> (WsClient, serde_json::Value) {
+        let mut client = WsClient::connect(&self.ws_url()).await;
+        let open = client.recv_text().await;
+        let json = open
+            .strip_prefix('0')
+            .unwrap_or_else(|| panic!("expected an open packet, got {open:?}"));
+        let handshake = serde_json::from_str(json).expect("handshake is JSON");
+        (client, handshake)
+    }
+
+    /// Opens a WebSocket and completes a Socket.IO CONNECT as `user`.
+    pub async fn connect_user(&self, user: &str) -> WsClient {
+        let (mut client, _) = self.connect_ws().await;
+        client
+            .send_text(&format!(r#"40{{"token":"{}"}}"#, self.token(user)))
+            .await;
+        let reply = client.recv_text().await;
+        assert!(
+            reply.starts_with(r#"40{"sid":""#),
+            "connect failed: {reply}"
+        );
+        client
+    }
+}
+
+/// What the server sent.
+#[derive(Debug)]
+pub enum Received {
+    Text(String),
+    Binary(Bytes),
+    Pong(Bytes),
+    Close(Option<u16>),
+    /// The stream ended without a close frame.
+    Ended,
+    /// Nothing within the wait.
+    Timeout,
+}
+
+/// A raw WebSocket client.
+pub struct WsClient {
+    framed: Framed<BoxedSocket, ws::Codec>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+impl WsClient {
+    pub async fn connect(url: &str) -> WsClient {
+        let (_resp, framed) = awc::Client::new()
+            .ws(url)
+            .max_frame_size(16 * 1024 * 1024)
+            .connect()
+            .await
+            .expect("websocket connects");
+        WsClient { framed }
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.framed
+            .send(ws::Message::Text(text.to_string().into()))
+            .await
+            .expect("send text");
+    }
+
+    pub async fn send_binary(&mut self, data: &[u8]) {
+        self.framed
+            .send(ws::Message::Binary(Bytes::copy_from_slice(data)))
+            .await
+            .expect("send binary");
+    }
+
+    pub async fn send_ping(&mut self, data: &[u8]) {
+        self.framed
+            .send(ws::Message::Ping(Bytes::copy_from_slice(data)))
+            .await
+            .expect("send ping");
+    }
+
+    /// The next frame within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Received {
+        match actix_web::rt::time::timeout(wait, self.framed.next()).await {
+            Err(_) => Received::Timeout,
+            Ok(None) => Received::Ended,
+            Ok(Some(Err(_))) => Received::Ended,
+            Ok(Some(Ok(frame))) => match frame {
+                Frame::Text(b) => Received::Text(String::from_utf8_lossy(&b).into_owned()),
+                Frame::Binary(b) => Received::Binary(b),
+                Frame::Pong(b) => Received::Pong(b),
+                Frame::Close(reason) => Received::Close(reason.map(|r| u16::from(r.code))),
+                Frame::Ping(_) | Frame::Continuation(_) => Received::Text(String::new()),
+            },
+        }
+    }
+
+    pub async fn recv(&mut self) -> Received {
+        self.recv_within(WAIT).await
+    }
+
+    /// The next text frame (panics on anything else).
+    pub async fn recv_text(&mut self) -> String {
+        match self.recv().await {
+            Received::Text(t) => t,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame that is not an Engine.IO ping (pings are answered).
+    pub async fn recv_message(&mut self) -> String {
+        loop {
+            let text = self.recv_text().await;
+            if text == "2" {
+                self.send_text("3").await;
+                continue;
+            }
+            return text;
+        }
+    }
+
+    /// Asserts the server closes the connection within `wait`; returns the close code.
+    pub async fn expect_closed(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.recv_within(left).await {
+                Received::Close(code) => return code,
+                Received::Ended => return None,
+                Received::Timeout => panic!("the server did not close the connection"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts nothing arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        match self.recv_within(wait).await {
+            Received::Timeout => {}
+            other => panic!("expected silence, got {other:?}"),
+        }
+    }
+}
