@@ -37,7 +37,7 @@ pub enum MigrateOutcome {
 
 /// Arbitrary constant key for the PostgreSQL advisory lock serialising concurrent
 /// migrations (several Courier instances starting at once).
-const PG_MIGRATION_LOCK_KEY: i64 = 0x636f_7572_6965_72; // "courier"
+const PG_MIGRATION_LOCK_KEY: i64 = 0x0063_6f75_7269_6572; // "courier" in ASCII
 
 /// Startup policy:
 /// - `Never`: do nothing → [`MigrateOutcome::Disabled`].
