@@ -1,20 +1,49 @@
-//! Building and running the server: [`Application::build`] binds the listener (port 0 picks
-//! a free one, see [`Application::port`]) and wires settings, shared state and routes.
+//! Building and running the server: [`Application::build`] connects the database (and
+//! migrates it when allowed), starts the shared actors, binds the listener (port 0 picks a
+//! free one, see [`Application::port`]) and wires the routes.
 
+use std::fmt;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
+use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::actors::chat::{ChatContext, ChatSocket};
+use crate::actors::persistence::{Persistence, Shutdown};
+use crate::actors::registry::UserRegistry;
+use crate::actors::room::{RoomDeps, RoomRegistry};
 use crate::actors::session::EngineConfig;
 use crate::actors::socket::SocketLayer;
 use crate::auth::Authenticator;
 use crate::config::Settings;
+use crate::db;
 use crate::http::{self, engineio::EngineEndpoint};
+
+/// Why the application could not start.
+#[derive(Debug)]
+pub enum AppError {
+    /// The listener could not be bound.
+    Bind(io::Error),
+    /// The database could not be opened or migrated.
+    Database(DbErr),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Bind(e) => write!(f, "cannot listen: {e}"),
+            AppError::Database(e) => write!(f, "database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
 
 /// The Engine.IO parameters of `settings`.
 pub fn engine_config(settings: &Settings) -> EngineConfig {
@@ -25,30 +54,65 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
+/// Starts the chat's shared actors (persistence, user and room registries) on the current
+/// arbiter; returns what every chat socket needs, and the persistence actor.
+pub fn start_chat(
+    database: DatabaseConnection,
+    settings: &Settings,
+) -> (ChatContext, Addr<Persistence>) {
+    let persistence = Persistence::new(database, settings.database.write_queue).start();
+    let users = UserRegistry::default().start();
+    let rooms = RoomRegistry::new(RoomDeps {
+        save: persistence.clone().recipient(),
+        load: persistence.clone().recipient(),
+        users: users.clone().recipient(),
+        idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
+    })
+    .start();
+    let chat = ChatContext {
+        auth: Arc::new(Authenticator::new(
+            &settings.auth.secret,
+            settings.auth.leeway,
+        )),
+        rooms,
+        users: users.clone().recipient(),
+        register: users.clone().recipient(),
+        unregister: users.recipient(),
+        mark_read: persistence.clone().recipient(),
+        max_content_chars: settings.chat.max_content_chars,
+        max_pending_sends: settings.chat.max_pending_sends,
+    };
+    (chat, persistence)
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
+    persistence: Addr<Persistence>,
 }
 
 impl Application {
-    /// Binds `server.host:server.port` and prepares the server.
-    pub async fn build(settings: Settings) -> io::Result<Application> {
+    /// Opens the database, starts the actors and binds `server.host:server.port`.
+    pub async fn build(settings: Settings) -> Result<Application, AppError> {
         if settings.uses_development_secret() {
             warn!(
                 "!!! auth.secret is the built-in DEVELOPMENT secret: anyone can forge tokens. \
                  Set SOCKET_SECRET (COURIER_ENV=production refuses to start with it). !!!"
             );
         }
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
-        let addr = listener.local_addr()?;
+        let database = db::connect(&settings.database)
+            .await
+            .map_err(AppError::Database)?;
+        db::migrate(&database, settings.database.migrate)
+            .await
+            .map_err(AppError::Database)?;
 
-        let chat = ChatContext {
-            auth: Arc::new(Authenticator::new(
-                &settings.auth.secret,
-                settings.auth.leeway,
-            )),
-        };
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .map_err(AppError::Bind)?;
+        let addr = listener.local_addr().map_err(AppError::Bind)?;
+
+        let (chat, persistence) = start_chat(database, &settings);
         let connect_timeout = settings.socketio.connect_timeout();
         let endpoint = web::Data::new(EngineEndpoint {
             config: engine_config(&settings),
@@ -69,11 +133,12 @@ impl Application {
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        let server = server.listen(listener)?.run();
+        let server = server.listen(listener).map_err(AppError::Bind)?.run();
         info!("listening on http://{addr}");
         Ok(Application {
             port: addr.port(),
             server,
+            persistence,
         })
     }
 
@@ -87,8 +152,12 @@ impl Application {
         self.server.handle()
     }
 
-    /// Runs until stopped: SIGINT/SIGTERM or [`ServerHandle::stop`].
+    /// Runs until stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), then lets
+    /// persistence finish every queued write before returning.
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        info!("server stopped; finishing queued writes");
+        let _ = self.persistence.send(Shutdown).await;
+        served
     }
 }

@@ -161,6 +161,7 @@ impl<'de> Deserialize<'de> for MigrateSetting {
 pub struct DatabaseSettings {
     pub url: String,
     pub migrate: MigrateSetting,
+    pub write_queue: usize,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -169,6 +170,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_url(&self.url))
             .field("migrate", &self.migrate)
+            .field("write_queue", &self.write_queue)
             .finish()
     }
 }
@@ -197,6 +199,8 @@ pub fn redact_url(url: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct ChatSettings {
     pub max_content_chars: usize,
+    pub max_pending_sends: usize,
+    pub room_idle_timeout: u64,
 }
 
 /// `[cors]`
@@ -345,6 +349,9 @@ impl Settings {
                 self.engineio.max_buffered_packets as u64,
             ),
             ("chat.max_content_chars", self.chat.max_content_chars as u64),
+            ("chat.max_pending_sends", self.chat.max_pending_sends as u64),
+            ("chat.room_idle_timeout", self.chat.room_idle_timeout),
+            ("database.write_queue", self.database.write_queue as u64),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));

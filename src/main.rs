@@ -53,7 +53,9 @@ fn main() -> ExitCode {
         Command::Serve => {
             let result = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await?;
-                app.run_until_stopped().await
+                app.run_until_stopped()
+                    .await
+                    .map_err(courier::app::AppError::Bind)
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,24 +1,33 @@
 //! The session actor on its own, with `#[actix::test]`: no HTTP, no sockets — the test
 //! plays the transport through the session's channels.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::Actor;
-use courier::actors::chat::{ChatContext, ChatSocket};
+use courier::actors::chat::ChatSocket;
 use courier::actors::session::{EngineConfig, EngineSession};
 use courier::actors::socket::SocketLayer;
+use courier::app::start_chat;
 use courier::auth::Authenticator;
+use courier::config::{LoadOptions, Settings};
 use courier::transport::{self, Inbound, Outbound, TransportLink};
 use tokio::time::timeout;
 
 const SECRET: &str = "actor-test-secret";
 
-fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> TransportLink {
+async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> TransportLink {
     let (session_link, transport_link) = transport::link(16);
-    let chat = ChatContext {
-        auth: Arc::new(Authenticator::new(SECRET, 0)),
-    };
+    let mut env = HashMap::new();
+    env.insert("SOCKET_SECRET".to_string(), SECRET.to_string());
+    let settings = Settings::load(&LoadOptions {
+        config_dir: Some("/nonexistent-courier-test-config".into()),
+        config_file: None,
+        env,
+    })
+    .unwrap();
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    let (chat, _persistence) = start_chat(db, &settings);
     EngineSession::new(
         "test-sid".into(),
         EngineConfig {
@@ -64,7 +73,7 @@ fn token(user: &str) -> String {
 
 #[actix::test]
 async fn sends_the_handshake_first() {
-    let mut link = start(25_000, 20_000, 45_000);
+    let mut link = start(25_000, 20_000, 45_000).await;
     assert_eq!(
         next_text(&mut link).await,
         r#"0{"sid":"test-sid","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}"#
@@ -73,7 +82,7 @@ async fn sends_the_handshake_first() {
 
 #[actix::test]
 async fn accepts_a_valid_token() {
-    let mut link = start(25_000, 20_000, 45_000);
+    let mut link = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     let reply = next_text(&mut link).await;
@@ -82,7 +91,7 @@ async fn accepts_a_valid_token() {
 
 #[actix::test]
 async fn refuses_a_bad_token_and_stays_open() {
-    let mut link = start(25_000, 20_000, 45_000);
+    let mut link = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, r#"40{"token":"garbage"}"#).await;
     assert_eq!(
@@ -100,7 +109,7 @@ async fn refuses_a_bad_token_and_stays_open() {
 
 #[actix::test]
 async fn closes_when_no_pong_arrives() {
-    let mut link = start(50, 80, 45_000);
+    let mut link = start(50, 80, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     next_text(&mut link).await;
@@ -112,7 +121,7 @@ async fn closes_when_no_pong_arrives() {
 
 #[actix::test]
 async fn pongs_keep_it_alive() {
-    let mut link = start(50, 200, 45_000);
+    let mut link = start(50, 200, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     next_text(&mut link).await;
@@ -124,14 +133,14 @@ async fn pongs_keep_it_alive() {
 
 #[actix::test]
 async fn closes_without_connect_in_time() {
-    let mut link = start(25_000, 20_000, 100);
+    let mut link = start(25_000, 20_000, 100).await;
     next_text(&mut link).await;
     assert_eq!(next(&mut link).await, Some(Outbound::Close(1000)));
 }
 
 #[actix::test]
 async fn protocol_errors_close_with_1002() {
-    let mut link = start(25_000, 20_000, 45_000);
+    let mut link = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, "42{}").await;
     assert_eq!(next(&mut link).await, Some(Outbound::Close(1002)));
@@ -140,7 +149,7 @@ async fn protocol_errors_close_with_1002() {
 #[actix::test]
 async fn a_client_that_stops_reading_is_disconnected() {
     // Outbound capacity 16: the handshake plus many refusals overflow it.
-    let mut link = start(25_000, 20_000, 45_000);
+    let mut link = start(25_000, 20_000, 45_000).await;
     for _ in 0..40 {
         if link.inbound.send(Inbound::Text("40".into())).await.is_err() {
             break;

@@ -1,6 +1,8 @@
 //! Test helpers: start the app on 127.0.0.1:0 and talk raw WebSocket to it.
 #![allow(dead_code)]
 
+pub mod db;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -65,6 +67,13 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         settings,
         handle,
     }
+}
+
+/// Starts the server on the database at `url`, with test settings plus `overrides`.
+pub async fn spawn_app_on(url: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let mut all = vec![("COURIER__DATABASE__URL", url)];
+    all.extend_from_slice(overrides);
+    spawn_app(&all).await
 }
 
 /// Starts the server with test settings plus `overrides`.
@@ -221,6 +230,43 @@ impl WsClient {
                 _ => continue,
             }
         }
+    }
+
+    /// Emits `event` with `payload` on `/`, asking for an acknowledgement when `ack` is set.
+    pub async fn emit(&mut self, event: &str, payload: serde_json::Value, ack: Option<u64>) {
+        let id = ack.map(|a| a.to_string()).unwrap_or_default();
+        let body = serde_json::json!([event, payload]);
+        self.send_text(&format!("42{id}{body}")).await;
+    }
+
+    /// The next Socket.IO packet (pings answered): `(event name, first argument)` for an
+    /// event, `("ack:<id>", first argument)` for an acknowledgement.
+    pub async fn recv_packet(&mut self) -> (String, serde_json::Value) {
+        let text = self.recv_message().await;
+        if let Some(rest) = text.strip_prefix("42") {
+            let arr: serde_json::Value =
+                serde_json::from_str(rest).unwrap_or_else(|e| panic!("bad event {text}: {e}"));
+            let name = arr[0].as_str().expect("event name").to_string();
+            return (name, arr[1].clone());
+        }
+        if let Some(rest) = text.strip_prefix("43") {
+            let start = rest.find('[').expect("ack payload");
+            let arr: serde_json::Value = serde_json::from_str(&rest[start..]).unwrap();
+            return (format!("ack:{}", &rest[..start]), arr[0].clone());
+        }
+        panic!("expected an event or ack, got {text}");
+    }
+
+    /// The next packet, which must be `event`; returns its argument.
+    pub async fn expect_event(&mut self, event: &str) -> serde_json::Value {
+        let (name, payload) = self.recv_packet().await;
+        assert_eq!(name, event, "payload: {payload}");
+        payload
+    }
+
+    /// The next packet, which must be the acknowledgement `id`; returns its argument.
+    pub async fn expect_ack(&mut self, id: u64) -> serde_json::Value {
+        self.expect_event(&format!("ack:{id}")).await
     }
 
     /// Asserts nothing arrives within `wait`.

@@ -1,0 +1,414 @@
+//! The chat over raw WebSocket frames with several clients, on SQLite, on PostgreSQL
+//! (Courier's own migrations) and on the app's Prisma layout: the whole flow, every error
+//! string, nothing saved on bad input, `message_sent` only after the row exists.
+
+mod common;
+
+use std::time::Duration;
+
+use common::db::{Kind, TestDb};
+use common::{spawn_app_on, TestApp, WsClient};
+use serde_json::{json, Value};
+
+const SILENCE: Duration = Duration::from_millis(300);
+
+struct World {
+    db: TestDb,
+    app: TestApp,
+    alice: String,
+    bob: String,
+    carol: String,
+    ab: String,
+    ac_ended: String,
+}
+
+async fn world(kind: Kind) -> World {
+    let db = TestDb::new(kind).await;
+    // The app migrates (or, on the Prisma layout, leaves the tables alone) at build.
+    let app = spawn_app_on(&db.url, &[]).await;
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let carol = db.user("carol").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let ac_ended = db.connection(&alice, &carol, "ENDED").await;
+    World {
+        db,
+        app,
+        alice,
+        bob,
+        carol,
+        ab,
+        ac_ended,
+    }
+}
+
+fn is_iso_millis(v: &Value) -> bool {
+    let s = v.as_str().unwrap_or("");
+    s.len() == 24 && s.ends_with('Z') && s.as_bytes()[19] == b'.'
+}
+
+async fn whole_flow(kind: Kind) {
+    let w = world(kind).await;
+    let mut a1 = w.app.connect_user(&w.alice).await;
+    let mut a2 = w.app.connect_user(&w.alice).await;
+    let mut b1 = w.app.connect_user(&w.bob).await;
+    let mut c1 = w.app.connect_user(&w.carol).await;
+
+    // join_chat, acknowledged.
+    a1.emit("join_chat", json!(w.ab), Some(1)).await;
+    let ack = a1.expect_ack(1).await;
+    assert_eq!(ack["ok"], json!(true));
+
+    // send_message: trimmed, saved, then message_sent + ack to the sender.
+    a1.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "  hello bob  ", "tempId": "tmp-1"}),
+        Some(2),
+    )
+    .await;
+    let sent = a1.expect_event("message_sent").await;
+    // message_sent comes after the commit: the row is there now.
+    let saved = &sent["savedMessage"];
+    let id = saved["id"].as_str().expect("id").to_string();
+    let row =
+        w.db.message(&id)
+            .await
+            .expect("row exists when message_sent arrives");
+    assert_eq!(row.content, "hello bob");
+    assert_eq!(sent["tempId"], json!("tmp-1"));
+    assert_eq!(saved["content"], json!("hello bob"));
+    assert_eq!(saved["connectionId"], json!(w.ab));
+    assert_eq!(saved["senderId"], json!(w.alice));
+    assert_eq!(saved["receiverId"], json!(w.bob));
+    assert_eq!(saved["isRead"], json!(false));
+    assert_eq!(saved["mediaUrl"], Value::Null);
+    assert_eq!(saved["mediaSize"], Value::Null);
+    assert!(is_iso_millis(&saved["createdAt"]), "{}", saved["createdAt"]);
+    assert_eq!(saved["createdAt"], saved["updatedAt"]);
+    let expected_created = format!("{}Z", row.created_at.format("%Y-%m-%dT%H:%M:%S%.3f"));
+    assert_eq!(
+        saved["createdAt"],
+        json!(expected_created),
+        "same instant read back"
+    );
+    assert!(id.starts_with('c') && id.len() == 25, "cuid-style id {id}");
+    let ack = a1.expect_ack(2).await;
+    assert_eq!(ack, sent);
+
+    // receive_message to every socket of the receiver and the sender's other sockets.
+    assert_eq!(b1.expect_event("receive_message").await, *saved);
+    assert_eq!(a2.expect_event("receive_message").await, *saved);
+    c1.expect_silence(SILENCE).await;
+    a1.expect_silence(SILENCE).await;
+
+    // Media message without text content.
+    b1.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "", "tempId": "tmp-2",
+               "mediaUrl": "https://cdn.example/p.png", "mediaType": "image",
+               "mediaName": "p.png", "mediaSize": 1234, "mediaThumbnail": null}),
+        None,
+    )
+    .await;
+    let sent = b1.expect_event("message_sent").await;
+    assert_eq!(sent["savedMessage"]["mediaType"], json!("image"));
+    assert_eq!(sent["savedMessage"]["mediaSize"], json!(1234));
+    assert_eq!(sent["savedMessage"]["content"], json!(""));
+    assert_eq!(
+        a1.expect_event("receive_message").await,
+        sent["savedMessage"]
+    );
+    assert_eq!(
+        a2.expect_event("receive_message").await,
+        sent["savedMessage"]
+    );
+
+    // mark_message_read: the receiver marks; the sender's sockets hear of it.
+    b1.emit(
+        "mark_message_read",
+        json!({"messageId": id, "connectionId": w.ab}),
+        Some(3),
+    )
+    .await;
+    let notice = json!({"messageId": id, "connectionId": w.ab, "readBy": w.bob});
+    assert_eq!(b1.expect_ack(3).await, notice);
+    assert_eq!(a1.expect_event("message_read").await, notice);
+    assert_eq!(a2.expect_event("message_read").await, notice);
+    assert!(w.db.message(&id).await.unwrap().is_read);
+
+    // Only the receiver may mark: alice (the sender of b1's message) may not mark hers...
+    let bobs = sent["savedMessage"]["id"].as_str().unwrap().to_string();
+    a1.emit(
+        "mark_message_read",
+        json!({"messageId": id, "connectionId": w.ab}),
+        Some(4),
+    )
+    .await;
+    assert_eq!(
+        a1.expect_event("error").await,
+        json!({"message": "You cannot mark this message as read."})
+    );
+    assert_eq!(
+        a1.expect_ack(4).await,
+        json!({"error": "You cannot mark this message as read."})
+    );
+    // ...and carol, an outsider, may not mark bob's message to alice.
+    c1.emit(
+        "mark_message_read",
+        json!({"messageId": bobs, "connectionId": w.ab}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        c1.expect_event("error").await,
+        json!({"message": "You cannot mark this message as read."})
+    );
+    assert!(
+        !w.db.message(&bobs).await.unwrap().is_read,
+        "nothing changed"
+    );
+    b1.expect_silence(SILENCE).await;
+}
+
+async fn error_strings(kind: Kind) {
+    let w = world(kind).await;
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut c = w.app.connect_user(&w.carol).await;
+    let not_part = json!({"message": "You are not part of this connection."});
+    let not_active = json!({"message": "Connection is not active."});
+
+    c.emit("join_chat", json!(w.ab), Some(7)).await;
+    assert_eq!(c.expect_event("error").await, not_part);
+    assert_eq!(
+        c.expect_ack(7).await,
+        json!({"error": "You are not part of this connection."})
+    );
+    c.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "hi", "tempId": "x"}),
+        Some(8),
+    )
+    .await;
+    assert_eq!(c.expect_event("error").await, not_part);
+    assert_eq!(
+        c.expect_ack(8).await,
+        json!({"error": "You are not part of this connection."})
+    );
+
+    a.emit("join_chat", json!(w.ac_ended), None).await;
+    assert_eq!(a.expect_event("error").await, not_active);
+    a.emit("join_chat", json!("no-such-connection"), None).await;
+    assert_eq!(a.expect_event("error").await, not_active);
+    a.emit(
+        "send_message",
+        json!({"connectionId": w.ac_ended, "content": "hi", "tempId": "x"}),
+        Some(9),
+    )
+    .await;
+    assert_eq!(a.expect_event("error").await, not_active);
+    assert_eq!(
+        a.expect_ack(9).await,
+        json!({"error": "Connection is not active."})
+    );
+
+    // Invalid payloads: an error, an ack with the same message, the socket stays up.
+    for (payload, ack) in [
+        (json!("just a string"), 10),
+        (
+            json!({"connectionId": w.ab, "content": "   ", "tempId": "t"}),
+            11,
+        ),
+        (
+            json!({"connectionId": w.ab, "content": 42, "tempId": "t"}),
+            12,
+        ),
+        (json!({"connectionId": w.ab, "content": "hi"}), 13),
+        (
+            json!({"connectionId": w.ab, "content": "x".repeat(5001), "tempId": "t"}),
+            14,
+        ),
+        (
+            json!({"connectionId": w.ab, "content": "hi", "tempId": "t", "mediaType": "pdf", "mediaUrl": "https://x/y"}),
+            15,
+        ),
+        (
+            json!({"connectionId": w.ab, "content": "hi", "tempId": "t", "mediaSize": -1, "mediaUrl": "https://x/y"}),
+            16,
+        ),
+        (
+            json!({"connectionId": w.ab, "content": "hi", "tempId": "t", "mediaUrl": "javascript:alert(1)"}),
+            17,
+        ),
+    ] {
+        a.emit("send_message", payload.clone(), Some(ack)).await;
+        let error = a.expect_event("error").await;
+        let message = error["message"].as_str().expect("a message").to_string();
+        assert!(message.ends_with('.'), "{message} for {payload}");
+        assert_eq!(a.expect_ack(ack).await, json!({"error": message}));
+    }
+    a.emit("mark_message_read", json!({"messageId": 5}), None)
+        .await;
+    assert!(a.expect_event("error").await["message"].is_string());
+    a.emit("join_chat", json!(null), None).await;
+    assert!(a.expect_event("error").await["message"].is_string());
+    assert!(w.db.messages(&w.ab).await.is_empty(), "nothing saved");
+    assert!(w.db.messages(&w.ac_ended).await.is_empty(), "nothing saved");
+
+    // Still connected and able to chat.
+    a.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "still here", "tempId": "ok"}),
+        None,
+    )
+    .await;
+    a.expect_event("message_sent").await;
+    assert_eq!(w.db.messages(&w.ab).await.len(), 1);
+}
+
+async fn status_changes_behind_our_back(kind: Kind) {
+    let w = world(kind).await;
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut b = w.app.connect_user(&w.bob).await;
+    let send = json!({"connectionId": w.ab, "content": "one", "tempId": "1"});
+    a.emit("send_message", send.clone(), None).await;
+    a.expect_event("message_sent").await;
+    b.expect_event("receive_message").await;
+
+    // The app blocks the connection: the room's cache says ACTIVE, the write refuses.
+    w.db.set_status(&w.ab, "BLOCKED").await;
+    a.emit("send_message", send.clone(), Some(1)).await;
+    assert_eq!(
+        a.expect_event("error").await,
+        json!({"message": "Connection is not active."})
+    );
+    a.expect_ack(1).await;
+    b.expect_silence(SILENCE).await;
+    assert_eq!(w.db.messages(&w.ab).await.len(), 1);
+
+    // Re-activated: messages flow again.
+    w.db.set_status(&w.ab, "ACTIVE").await;
+    a.emit("send_message", send, None).await;
+    a.expect_event("message_sent").await;
+    b.expect_event("receive_message").await;
+    assert_eq!(w.db.messages(&w.ab).await.len(), 2);
+}
+
+async fn order_is_kept(kind: Kind) {
+    let w = world(kind).await;
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut b = w.app.connect_user(&w.bob).await;
+    for i in 0..30 {
+        a.emit(
+            "send_message",
+            json!({"connectionId": w.ab, "content": format!("m{i}"), "tempId": format!("t{i}")}),
+            None,
+        )
+        .await;
+    }
+    for i in 0..30 {
+        let sent = a.expect_event("message_sent").await;
+        assert_eq!(sent["tempId"], json!(format!("t{i}")));
+        let got = b.expect_event("receive_message").await;
+        assert_eq!(got["content"], json!(format!("m{i}")));
+    }
+    let stored: Vec<String> =
+        w.db.messages(&w.ab)
+            .await
+            .into_iter()
+            .map(|m| m.content)
+            .collect();
+    assert_eq!(stored.len(), 30);
+    let mut sorted = stored.clone();
+    sorted.sort_by_key(|c| c[1..].parse::<u32>().unwrap());
+    assert_eq!(stored, sorted, "saved in the order sent");
+}
+
+async fn database_failure(kind: Kind) {
+    let w = world(kind).await;
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut b = w.app.connect_user(&w.bob).await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &w.db.conn,
+        "ALTER TABLE messages RENAME TO messages_away",
+    )
+    .await
+    .expect("rename");
+    a.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "lost?", "tempId": "t"}),
+        Some(3),
+    )
+    .await;
+    assert_eq!(
+        a.expect_event("error").await,
+        json!({"message": "Message failed to send."})
+    );
+    assert_eq!(
+        a.expect_ack(3).await,
+        json!({"error": "Message failed to send."})
+    );
+    a.expect_silence(SILENCE).await;
+    b.expect_silence(SILENCE).await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &w.db.conn,
+        "ALTER TABLE messages_away RENAME TO messages",
+    )
+    .await
+    .expect("rename back");
+    a.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "back", "tempId": "t2"}),
+        None,
+    )
+    .await;
+    a.expect_event("message_sent").await;
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),*) => {
+        mod sqlite {
+            use super::*;
+            $( #[actix_web::test] async fn $name() { super::$name(Kind::Sqlite).await } )*
+        }
+        mod postgres {
+            use super::*;
+            $( #[actix_web::test] async fn $name() { super::$name(Kind::Postgres).await } )*
+        }
+        mod prisma_layout {
+            use super::*;
+            $( #[actix_web::test] async fn $name() { super::$name(Kind::PrismaPostgres).await } )*
+        }
+    };
+}
+
+on_every_backend!(
+    whole_flow,
+    error_strings,
+    status_changes_behind_our_back,
+    order_is_kept,
+    database_failure
+);
+
+#[actix_web::test]
+async fn prisma_managed_database_is_not_migrated() {
+    let db = TestDb::new(Kind::PrismaPostgres).await;
+    let _app = spawn_app_on(&db.url, &[]).await;
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        &db.conn,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT to_regclass('seaql_migrations')::text AS t",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let table: Option<String> = row.try_get("", "t").unwrap();
+    assert_eq!(
+        table, None,
+        "no seaql_migrations in a Prisma-managed database"
+    );
+}
+
+#[allow(dead_code)]
+fn _uses(_: WsClient) {}

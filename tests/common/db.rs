@@ -1,0 +1,211 @@
+//! Test databases: a temporary SQLite file, a fresh PostgreSQL schema, or a fresh schema
+//! laid out exactly as Prisma creates the app's tables. Each is removed when dropped.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use entity::{connections, messages, users};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The PostgreSQL server tests use.
+pub fn postgres_base_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    )
+}
+
+/// Which kind of database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A temporary SQLite file; Courier migrates it.
+    Sqlite,
+    /// A fresh PostgreSQL schema; Courier migrates it.
+    Postgres,
+    /// A fresh PostgreSQL schema holding the app's Prisma layout and `_prisma_migrations`.
+    PrismaPostgres,
+}
+
+/// A database for one test.
+pub struct TestDb {
+    /// The URL to give Courier.
+    pub url: String,
+    /// The test's own connection (for seeding and checking).
+    pub conn: DatabaseConnection,
+    kind: Kind,
+    cleanup: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(kind: Kind) -> TestDb {
+        match kind {
+            Kind::Sqlite => {
+                let path = std::env::temp_dir().join(format!("{}.db", unique("courier_test")));
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                let conn = Database::connect(url.as_str()).await.expect("sqlite opens");
+                TestDb {
+                    url,
+                    conn,
+                    kind,
+                    cleanup: Some(path.display().to_string()),
+                }
+            }
+            Kind::Postgres | Kind::PrismaPostgres => {
+                let base = postgres_base_url();
+                let admin = Database::connect(base.as_str()).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {base} is required for this test: {e}")
+                });
+                let schema = unique("courier_test");
+                admin
+                    .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                    .await
+                    .expect("create schema");
+                let mut options = ConnectOptions::new(base.clone());
+                options.set_schema_search_path(schema.clone());
+                let conn = Database::connect(options).await.expect("connect to schema");
+                if kind == Kind::PrismaPostgres {
+                    let ddl = std::fs::read_to_string(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/../shared/reference/prisma-layout.sql"
+                    ))
+                    .expect("prisma-layout.sql is readable");
+                    conn.execute_unprepared(&ddl).await.expect("prisma layout");
+                    conn.execute_unprepared(
+                        "CREATE TABLE \"_prisma_migrations\" (\"id\" VARCHAR(36) PRIMARY KEY, \
+                         \"checksum\" VARCHAR(64) NOT NULL, \"migration_name\" VARCHAR(255) NOT NULL)",
+                    )
+                    .await
+                    .expect("_prisma_migrations");
+                }
+                let separator = if base.contains('?') { '&' } else { '?' };
+                TestDb {
+                    url: format!("{base}{separator}schema={schema}"),
+                    conn,
+                    kind,
+                    cleanup: Some(schema),
+                }
+            }
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Inserts a user; returns its id.
+    pub async fn user(&self, name: &str) -> String {
+        let id = unique(name).replace('_', "");
+        users::ActiveModel {
+            id: Set(id.clone()),
+            email: Set(format!("{id}@example.test")),
+            name: Set(Some(name.into())),
+            updated_at: Set(entity::now_utc_ms()),
+            ..Default::default()
+        }
+        .insert(&self.conn)
+        .await
+        .expect("insert user");
+        id
+    }
+
+    /// Inserts a connection between `a` and `b` (smaller id first, as the app does).
+    pub async fn connection(&self, a: &str, b: &str, status: &str) -> String {
+        let id = unique("conn").replace('_', "");
+        let (user1, user2) = if a < b { (a, b) } else { (b, a) };
+        connections::ActiveModel {
+            id: Set(id.clone()),
+            user1_id: Set(user1.into()),
+            user2_id: Set(user2.into()),
+            status: Set(status.into()),
+            updated_at: Set(entity::now_utc_ms()),
+            ..Default::default()
+        }
+        .insert(&self.conn)
+        .await
+        .expect("insert connection");
+        id
+    }
+
+    /// Changes a connection's status behind Courier's back, as the app does.
+    pub async fn set_status(&self, connection_id: &str, status: &str) {
+        connections::Entity::update_many()
+            .col_expr(
+                connections::Column::Status,
+                sea_orm::sea_query::Expr::value(status),
+            )
+            .filter(connections::Column::Id.eq(connection_id))
+            .exec(&self.conn)
+            .await
+            .expect("update status");
+    }
+
+    /// The messages of a connection, oldest first.
+    pub async fn messages(&self, connection_id: &str) -> Vec<messages::Model> {
+        messages::Entity::find()
+            .filter(messages::Column::ConnectionId.eq(connection_id))
+            .order_by_asc(messages::Column::CreatedAt)
+            .order_by_asc(messages::Column::Id)
+            .all(&self.conn)
+            .await
+            .expect("read messages")
+    }
+
+    /// A message by id.
+    pub async fn message(&self, id: &str) -> Option<messages::Model> {
+        messages::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .expect("read message")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(target) = self.cleanup.take() else {
+            return;
+        };
+        match self.kind {
+            Kind::Sqlite => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let _ = std::fs::remove_file(format!("{target}{suffix}"));
+                }
+            }
+            Kind::Postgres | Kind::PrismaPostgres => {
+                // Drop needs async I/O: do it on a thread of its own.
+                let base = postgres_base_url();
+                let _ = std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async move {
+                        if let Ok(admin) = Database::connect(base.as_str()).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP SCHEMA IF EXISTS \"{target}\" CASCADE"
+                                ))
+                                .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
