@@ -1,4 +1,5 @@
-//! Command-line arguments: `courier [--config PATH] [serve | token --user ID [--ttl SECONDS]]`.
+//! Command-line arguments:
+//! `courier [--config PATH] [serve | token --user ID [--ttl SECONDS] | seed-demo]`.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,9 @@ commands:
   serve                            run the server (the default)
   token --user ID [--ttl SECONDS]  print a JWT for user ID signed with the configured
                                    secret (default ttl 3600); refused with COURIER_ENV=production
+  seed-demo                        create two users and an ACTIVE connection in the configured
+                                   database and print their ids and tokens (valid one hour);
+                                   refused with COURIER_ENV=production
   help                             show this text
 
 options:
@@ -23,6 +27,8 @@ pub enum Command {
     Serve,
     /// Print a token.
     Token { user: String, ttl: u64 },
+    /// Create demo users and a connection.
+    SeedDemo,
     /// Print usage.
     Help,
 }
@@ -77,6 +83,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
     let command = match command.as_deref().unwrap_or("serve") {
         "serve" => Command::Serve,
         "help" => Command::Help,
+        "seed-demo" => Command::SeedDemo,
         "token" => Command::Token {
             user: user
                 .filter(|u| !u.is_empty())
@@ -102,6 +109,7 @@ mod tests {
     #[test]
     fn serve_is_the_default() {
         assert_eq!(p(&[]).unwrap().command, Command::Serve);
+        assert_eq!(p(&["seed-demo"]).unwrap().command, Command::SeedDemo);
         let cli = p(&["--config", "x.toml", "serve"]).unwrap();
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
     }

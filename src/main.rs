@@ -50,6 +50,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::SeedDemo => {
+            if settings.is_production() {
+                eprintln!("courier: `seed-demo` is refused with COURIER_ENV=production");
+                return ExitCode::from(2);
+            }
+            let result = actix_web::rt::System::new().block_on(seed_demo(&settings));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("courier: seed-demo failed: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve => {
             let result = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await?;
@@ -66,4 +80,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+async fn seed_demo(settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let db = courier::db::connect(&settings.database).await?;
+    courier::db::migrate(&db, settings.database.migrate).await?;
+    let demo = courier::db::seed::seed_demo(&db).await?;
+    let auth = Authenticator::new(&settings.auth.secret, settings.auth.leeway);
+    let hour = Duration::from_secs(3600);
+    println!("connectionId: {}", demo.connection);
+    println!("alice:        {}", demo.alice);
+    println!("alice token:  {}", auth.issue(&demo.alice, hour)?);
+    println!("bob:          {}", demo.bob);
+    println!("bob token:    {}", auth.issue(&demo.bob, hour)?);
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! migration policy, and the chat's queries (reads here, writes in `actors::persistence`).
 
 pub mod queries;
+pub mod seed;
 
 use std::time::Duration;
 

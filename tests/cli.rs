@@ -1,0 +1,133 @@
+//! The `courier` binary: `token`, `seed-demo`, and how bad settings stop it.
+
+mod common;
+
+use std::process::Command;
+
+use common::db::{Kind, TestDb};
+use courier::auth::Authenticator;
+use entity::connections;
+use sea_orm::EntityTrait;
+
+fn courier() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
+    // Run away from the repository's config/ directory, with a clean environment.
+    cmd.current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+#[test]
+fn token_prints_a_verifiable_jwt() {
+    let out = courier()
+        .args(["token", "--user", "user-42", "--ttl", "120"])
+        .env("SOCKET_SECRET", "cli-secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let auth = Authenticator::new("cli-secret", 0);
+    assert_eq!(auth.verify(token.trim()), Ok("user-42".to_string()));
+    assert!(Authenticator::new("other", 0).verify(token.trim()).is_err());
+}
+
+#[test]
+fn token_is_refused_in_production() {
+    let out = courier()
+        .args(["token", "--user", "u"])
+        .env("COURIER_ENV", "production")
+        .env("SOCKET_SECRET", "real-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_settings_exit_2_with_one_line() {
+    for (var, value, key, source) in [
+        ("PORT", "forty", "server.port", "environment variable PORT"),
+        (
+            "COURIER__ENGINEIO__TRANSPORTS",
+            "websocket,pigeon",
+            "engineio.transports",
+            "environment variable COURIER__ENGINEIO__TRANSPORTS",
+        ),
+        (
+            "SOCKET_SECRET",
+            "",
+            "auth.secret",
+            "environment variable SOCKET_SECRET",
+        ),
+    ] {
+        let out = courier().env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(key) && stderr.contains(source), "{stderr}");
+    }
+    // The development secret is refused in production.
+    let out = courier().env("COURIER_ENV", "production").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.secret"));
+}
+
+#[actix_web::test]
+async fn seed_demo_creates_users_a_connection_and_tokens() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let out = courier()
+        .arg("seed-demo")
+        .env("DATABASE_URL", &db.url)
+        .env("SOCKET_SECRET", "seed-secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+    };
+    let (alice, bob, connection) = (field("alice"), field("bob"), field("connectionId"));
+    let auth = Authenticator::new("seed-secret", 0);
+    assert_eq!(auth.verify(&field("alice token")), Ok(alice.clone()));
+    assert_eq!(auth.verify(&field("bob token")), Ok(bob.clone()));
+    let row = connections::Entity::find_by_id(connection)
+        .one(&db.conn)
+        .await
+        .unwrap()
+        .expect("the connection exists");
+    assert_eq!(row.status, "ACTIVE");
+    assert!(
+        row.user1_id < row.user2_id,
+        "smaller id first, as the app does"
+    );
+    let mut members = [row.user1_id, row.user2_id];
+    members.sort();
+    let mut expected = [alice, bob];
+    expected.sort();
+    assert_eq!(members, expected);
+}
+
+#[test]
+fn seed_demo_is_refused_in_production() {
+    let out = courier()
+        .arg("seed-demo")
+        .env("COURIER_ENV", "production")
+        .env("SOCKET_SECRET", "real-secret")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
