@@ -23,7 +23,7 @@ use crate::actors::socket::SocketLayer;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::db;
-use crate::http::{self, engineio::EngineEndpoint};
+use crate::http::{self, engineio::EndpointOptions, engineio::EngineEndpoint};
 
 /// Why the application could not start.
 #[derive(Debug)]
@@ -114,14 +114,15 @@ impl Application {
 
         let (chat, persistence) = start_chat(database, &settings);
         let connect_timeout = settings.socketio.connect_timeout();
-        let endpoint = web::Data::new(EngineEndpoint {
-            config: engine_config(&settings),
-            transports: settings.engineio.transports.clone(),
-            max_buffered_packets: settings.engineio.max_buffered_packets,
-            factory: Arc::new(move || {
-                SocketLayer::new(ChatSocket::new(chat.clone()), connect_timeout)
-            }),
-        });
+        let endpoint = web::Data::new(EngineEndpoint::new(
+            EndpointOptions {
+                config: engine_config(&settings),
+                transports: settings.engineio.transports.clone(),
+                max_buffered_packets: settings.engineio.max_buffered_packets,
+                cors_origins: settings.cors.origins.clone(),
+            },
+            move || SocketLayer::new(ChatSocket::new(chat.clone()), connect_timeout),
+        ));
 
         let mut server = HttpServer::new(move || {
             let endpoint = endpoint.clone();

@@ -50,6 +50,9 @@ pub trait SocketHandler: Sized + Unpin + 'static {
         io: &mut SocketIo<'_, '_, Self>,
     ) -> Result<(), Value>;
 
+    /// The CONNECT to `nsp` was accepted and its reply sent: the socket may emit now.
+    fn on_connected(&mut self, _nsp: &str, _io: &mut SocketIo<'_, '_, Self>) {}
+
     /// An event on a namespace this client is connected to.
     fn on_event(&mut self, nsp: &str, event: Event, io: &mut SocketIo<'_, '_, Self>);
 
@@ -112,10 +115,11 @@ impl<A: SocketHandler> SocketLayer<A> {
                             nsp: nsp.clone(),
                             data: PacketData::Connect(Some(json!({ "sid": sid }))),
                         });
-                        io.state.namespaces.insert(nsp, sid);
+                        io.state.namespaces.insert(nsp.clone(), sid);
                         if let Some(timer) = io.state.connect_timer.take() {
                             io.eio.cancel(timer);
                         }
+                        self.app.on_connected(&nsp, &mut io);
                     }
                     Err(data) => io.send(&Packet {
                         nsp,

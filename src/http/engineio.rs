@@ -74,16 +74,33 @@ pub struct EngineQuery {
     sid: Option<String>,
 }
 
-/// One Engine.IO endpoint: its settings and how to make the handler of a new session.
-pub struct EngineEndpoint<H: EngineHandler> {
+/// How an Engine.IO endpoint behaves.
+#[derive(Debug, Clone)]
+pub struct EndpointOptions {
     /// Engine.IO parameters of new sessions.
     pub config: EngineConfig,
     /// Enabled transports.
     pub transports: Vec<TransportKind>,
     /// Outgoing packets buffered per session.
     pub max_buffered_packets: usize,
-    /// Makes the handler of a new session.
-    pub factory: Arc<dyn Fn() -> H + Send + Sync>,
+    /// Allowed browser origins (requests without an `Origin` header are always allowed).
+    pub cors_origins: Vec<String>,
+}
+
+/// One Engine.IO endpoint: its settings and how to make the handler of a new session.
+pub struct EngineEndpoint<H: EngineHandler> {
+    options: EndpointOptions,
+    factory: Arc<dyn Fn() -> H + Send + Sync>,
+}
+
+impl<H: EngineHandler> EngineEndpoint<H> {
+    /// An endpoint whose sessions get their handler from `factory`.
+    pub fn new(options: EndpointOptions, factory: impl Fn() -> H + Send + Sync + 'static) -> Self {
+        EngineEndpoint {
+            options,
+            factory: Arc::new(factory),
+        }
+    }
 }
 
 impl<H: EngineHandler> EngineEndpoint<H> {
@@ -96,7 +113,7 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             Some("polling") => TransportKind::Polling,
             _ => return Err(EngineError::UnknownTransport),
         };
-        if !self.transports.contains(&transport) {
+        if !self.options.transports.contains(&transport) {
             return Err(EngineError::UnknownTransport);
         }
         Ok(transport)
@@ -141,12 +158,12 @@ fn open_websocket<H: EngineHandler>(
             return EngineError::BadRequest.response();
         }
     };
-    let (session_link, transport_link) = transport::link(endpoint.max_buffered_packets);
-    transport::websocket::attach(ws, stream, transport_link, endpoint.config.max_payload);
+    let (session_link, transport_link) = transport::link(endpoint.options.max_buffered_packets);
+    transport::websocket::attach(ws, stream, transport_link, endpoint.options.config.max_payload);
     let sid = ids::session_id();
     EngineSession::new(
         sid,
-        endpoint.config.clone(),
+        endpoint.options.config.clone(),
         session_link,
         (endpoint.factory)(),
     )
