@@ -11,7 +11,7 @@ use courier::actors::socket::SocketLayer;
 use courier::app::start_chat;
 use courier::auth::Authenticator;
 use courier::config::{LoadOptions, Settings};
-use courier::transport::{self, Inbound, Outbound, TransportLink};
+use courier::transport::{self, Outbound, TransportLink, WsEvent};
 use tokio::time::timeout;
 
 const SECRET: &str = "actor-test-secret";
@@ -59,10 +59,10 @@ async fn next_text(link: &mut TransportLink) -> String {
 }
 
 async fn send(link: &TransportLink, text: &str) {
-    link.inbound
-        .send(Inbound::Text(text.to_string().into()))
-        .await
-        .expect("the session is alive");
+    assert!(
+        link.report(WsEvent::Text(text.to_string().into())).await,
+        "the session is alive"
+    );
 }
 
 fn token(user: &str) -> String {
@@ -151,7 +151,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
     // Outbound capacity 16: the handshake plus many refusals overflow it.
     let mut link = start(25_000, 20_000, 45_000).await;
     for _ in 0..40 {
-        if link.inbound.send(Inbound::Text("40".into())).await.is_err() {
+        if !link.report(WsEvent::Text("40".into())).await {
             break;
         }
     }

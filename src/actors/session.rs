@@ -6,10 +6,19 @@
 //!
 //! Heartbeat (Engine.IO v4): the server queues a ping (`2`) every `ping_interval`; when no
 //! pong (`3`) arrives within `ping_timeout` of queuing it, the session closes.
+//!
+//! Transports: a session starts on WebSocket, or on HTTP long-polling (output buffered until
+//! a GET takes it, input from POSTs). A polling session may be upgraded: a WebSocket with its
+//! sid becomes the probe (`2probe` → `3probe`, a pending GET is answered with a noop so the
+//! client pauses polling), `5` completes the upgrade and everything still buffered is
+//! flushed over the WebSocket in order. The actor is the same before and after: only the
+//! transport underneath changes.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use std::collections::VecDeque;
 
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
@@ -19,11 +28,12 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use log::{debug, info, warn};
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 
-use crate::protocol::engineio::{Handshake, Packet};
+use crate::protocol::engineio::{decode_payload, Handshake, Packet, RECORD_SEPARATOR};
 use crate::transport::{
-    CloseReason, Inbound, Outbound, SessionLink, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL,
-    CLOSE_TOO_BIG,
+    CloseReason, Inbound, Outbound, PollReply, SessionLink, WsEvent, CLOSE_NORMAL, CLOSE_POLICY,
+    CLOSE_PROTOCOL, CLOSE_TOO_BIG,
 };
 
 /// Engine.IO parameters of a session.
@@ -106,10 +116,55 @@ pub trait EngineHandler: Sized + Unpin + 'static {
     fn on_close(&mut self, _reason: &SessionClose) {}
 }
 
+/// The transport a session currently sends through.
+enum Transport {
+    /// A WebSocket; `id` tells its frames apart from those of any other WebSocket.
+    WebSocket {
+        id: u64,
+        out: mpsc::Sender<Outbound>,
+    },
+    /// HTTP long-polling.
+    Polling(Polling),
+    /// The session has closed.
+    Closed,
+}
+
+/// Long-polling state.
+struct Polling {
+    /// Output waiting for a GET, oldest first.
+    buffer: VecDeque<Outbound>,
+    /// Most packets `buffer` may hold before the client counts as not reading.
+    limit: usize,
+    /// The pending GET, if any.
+    get: Option<oneshot::Sender<PollReply>>,
+    /// A flush of `buffer` into `get` is scheduled for the end of this turn.
+    flush_scheduled: bool,
+    /// A WebSocket probing an upgrade: its id, its queue, and whether `2probe` was seen.
+    probe: Option<(u64, mpsc::Sender<Outbound>, bool)>,
+}
+
+/// How a new session starts.
+pub enum Start {
+    /// On a WebSocket.
+    WebSocket {
+        /// The WebSocket's transport id.
+        id: u64,
+        /// Its outbound queue.
+        outbound: mpsc::Sender<Outbound>,
+    },
+    /// On HTTP long-polling.
+    Polling {
+        /// Most packets buffered for the client before it counts as not reading.
+        buffer_limit: usize,
+        /// The upgrades offered in the handshake (`["websocket"]` or none).
+        upgrades: Vec<String>,
+    },
+}
+
 struct Core {
     sid: Arc<str>,
     config: EngineConfig,
-    outbound: Option<mpsc::Sender<Outbound>>,
+    transport: Transport,
     pong_deadline: Option<SpawnHandle>,
     closed: Option<SessionClose>,
 }
@@ -119,22 +174,70 @@ pub struct EngineSession<H: EngineHandler> {
     core: Core,
     handler: H,
     inbound: Option<mpsc::Receiver<Inbound>>,
+    upgrades: Vec<String>,
+    on_stop: Option<Box<dyn FnOnce()>>,
 }
 
 impl<H: EngineHandler> EngineSession<H> {
-    /// A session with id `sid` over `link`; start it with [`Actor::start`].
+    /// A WebSocket session with id `sid` over `link`; start it with [`Actor::start`].
     pub fn new(sid: String, config: EngineConfig, link: SessionLink, handler: H) -> Self {
+        Self::with_transport(
+            sid,
+            config,
+            link.inbound,
+            Start::WebSocket {
+                id: link.id,
+                outbound: link.outbound,
+            },
+            handler,
+        )
+    }
+
+    /// A session with id `sid` fed by `inbound`, starting on the transport `start` says.
+    pub fn with_transport(
+        sid: String,
+        config: EngineConfig,
+        inbound: mpsc::Receiver<Inbound>,
+        start: Start,
+        handler: H,
+    ) -> Self {
+        let (transport, upgrades) = match start {
+            Start::WebSocket { id, outbound } => {
+                (Transport::WebSocket { id, out: outbound }, Vec::new())
+            }
+            Start::Polling {
+                buffer_limit,
+                upgrades,
+            } => (
+                Transport::Polling(Polling {
+                    buffer: VecDeque::new(),
+                    limit: buffer_limit.max(1),
+                    get: None,
+                    flush_scheduled: false,
+                    probe: None,
+                }),
+                upgrades,
+            ),
+        };
         EngineSession {
             core: Core {
                 sid: sid.into(),
                 config,
-                outbound: Some(link.outbound),
+                transport,
                 pong_deadline: None,
                 closed: None,
             },
             handler,
-            inbound: Some(link.inbound),
+            inbound: Some(inbound),
+            upgrades,
+            on_stop: None,
         }
+    }
+
+    /// Runs `f` once the session has stopped (e.g. to forget it in a registry).
+    pub fn on_stop(mut self, f: impl FnOnce() + 'static) -> Self {
+        self.on_stop = Some(Box::new(f));
+        self
     }
 
     fn io<'a>(core: &'a mut Core, ctx: &'a mut Context<Self>) -> EngineIo<'a, H> {
@@ -156,64 +259,250 @@ impl<H: EngineHandler> EngineSession<H> {
         });
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match Packet::decode_text(text) {
-            Ok(Packet::Message(body)) => {
+    /// One Engine.IO packet from the client, whichever transport carried it.
+    fn on_packet(&mut self, packet: Packet, ctx: &mut Context<Self>) {
+        match packet {
+            Packet::Message(body) => {
                 let mut io = Self::io(&mut self.core, ctx);
                 self.handler.on_message(EngineMessage::Text(body), &mut io);
             }
-            Ok(Packet::Pong(_)) => {
+            Packet::Binary(data) => {
+                let mut io = Self::io(&mut self.core, ctx);
+                self.handler
+                    .on_message(EngineMessage::Binary(data), &mut io);
+            }
+            Packet::Pong(_) => {
                 if let Some(deadline) = self.core.pong_deadline.take() {
                     ctx.cancel_future(deadline);
                     self.schedule_ping(ctx);
                 }
             }
-            Ok(Packet::Ping(data)) => {
-                // Clients only ping with "probe" while upgrading; answer it in kind.
+            Packet::Ping(data) => {
                 let pong = Packet::Pong(data).encode();
                 self.core.queue(Outbound::Text(pong.into()), ctx);
             }
-            Ok(Packet::Close) => self.core.close(SessionClose::TransportClose, ctx),
-            Ok(Packet::Noop) | Ok(Packet::Upgrade) => {}
-            Ok(other) => self.core.close(
-                SessionClose::ProtocolError(format!("unexpected packet {:?}", kind(&other))),
+            Packet::Close => {
+                // A pending GET learns of the close with a noop; later requests get 400.
+                if let Transport::Polling(polling) = &mut self.core.transport {
+                    if let Some(get) = polling.get.take() {
+                        let _ = get.send(PollReply::Ok("6".into()));
+                    }
+                }
+                self.core.close(SessionClose::TransportClose, ctx);
+            }
+            Packet::Noop | Packet::Upgrade => {}
+            Packet::Open(_) => self.core.close(
+                SessionClose::ProtocolError("open packet from a client".into()),
                 ctx,
             ),
-            Err(e) => self
-                .core
-                .close(SessionClose::ProtocolError(e.to_string()), ctx),
+        }
+    }
+
+    fn on_ws(&mut self, id: u64, event: WsEvent, ctx: &mut Context<Self>) {
+        let active = matches!(&self.core.transport, Transport::WebSocket { id: current, .. } if *current == id);
+        if active {
+            match event {
+                WsEvent::Text(text) => match Packet::decode_text(&text) {
+                    Ok(packet) => self.on_packet(packet, ctx),
+                    Err(e) => self
+                        .core
+                        .close(SessionClose::ProtocolError(e.to_string()), ctx),
+                },
+                WsEvent::Binary(data) => self.on_packet(Packet::Binary(data), ctx),
+                WsEvent::Closed(CloseReason::ClientClosed) => {
+                    self.core.close(SessionClose::TransportClose, ctx)
+                }
+                WsEvent::Closed(CloseReason::TooLarge) => {
+                    self.core.close(SessionClose::TooLarge, ctx)
+                }
+                WsEvent::Closed(CloseReason::TransportError(e)) => {
+                    self.core.close(SessionClose::TransportError(e), ctx)
+                }
+            }
+            return;
+        }
+        let Transport::Polling(polling) = &mut self.core.transport else {
+            return;
+        };
+        let Some((probe_id, probe_out, probed)) = &mut polling.probe else {
+            return;
+        };
+        if *probe_id != id {
+            return;
+        }
+        match event {
+            WsEvent::Text(text) if &*text == "2probe" => {
+                *probed = true;
+                let _ = probe_out.try_send(Outbound::Text(ByteString::from_static("3probe")));
+                // Let the client pause polling: answer its pending GET with a noop.
+                if let Some(get) = polling.get.take() {
+                    let _ = get.send(PollReply::Ok("6".into()));
+                }
+            }
+            WsEvent::Text(text) if &*text == "5" && *probed => self.complete_upgrade(ctx),
+            WsEvent::Closed(_) => polling.probe = None,
+            _ => {
+                debug!(
+                    "session {}: unexpected packet during upgrade",
+                    self.core.sid
+                );
+                let _ = probe_out.try_send(Outbound::Close(CLOSE_PROTOCOL));
+                polling.probe = None;
+            }
+        }
+    }
+
+    /// `5` on the probe: the WebSocket becomes the transport; what polling still buffered is
+    /// sent over it first, in order.
+    fn complete_upgrade(&mut self, ctx: &mut Context<Self>) {
+        let previous = std::mem::replace(&mut self.core.transport, Transport::Closed);
+        let Transport::Polling(mut polling) = previous else {
+            self.core.transport = previous;
+            return;
+        };
+        let Some((id, out, _)) = polling.probe.take() else {
+            self.core.transport = Transport::Polling(polling);
+            return;
+        };
+        if let Some(get) = polling.get.take() {
+            let _ = get.send(PollReply::Ok("6".into()));
+        }
+        debug!("session {} upgraded to websocket", self.core.sid);
+        self.core.transport = Transport::WebSocket { id, out };
+        for item in polling.buffer.drain(..) {
+            self.core.queue(item, ctx);
+        }
+    }
+
+    fn on_poll_get(&mut self, reply: oneshot::Sender<PollReply>, ctx: &mut Context<Self>) {
+        let Transport::Polling(polling) = &mut self.core.transport else {
+            let _ = reply.send(PollReply::BadRequest);
+            return;
+        };
+        if polling.get.is_some() {
+            // Two GETs at once: the second is refused and the session closes (the first
+            // is answered with a close packet).
+            let _ = reply.send(PollReply::BadRequest);
+            self.core.close(
+                SessionClose::ProtocolError("concurrent polling requests".into()),
+                ctx,
+            );
+            return;
+        }
+        if matches!(polling.probe, Some((_, _, true))) {
+            // Upgrading: keep the client paused; the buffer goes out over the WebSocket.
+            let _ = reply.send(PollReply::Ok("6".into()));
+            return;
+        }
+        if polling.buffer.is_empty() {
+            polling.get = Some(reply);
+        } else {
+            let _ = reply.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
+        }
+    }
+
+    fn on_poll_post(
+        &mut self,
+        body: Bytes,
+        reply: oneshot::Sender<PollReply>,
+        ctx: &mut Context<Self>,
+    ) {
+        if !matches!(self.core.transport, Transport::Polling(_)) {
+            let _ = reply.send(PollReply::BadRequest);
+            return;
+        }
+        let packets = std::str::from_utf8(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|text| decode_payload(text).map_err(|e| e.to_string()));
+        match packets {
+            Ok(packets) => {
+                let _ = reply.send(PollReply::Ok("ok".into()));
+                for packet in packets {
+                    if self.core.closed.is_some() {
+                        break;
+                    }
+                    self.on_packet(packet, ctx);
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(PollReply::BadRequest);
+                self.core.close(SessionClose::ProtocolError(e), ctx);
+            }
+        }
+    }
+
+    fn on_probe_request(
+        &mut self,
+        id: u64,
+        outbound: mpsc::Sender<Outbound>,
+        accept: oneshot::Sender<bool>,
+    ) {
+        let offered = !self.upgrades.is_empty();
+        match &mut self.core.transport {
+            Transport::Polling(polling) if offered && polling.probe.is_none() => {
+                polling.probe = Some((id, outbound, false));
+                let _ = accept.send(true);
+            }
+            _ => {
+                let _ = accept.send(false);
+            }
         }
     }
 }
 
-fn kind(packet: &Packet) -> &'static str {
-    match packet {
-        Packet::Open(_) => "open",
-        Packet::Close => "close",
-        Packet::Ping(_) => "ping",
-        Packet::Pong(_) => "pong",
-        Packet::Message(_) => "message",
-        Packet::Binary(_) => "binary",
-        Packet::Upgrade => "upgrade",
-        Packet::Noop => "noop",
+/// The polling payload for everything buffered: packets joined by the record separator,
+/// binary ones as `b` + base64.
+fn drain_payload(buffer: &mut VecDeque<Outbound>) -> String {
+    let mut payload = String::new();
+    for item in buffer.drain(..) {
+        if !payload.is_empty() {
+            payload.push(RECORD_SEPARATOR);
+        }
+        match item {
+            Outbound::Text(text) => payload.push_str(&text),
+            Outbound::Binary(data) => payload.push_str(&Packet::Binary(data).encode()),
+            Outbound::Close(_) => payload.push('1'),
+        }
     }
+    payload
 }
 
 impl Core {
-    /// Queues an item for the transport; a full queue means the client stopped reading.
+    /// Queues an item for the client; a full queue means the client stopped reading.
     fn queue<H: EngineHandler>(&mut self, item: Outbound, ctx: &mut Context<EngineSession<H>>) {
-        let Some(outbound) = &self.outbound else {
-            return;
-        };
-        match outbound.try_send(item) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                warn!("session {}: outgoing queue full, disconnecting", self.sid);
-                self.close(SessionClose::SlowClient, ctx);
+        match &mut self.transport {
+            Transport::WebSocket { out, .. } => match out.try_send(item) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    warn!("session {}: outgoing queue full, disconnecting", self.sid);
+                    self.close(SessionClose::SlowClient, ctx);
+                }
+                Err(TrySendError::Closed(_)) => self.close(SessionClose::TransportClose, ctx),
+            },
+            Transport::Polling(polling) => {
+                if polling.buffer.len() >= polling.limit {
+                    warn!("session {}: polling buffer full, disconnecting", self.sid);
+                    self.close(SessionClose::SlowClient, ctx);
+                    return;
+                }
+                polling.buffer.push_back(item);
+                if polling.get.is_some() && !polling.flush_scheduled {
+                    // Flush at the end of this turn, so packets queued together go together.
+                    polling.flush_scheduled = true;
+                    ctx.run_later(Duration::ZERO, |act, _ctx| {
+                        if let Transport::Polling(polling) = &mut act.core.transport {
+                            polling.flush_scheduled = false;
+                            if !polling.buffer.is_empty() {
+                                if let Some(get) = polling.get.take() {
+                                    let payload = drain_payload(&mut polling.buffer);
+                                    let _ = get.send(PollReply::Ok(payload));
+                                }
+                            }
+                        }
+                    });
+                }
             }
-            Err(TrySendError::Closed(_)) => {
-                self.close(SessionClose::TransportClose, ctx);
-            }
+            Transport::Closed => {}
         }
     }
 
@@ -231,9 +520,23 @@ impl Core {
             }
             _ => info!("session {} closed: {:?}", self.sid, reason),
         }
-        if let Some(outbound) = self.outbound.take() {
-            // Best effort: after what is queued, close with a code that says why.
-            let _ = outbound.try_send(Outbound::Close(reason.close_code()));
+        match std::mem::replace(&mut self.transport, Transport::Closed) {
+            Transport::WebSocket { out, .. } => {
+                // Best effort: after what is queued, close with a code that says why.
+                let _ = out.try_send(Outbound::Close(reason.close_code()));
+            }
+            Transport::Polling(mut polling) => {
+                if let Some(get) = polling.get.take() {
+                    polling
+                        .buffer
+                        .push_back(Outbound::Close(reason.close_code()));
+                    let _ = get.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
+                }
+                if let Some((_, probe, _)) = polling.probe.take() {
+                    let _ = probe.try_send(Outbound::Close(CLOSE_NORMAL));
+                }
+            }
+            Transport::Closed => {}
         }
         self.closed = Some(reason);
         ctx.stop();
@@ -246,7 +549,7 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
     fn started(&mut self, ctx: &mut Self::Context) {
         let open = Packet::Open(Handshake {
             sid: self.core.sid.to_string(),
-            upgrades: Vec::new(),
+            upgrades: self.upgrades.clone(),
             ping_interval: self.core.config.ping_interval.as_millis() as u64,
             ping_timeout: self.core.config.ping_timeout.as_millis() as u64,
             max_payload: self.core.config.max_payload as u64,
@@ -270,28 +573,42 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
             .clone()
             .unwrap_or(SessionClose::TransportClose);
         self.handler.on_close(&reason);
+        if let Some(on_stop) = self.on_stop.take() {
+            on_stop();
+        }
     }
 }
 
 impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
     fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         if self.core.closed.is_some() {
+            if let Inbound::PollGet(reply) | Inbound::PollPost(_, reply) = item {
+                let _ = reply.send(PollReply::BadRequest);
+            }
             return;
         }
         match item {
-            Inbound::Text(text) => self.on_text(&text, ctx),
-            Inbound::Binary(data) => {
-                let mut io = Self::io(&mut self.core, ctx);
-                self.handler
-                    .on_message(EngineMessage::Binary(data), &mut io);
+            Inbound::Ws { id, event } => self.on_ws(id, event, ctx),
+            Inbound::PollGet(reply) => self.on_poll_get(reply, ctx),
+            Inbound::PollPost(body, reply) => self.on_poll_post(body, reply, ctx),
+            Inbound::PollAbort => {
+                if matches!(self.core.transport, Transport::Polling(_)) {
+                    self.core.close(
+                        SessionClose::TransportError("polling request cancelled".into()),
+                        ctx,
+                    );
+                }
             }
-            Inbound::Closed(CloseReason::ClientClosed) => {
-                self.core.close(SessionClose::TransportClose, ctx)
-            }
-            Inbound::Closed(CloseReason::TooLarge) => self.core.close(SessionClose::TooLarge, ctx),
-            Inbound::Closed(CloseReason::TransportError(e)) => {
-                self.core.close(SessionClose::TransportError(e), ctx)
-            }
+            Inbound::PollTooLarge => self.core.close(SessionClose::TooLarge, ctx),
+            Inbound::PollConcurrentPost => self.core.close(
+                SessionClose::ProtocolError("concurrent POST requests".into()),
+                ctx,
+            ),
+            Inbound::WsProbe {
+                id,
+                outbound,
+                accept,
+            } => self.on_probe_request(id, outbound, accept),
         }
     }
 

@@ -1,16 +1,25 @@
-//! The Engine.IO HTTP endpoint (`/socket.io/`): query validation, Engine.IO's JSON error
-//! bodies, and the WebSocket upgrade that starts a session actor.
+//! The Engine.IO HTTP endpoint (`/socket.io/`): origin checks and CORS, query validation
+//! with Engine.IO's JSON error bodies, HTTP long-polling (handshake, GET, POST), WebSocket
+//! sessions, and the upgrade of a polling session to WebSocket.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix::Actor;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use futures_util::StreamExt;
 use log::debug;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::actors::session::{EngineConfig, EngineHandler, EngineSession};
+use crate::actors::session::{EngineConfig, EngineHandler, EngineSession, Start};
 use crate::config::TransportKind;
+use crate::transport::{CloseReason, Inbound, PollReply, TransportLink, WsEvent};
 use crate::{ids, transport};
 
 /// Engine.IO's error codes for HTTP errors, with their messages.
@@ -87,10 +96,38 @@ pub struct EndpointOptions {
     pub cors_origins: Vec<String>,
 }
 
+/// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
+/// worker (a WebSocket upgrade may arrive on another worker than the one that created it).
+#[derive(Default)]
+struct Sessions {
+    map: Mutex<HashMap<String, SessionEntry>>,
+}
+
+#[derive(Clone)]
+struct SessionEntry {
+    inbound: mpsc::Sender<Inbound>,
+    /// A POST is being received.
+    posting: Arc<AtomicBool>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, sid: &str) -> Option<SessionEntry> {
+        self.lock().get(sid).cloned()
+    }
+}
+
 /// One Engine.IO endpoint: its settings and how to make the handler of a new session.
 pub struct EngineEndpoint<H: EngineHandler> {
     options: EndpointOptions,
     factory: Arc<dyn Fn() -> H + Send + Sync>,
+    sessions: Arc<Sessions>,
 }
 
 impl<H: EngineHandler> EngineEndpoint<H> {
@@ -99,11 +136,15 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         EngineEndpoint {
             options,
             factory: Arc::new(factory),
+            sessions: Arc::default(),
         }
     }
-}
 
-impl<H: EngineHandler> EngineEndpoint<H> {
+    /// How many long-polling sessions are open (upgraded ones included).
+    pub fn polling_sessions(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
     fn check(&self, query: &EngineQuery) -> Result<TransportKind, EngineError> {
         if query.eio.as_deref() != Some("4") {
             return Err(EngineError::UnsupportedProtocolVersion);
@@ -118,34 +159,106 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         }
         Ok(transport)
     }
+
+    /// The request's `Origin`, if it is allowed; `Err(Forbidden)` for any other origin.
+    /// Requests without an `Origin` (non-browser clients) are allowed.
+    fn allowed_origin(&self, req: &HttpRequest) -> Result<Option<String>, EngineError> {
+        let Some(origin) = req.headers().get(header::ORIGIN) else {
+            return Ok(None);
+        };
+        let origin = origin.to_str().map_err(|_| EngineError::Forbidden)?;
+        let allowed = self
+            .options
+            .cors_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+        if allowed {
+            Ok(Some(origin.to_string()))
+        } else {
+            debug!("refused a request from origin {origin:?}");
+            Err(EngineError::Forbidden)
+        }
+    }
 }
 
-/// `GET /socket.io/?EIO=4&transport=websocket`: opens a WebSocket session.
+/// Every request to the endpoint: CORS and origin checks, then the transport's handling.
 pub async fn handle<H: EngineHandler>(
     req: HttpRequest,
     body: web::Payload,
     query: web::Query<EngineQuery>,
     endpoint: web::Data<EngineEndpoint<H>>,
 ) -> HttpResponse {
-    let transport = match endpoint.check(&query) {
+    let origin = match endpoint.allowed_origin(&req) {
+        Ok(origin) => origin,
+        Err(e) => return e.response(),
+    };
+    let mut response = if req.method() == Method::OPTIONS {
+        preflight(&req)
+    } else {
+        dispatch(&req, body, &query, &endpoint).await
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&origin) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        }
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
+}
+
+/// A CORS preflight: 204 with the allowed methods and headers (the origin headers are added
+/// by [`handle`] when the origin is allowed).
+fn preflight(req: &HttpRequest) -> HttpResponse {
+    let mut response = HttpResponse::NoContent();
+    response.insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"));
+    let requested = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("content-type"));
+    response.insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, requested));
+    response.insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"));
+    response.finish()
+}
+
+async fn dispatch<H: EngineHandler>(
+    req: &HttpRequest,
+    body: web::Payload,
+    query: &EngineQuery,
+    endpoint: &EngineEndpoint<H>,
+) -> HttpResponse {
+    let transport = match endpoint.check(query) {
         Ok(transport) => transport,
         Err(e) => return e.response(),
     };
-    match transport {
-        TransportKind::Polling => {
-            // Long-polling is not served yet.
-            EngineError::UnknownTransport.response()
-        }
-        TransportKind::Websocket => {
-            if query.sid.is_some() {
-                // Upgrades from polling are not served yet: no polling session can exist.
-                return EngineError::UnknownSid.response();
+    let get = req.method() == Method::GET;
+    let post = req.method() == Method::POST;
+    match (transport, query.sid.as_deref()) {
+        (TransportKind::Polling, None) if get => open_polling(endpoint).await,
+        (TransportKind::Polling, None) => EngineError::BadHandshakeMethod.response(),
+        (TransportKind::Polling, Some(sid)) => match endpoint.sessions.get(sid) {
+            None => EngineError::UnknownSid.response(),
+            Some(entry) if get => poll_get(&entry.inbound).await,
+            Some(entry) if post => {
+                poll_post(&entry, body, endpoint.options.config.max_payload).await
             }
-            open_websocket(&req, body, &endpoint)
-        }
+            Some(_) => EngineError::BadRequest.response(),
+        },
+        (TransportKind::Websocket, _) if !get => EngineError::BadHandshakeMethod.response(),
+        (TransportKind::Websocket, None) => open_websocket(req, body, endpoint),
+        (TransportKind::Websocket, Some(sid)) => match endpoint.sessions.get(sid) {
+            None => EngineError::UnknownSid.response(),
+            Some(entry) => upgrade_websocket(req, body, endpoint, &entry).await,
+        },
     }
 }
 
+/// `GET ?transport=websocket`: a session on a WebSocket from the start.
 fn open_websocket<H: EngineHandler>(
     req: &HttpRequest,
     body: web::Payload,
@@ -159,14 +272,196 @@ fn open_websocket<H: EngineHandler>(
         }
     };
     let (session_link, transport_link) = transport::link(endpoint.options.max_buffered_packets);
-    transport::websocket::attach(ws, stream, transport_link, endpoint.options.config.max_payload);
-    let sid = ids::session_id();
+    transport::websocket::attach(
+        ws,
+        stream,
+        transport_link,
+        endpoint.options.config.max_payload,
+    );
     EngineSession::new(
-        sid,
+        ids::session_id(),
         endpoint.options.config.clone(),
         session_link,
         (endpoint.factory)(),
     )
     .start();
+    response
+}
+
+/// `GET ?transport=polling` without sid: a new long-polling session; the body is the
+/// open packet.
+async fn open_polling<H: EngineHandler>(endpoint: &EngineEndpoint<H>) -> HttpResponse {
+    let sid = ids::session_id();
+    let (inbound, inbound_rx) = transport::inbound();
+    let upgrades = if endpoint
+        .options
+        .transports
+        .contains(&TransportKind::Websocket)
+    {
+        vec![TransportKind::Websocket.as_str().to_string()]
+    } else {
+        Vec::new()
+    };
+    endpoint.sessions.lock().insert(
+        sid.clone(),
+        SessionEntry {
+            inbound: inbound.clone(),
+            posting: Arc::default(),
+        },
+    );
+    let sessions = endpoint.sessions.clone();
+    let forget = sid.clone();
+    EngineSession::with_transport(
+        sid,
+        endpoint.options.config.clone(),
+        inbound_rx,
+        Start::Polling {
+            buffer_limit: endpoint.options.max_buffered_packets,
+            upgrades,
+        },
+        (endpoint.factory)(),
+    )
+    .on_stop(move || {
+        sessions.lock().remove(&forget);
+    })
+    .start();
+    poll_get(&inbound).await
+}
+
+/// Tells the session its pending GET was abandoned if the request is dropped before the
+/// answer (the client went away).
+struct AbortGuard<'a> {
+    inbound: &'a mpsc::Sender<Inbound>,
+    armed: bool,
+}
+
+impl Drop for AbortGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.inbound.try_send(Inbound::PollAbort);
+        }
+    }
+}
+
+/// A long-polling GET: waits for the session to have something to send.
+async fn poll_get(inbound: &mpsc::Sender<Inbound>) -> HttpResponse {
+    let (reply, answer) = oneshot::channel();
+    if inbound.send(Inbound::PollGet(reply)).await.is_err() {
+        return EngineError::UnknownSid.response();
+    }
+    let mut guard = AbortGuard {
+        inbound,
+        armed: true,
+    };
+    let answer = answer.await;
+    guard.armed = false;
+    match answer {
+        Ok(PollReply::Ok(payload)) => HttpResponse::Ok()
+            .content_type("text/plain; charset=UTF-8")
+            .body(payload),
+        Ok(PollReply::BadRequest) => EngineError::BadRequest.response(),
+        Err(_) => EngineError::UnknownSid.response(),
+    }
+}
+
+/// Clears a session's "POST in progress" flag when the POST is done, however it ends.
+struct PostingGuard(Arc<AtomicBool>);
+
+impl Drop for PostingGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A long-polling POST: at most `max_payload` bytes of packets for the session.
+async fn poll_post(
+    entry: &SessionEntry,
+    mut body: web::Payload,
+    max_payload: usize,
+) -> HttpResponse {
+    if entry.posting.swap(true, Ordering::SeqCst) {
+        // Two POSTs at once: refused, and the session closes.
+        let _ = entry.inbound.try_send(Inbound::PollConcurrentPost);
+        return EngineError::BadRequest.response();
+    }
+    let _posting = PostingGuard(entry.posting.clone());
+    let mut data = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            return EngineError::BadRequest.response();
+        };
+        if data.len() + chunk.len() > max_payload {
+            let _ = entry.inbound.send(Inbound::PollTooLarge).await;
+            return HttpResponse::PayloadTooLarge()
+                .json(json!({ "code": 3, "message": "Payload too large" }));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    let (reply, answer) = oneshot::channel();
+    if entry
+        .inbound
+        .send(Inbound::PollPost(data.freeze(), reply))
+        .await
+        .is_err()
+    {
+        return EngineError::UnknownSid.response();
+    }
+    match answer.await {
+        Ok(PollReply::Ok(text)) => HttpResponse::Ok()
+            .content_type("text/html; charset=UTF-8")
+            .body(text),
+        Ok(PollReply::BadRequest) => EngineError::BadRequest.response(),
+        Err(_) => EngineError::UnknownSid.response(),
+    }
+}
+
+/// `GET ?transport=websocket&sid=…`: a WebSocket that wants to take a polling session over.
+/// The session must accept it as its probe (one at a time, never after an upgrade).
+async fn upgrade_websocket<H: EngineHandler>(
+    req: &HttpRequest,
+    body: web::Payload,
+    endpoint: &EngineEndpoint<H>,
+    entry: &SessionEntry,
+) -> HttpResponse {
+    let id = transport::next_id();
+    let (outbound, outbound_rx) = transport::outbound(endpoint.options.max_buffered_packets);
+    let (accept, accepted) = oneshot::channel();
+    let asked = entry
+        .inbound
+        .send(Inbound::WsProbe {
+            id,
+            outbound,
+            accept,
+        })
+        .await;
+    if asked.is_err() {
+        return EngineError::UnknownSid.response();
+    }
+    if !accepted.await.unwrap_or(false) {
+        return EngineError::BadRequest.response();
+    }
+    let (response, ws, stream) = match actix_ws::handle(req, body) {
+        Ok(parts) => parts,
+        Err(e) => {
+            debug!("websocket upgrade handshake refused: {e}");
+            transport::report(
+                &entry.inbound,
+                id,
+                WsEvent::Closed(CloseReason::ClientClosed),
+            )
+            .await;
+            return EngineError::BadRequest.response();
+        }
+    };
+    transport::websocket::attach(
+        ws,
+        stream,
+        TransportLink {
+            id,
+            inbound: entry.inbound.clone(),
+            outbound: outbound_rx,
+        },
+        endpoint.options.config.max_payload,
+    );
     response
 }

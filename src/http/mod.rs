@@ -28,11 +28,7 @@ pub fn mount_engine<H: EngineHandler>(
         cfg.service(
             web::resource(p)
                 .app_data(endpoint.clone())
-                .route(web::get().to(engineio::handle::<H>))
-                .route(
-                    web::route()
-                        .to(|| async { engineio::EngineError::BadHandshakeMethod.response() }),
-                ),
+                .route(web::route().to(engineio::handle::<H>)),
         );
     }
 }

@@ -1,29 +1,65 @@
 //! Transports: the byte pipes under an Engine.IO session.
 //!
-//! A session actor never touches a socket. It reads [`Inbound`] items from a bounded channel
-//! and writes [`Outbound`] items to another; a transport (WebSocket via actix-ws here) pumps
-//! the real connection into and out of those channels. Both channels are bounded: a client
-//! that sends faster than its session handles is slowed down (the pump awaits), and a client
-//! that stops reading fills its outgoing queue and is disconnected instead of growing memory.
+//! A session actor never touches a socket. Everything that reaches it — WebSocket frames,
+//! long-polling requests, a WebSocket that wants to take a polling session over — arrives as
+//! an [`Inbound`] item on one bounded channel, and WebSocket output leaves as [`Outbound`]
+//! items on another. Both are bounded: a client that sends faster than its session handles
+//! is slowed down (the WebSocket reader awaits), and a client that stops reading fills its
+//! outgoing queue and is disconnected instead of growing memory.
 //!
-//! Because channels are `Send`, a transport opened on one actix-web worker can feed a session
-//! that lives on another.
+//! Channels are `Send`, so a transport opened on one actix-web worker can feed a session
+//! that lives on another (the polling → WebSocket upgrade does exactly that).
 
 pub mod websocket;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use bytestring::ByteString;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-/// Something that arrived from the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something that reached the session.
+#[derive(Debug)]
 pub enum Inbound {
-    /// A text message (one Engine.IO packet over WebSocket).
+    /// An event of the WebSocket transport `id`.
+    Ws { id: u64, event: WsEvent },
+    /// A long-polling GET: the reply is the payload to answer it with.
+    PollGet(oneshot::Sender<PollReply>),
+    /// A long-polling POST body (at most `max_payload` bytes).
+    PollPost(Bytes, oneshot::Sender<PollReply>),
+    /// The client of the pending long-polling GET went away.
+    PollAbort,
+    /// A POST body above `max_payload` arrived.
+    PollTooLarge,
+    /// A POST arrived while another was still in progress.
+    PollConcurrentPost,
+    /// A WebSocket (transport `id`) asks to upgrade this polling session; the session
+    /// answers `true` to take it as its probe.
+    WsProbe {
+        id: u64,
+        outbound: mpsc::Sender<Outbound>,
+        accept: oneshot::Sender<bool>,
+    },
+}
+
+/// What a WebSocket reader reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsEvent {
+    /// A text message (one Engine.IO packet).
     Text(ByteString),
-    /// A binary message (an Engine.IO binary message over WebSocket).
+    /// A binary message (an Engine.IO binary message).
     Binary(Bytes),
-    /// The transport ended: closed by the client, or broken (the reason says which).
+    /// The WebSocket ended: closed by the client, or broken (the reason says which).
     Closed(CloseReason),
+}
+
+/// The session's answer to a long-polling request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollReply {
+    /// 200 with this body (a payload for a GET, `ok` for a POST).
+    Ok(String),
+    /// 400 Bad request (wrong transport after an upgrade, concurrent GETs, a bad payload).
+    BadRequest,
 }
 
 /// Why a transport ended.
@@ -37,7 +73,7 @@ pub enum CloseReason {
     TransportError(String),
 }
 
-/// Something to send to the client.
+/// Something to send over a WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
     /// A text message.
@@ -57,37 +93,74 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// WebSocket close code: policy violation (e.g. a client that stopped reading).
 pub const CLOSE_POLICY: u16 = 1008;
 
-/// The session's ends of a transport.
+/// How many inbound items may wait for the session before the transport stops reading.
+pub const INBOUND_QUEUE: usize = 64;
+
+/// A new transport id (unique in this process).
+pub fn next_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The session's inbound channel.
+pub fn inbound() -> (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>) {
+    mpsc::channel(INBOUND_QUEUE)
+}
+
+/// A WebSocket's outbound queue, bounded by `capacity`.
+pub fn outbound(capacity: usize) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
+    mpsc::channel(capacity.max(1))
+}
+
+/// The session's ends of a WebSocket transport.
 #[derive(Debug)]
 pub struct SessionLink {
-    /// What the client sent.
+    /// The transport id.
+    pub id: u64,
+    /// Everything that reaches the session.
     pub inbound: mpsc::Receiver<Inbound>,
     /// Where to queue what the client should receive.
     pub outbound: mpsc::Sender<Outbound>,
 }
 
-/// The transport's ends.
+/// The transport's ends of a WebSocket transport.
 #[derive(Debug)]
 pub struct TransportLink {
+    /// The transport id.
+    pub id: u64,
     /// Feed what the client sent.
     pub inbound: mpsc::Sender<Inbound>,
     /// Drain what the client should receive.
     pub outbound: mpsc::Receiver<Outbound>,
 }
 
-/// How many inbound messages may wait for the session before the transport stops reading.
-pub const INBOUND_QUEUE: usize = 64;
+impl TransportLink {
+    /// Reports a WebSocket event of this transport to the session; `false` when the
+    /// session is gone.
+    pub async fn report(&self, event: WsEvent) -> bool {
+        report(&self.inbound, self.id, event).await
+    }
+}
 
-/// A connected pair of links; `outbound_capacity` bounds the per-session send queue.
+/// Reports an event of WebSocket `id` to a session; `false` when the session is gone.
+pub async fn report(inbound: &mpsc::Sender<Inbound>, id: u64, event: WsEvent) -> bool {
+    inbound.send(Inbound::Ws { id, event }).await.is_ok()
+}
+
+/// A connected pair of links for a new WebSocket session; `outbound_capacity` bounds the
+/// per-session send queue.
 pub fn link(outbound_capacity: usize) -> (SessionLink, TransportLink) {
-    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
-    let (out_tx, out_rx) = mpsc::channel(outbound_capacity.max(1));
+    let id = next_id();
+    let (in_tx, in_rx) = inbound();
+    let (out_tx, out_rx) = outbound(outbound_capacity);
     (
         SessionLink {
+            id,
             inbound: in_rx,
             outbound: out_tx,
         },
         TransportLink {
+            id,
             inbound: in_tx,
             outbound: out_rx,
         },

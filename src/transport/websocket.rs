@@ -7,14 +7,18 @@
 use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError, Session};
 use futures_util::StreamExt;
 
-use super::{CloseReason, Inbound, Outbound, TransportLink};
+use super::{report, CloseReason, Outbound, TransportLink, WsEvent};
 
 /// Starts pumping `stream` into the session and the session's output into `ws`.
 ///
 /// Frames and aggregated messages above `max_payload` end the connection with close code
 /// 1009. Must be called on an actix (Tokio local) runtime, e.g. inside an actix-web handler.
 pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_payload: usize) {
-    let TransportLink { inbound, outbound } = link;
+    let TransportLink {
+        id,
+        inbound,
+        outbound,
+    } = link;
     let mut stream = stream
         .max_frame_size(max_payload)
         .aggregate_continuations()
@@ -29,8 +33,8 @@ pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_paylo
                 None => break CloseReason::ClientClosed,
             };
             let forward = match item {
-                Ok(AggregatedMessage::Text(text)) => Inbound::Text(text),
-                Ok(AggregatedMessage::Binary(bytes)) => Inbound::Binary(bytes),
+                Ok(AggregatedMessage::Text(text)) => WsEvent::Text(text),
+                Ok(AggregatedMessage::Binary(bytes)) => WsEvent::Binary(bytes),
                 Ok(AggregatedMessage::Ping(data)) => {
                     if pong_ws.pong(&data).await.is_err() {
                         break CloseReason::ClientClosed;
@@ -52,11 +56,11 @@ pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_paylo
                 }
             };
             // Awaiting here is the inbound back-pressure: a busy session slows its reader.
-            if inbound.send(forward).await.is_err() {
+            if !report(&inbound, id, forward).await {
                 return;
             }
         };
-        let _ = inbound.send(Inbound::Closed(reason)).await;
+        report(&inbound, id, WsEvent::Closed(reason)).await;
         // Make sure the socket is closed even when the session is gone already.
         let _ = close_ws.close(None).await;
     });
