@@ -156,6 +156,7 @@ impl ChatSocket {
             Err(e) => return fail(io, event.ack, e.message()),
         };
         let connection_id = request.connection_id;
+        let join_sid = sid.clone();
         let join = Join {
             user_id,
             sid,
@@ -170,6 +171,12 @@ impl ChatSocket {
                 me.remember_room(connection_id.clone(), addr);
             }
             match result {
+                Ok(()) if me.sid.is_none() => {
+                    // The socket left the namespace while the join was on its way.
+                    if let Some(room) = me.rooms.get(&connection_id) {
+                        room.do_send(Leave { sid: join_sid });
+                    }
+                }
                 Ok(()) => {
                     if !me.joined.contains(&connection_id) {
                         me.joined.push(connection_id.clone());
@@ -292,19 +299,26 @@ where
     ChatRoom: actix::Handler<M>,
 {
     let mut addr = cached;
+    let mut dead = None;
     for _ in 0..3 {
         let room = match addr.take() {
             Some(room) => room,
-            None => match rooms.send(GetRoom(connection_id.to_string())).await {
-                Ok(room) => room,
-                Err(_) => return (Err(ChatError::SaveFailed), None),
-            },
+            None => {
+                let get = GetRoom {
+                    connection_id: connection_id.to_string(),
+                    dead: dead.take(),
+                };
+                match rooms.send(get).await {
+                    Ok(room) => room,
+                    Err(_) => return (Err(ChatError::SaveFailed), None),
+                }
+            }
         };
         match room.send(msg.clone()).await {
             Ok(result) => return (result, Some(room)),
             // The room stopped (idle) before taking the message: nothing was done with it,
-            // so it is safe to ask the registry for a fresh one.
-            Err(MailboxError::Closed) => continue,
+            // so it is safe to ask the registry for a fresh one instead of that one.
+            Err(MailboxError::Closed) => dead = Some(room),
             Err(MailboxError::Timeout) => return (Err(ChatError::SaveFailed), None),
         }
     }

@@ -153,6 +153,10 @@ async fn load(
 fn check(info: Option<&ConnectionInfo>, user: &str) -> Result<String, ChatError> {
     let info = info.ok_or(ChatError::NotActive)?;
     let other = info.other_member(user).ok_or(ChatError::NotMember)?;
+    if other == user {
+        // A connection of a user with themself has nobody to talk to.
+        return Err(ChatError::NotMember);
+    }
     if !info.is_active() {
         return Err(ChatError::NotActive);
     }
@@ -165,6 +169,9 @@ impl Actor for ChatRoom {
     fn started(&mut self, ctx: &mut Self::Context) {
         let every = (self.deps.idle_timeout / 2).max(Duration::from_millis(10));
         ctx.run_interval(every, |room, ctx| {
+            // A socket that died without saying Leave must not keep the room alive.
+            room.joined
+                .retain(|_, (_, recipient)| recipient.connected());
             if room.joined.is_empty()
                 && room.in_flight == 0
                 && room.last_activity.elapsed() >= room.deps.idle_timeout
@@ -329,10 +336,24 @@ pub struct RoomStopped {
     pub addr: Addr<ChatRoom>,
 }
 
-/// The room for a connection, started if needed.
+/// The room for a connection, started if needed. `dead` is an address the caller found
+/// closed: if the registry still holds it, a new room replaces it.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Addr<ChatRoom>")]
-pub struct GetRoom(pub String);
+pub struct GetRoom {
+    pub connection_id: String,
+    pub dead: Option<Addr<ChatRoom>>,
+}
+
+impl GetRoom {
+    /// The room for `connection_id`.
+    pub fn new(connection_id: impl Into<String>) -> Self {
+        GetRoom {
+            connection_id: connection_id.into(),
+            dead: None,
+        }
+    }
+}
 
 /// How many rooms are running (for tests and metrics).
 #[derive(Debug, Clone, Message)]
@@ -363,18 +384,18 @@ impl Handler<GetRoom> for RoomRegistry {
     type Result = MessageResult<GetRoom>;
 
     fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(addr) = self.rooms.get(&msg.0) {
-            if addr.connected() {
+        if let Some(addr) = self.rooms.get(&msg.connection_id) {
+            if addr.connected() && msg.dead.as_ref() != Some(addr) {
                 return MessageResult(addr.clone());
             }
         }
         let room = ChatRoom::new(
-            msg.0.clone(),
+            msg.connection_id.clone(),
             self.deps.clone(),
             Some(ctx.address().recipient()),
         )
         .start();
-        self.rooms.insert(msg.0, room.clone());
+        self.rooms.insert(msg.connection_id, room.clone());
         MessageResult(room)
     }
 }

@@ -277,3 +277,77 @@ impl WsClient {
         }
     }
 }
+
+/// Raw HTTP long-polling against a test app.
+pub struct Polling {
+    pub base: String,
+    pub client: awc::Client,
+}
+
+impl Polling {
+    pub fn new(app: &TestApp) -> Polling {
+        Polling {
+            base: format!(
+                "http://127.0.0.1:{}/socket.io/?EIO=4&transport=polling",
+                app.port
+            ),
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .finish(),
+        }
+    }
+
+    /// Opens a session: returns its sid and the handshake JSON.
+    pub async fn handshake(&self) -> (String, serde_json::Value) {
+        let (status, body) = self.get_url(&self.base).await;
+        assert_eq!(status, 200, "{body}");
+        let json: serde_json::Value =
+            serde_json::from_str(body.strip_prefix('0').expect("open packet")).unwrap();
+        (json["sid"].as_str().unwrap().to_string(), json)
+    }
+
+    pub fn url(&self, sid: &str) -> String {
+        format!("{}&sid={sid}", self.base)
+    }
+
+    pub async fn get_url(&self, url: &str) -> (u16, String) {
+        let mut resp = self.client.get(url).send().await.expect("GET");
+        let body = resp.body().limit(16 * 1024 * 1024).await.expect("body");
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    pub async fn get(&self, sid: &str) -> (u16, String) {
+        self.get_url(&self.url(sid)).await
+    }
+
+    pub async fn post(&self, sid: &str, body: &str) -> (u16, String) {
+        let mut resp = self
+            .client
+            .post(self.url(sid))
+            .insert_header(("content-type", "text/plain;charset=UTF-8"))
+            .send_body(body.to_string())
+            .await
+            .expect("POST");
+        let body = resp.body().await.expect("body");
+        (
+            resp.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// Opens a session and completes a Socket.IO CONNECT as `user`.
+    pub async fn connect_user(&self, app: &TestApp, user: &str) -> String {
+        let (sid, _) = self.handshake().await;
+        let (status, body) = self
+            .post(&sid, &format!(r#"40{{"token":"{}"}}"#, app.token(user)))
+            .await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        let (status, body) = self.get(&sid).await;
+        assert_eq!(status, 200);
+        assert!(body.starts_with(r#"40{"sid":"#), "{body}");
+        sid
+    }
+}
