@@ -45,6 +45,9 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// How long a connection being closed may take to shut down.
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// The Engine.IO parameters of `settings`.
 pub fn engine_config(settings: &Settings) -> EngineConfig {
     EngineConfig {
@@ -130,7 +133,9 @@ impl Application {
                 .route("/healthz", web::get().to(http::healthz))
                 .configure(|cfg| http::mount_engine(cfg, http::SOCKET_IO_PATH, endpoint))
         })
-        .shutdown_timeout(settings.server.shutdown_timeout);
+        .shutdown_timeout(settings.server.shutdown_timeout)
+        // Closing a connection (a WebSocket close, a refused request) should not linger.
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }

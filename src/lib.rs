@@ -28,6 +28,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod db;
 pub mod http;
 pub mod ids;

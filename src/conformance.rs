@@ -1,0 +1,160 @@
+//! The protocol test server's handlers (used by `examples/conformance.rs` and the tests).
+//!
+//! The public Engine.IO v4 and Socket.IO v5 protocol test suites run against a server with
+//! this behaviour; that Courier passes them with these two small handlers shows that its
+//! protocol layer is generic and the chat is only one application on it:
+//!
+//! - [`Echo`], a raw Engine.IO handler sending every message back (mounted at `/engine.io/`);
+//! - [`ConformanceApp`], a Socket.IO application (at `/socket.io/`) with namespaces `/` and
+//!   `/custom` that emits `auth` with the handshake's auth payload on connect, echoes
+//!   `message` as `message-back` and acknowledges `message-with-ack` with its arguments,
+//!   binary attachments included.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::Message;
+use actix_web::web;
+use log::debug;
+use serde_json::{json, Value};
+
+use crate::actors::session::{EngineConfig, EngineHandler, EngineIo, EngineMessage};
+use crate::actors::socket::{Event, SocketHandler, SocketIo, SocketLayer};
+use crate::config::TransportKind;
+use crate::http::engineio::{EndpointOptions, EngineEndpoint};
+use crate::http::{self, SOCKET_IO_PATH};
+use crate::protocol::socketio::{Packet, PacketData};
+
+/// Where the raw Engine.IO echo is mounted.
+pub const ENGINE_IO_PATH: &str = "/engine.io/";
+/// The test suites' Socket.IO connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The test suites' Engine.IO options: ping interval 300 ms, ping timeout 200 ms, max
+/// payload 1000000, both transports, no allowed browser origins (requests without `Origin`
+/// are always allowed).
+pub fn endpoint_options() -> EndpointOptions {
+    EndpointOptions {
+        config: EngineConfig {
+            ping_interval: Duration::from_millis(300),
+            ping_timeout: Duration::from_millis(200),
+            max_payload: 1_000_000,
+        },
+        transports: vec![TransportKind::Polling, TransportKind::Websocket],
+        max_buffered_packets: 1024,
+        cors_origins: Vec::new(),
+    }
+}
+
+/// Mounts `/engine.io/` (echo), `/socket.io/` (the conformance app) and `/healthz`, all
+/// with `options`.
+pub fn configure(cfg: &mut web::ServiceConfig, options: &EndpointOptions) {
+    let engine = web::Data::new(EngineEndpoint::new(options.clone(), || Echo));
+    let socket = web::Data::new(EngineEndpoint::new(options.clone(), || {
+        SocketLayer::new(ConformanceApp::default(), CONNECT_TIMEOUT)
+    }));
+    cfg.route("/healthz", web::get().to(http::healthz));
+    http::mount_engine(cfg, ENGINE_IO_PATH, engine);
+    http::mount_engine(cfg, SOCKET_IO_PATH, socket);
+}
+
+/// A push type for handlers nothing pushes to: it cannot be constructed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum NoPush {}
+
+/// Raw Engine.IO echo: every text message back as text, every binary one as binary.
+pub struct Echo;
+
+impl EngineHandler for Echo {
+    type Push = NoPush;
+
+    fn on_message(&mut self, message: EngineMessage, io: &mut EngineIo<'_, Self>) {
+        match message {
+            EngineMessage::Text(text) => io.send_text(&text),
+            EngineMessage::Binary(data) => io.send_binary(data),
+        }
+    }
+
+    fn on_push(&mut self, push: NoPush, _io: &mut EngineIo<'_, Self>) {
+        match push {}
+    }
+}
+
+/// The namespaces a client may connect to.
+/// The namespaces the conformance app accepts.
+pub const NAMESPACES: [&str; 2] = ["/", "/custom"];
+
+/// The Socket.IO application of the suite's reference server.
+/// The Socket.IO test application.
+#[derive(Default)]
+pub struct ConformanceApp {
+    /// The auth payload of each accepted CONNECT, until `on_connected` emits it.
+    auth: HashMap<String, Value>,
+}
+
+impl SocketHandler for ConformanceApp {
+    type Push = NoPush;
+
+    fn on_connect(
+        &mut self,
+        nsp: &str,
+        auth: Option<&Value>,
+        _io: &mut SocketIo<'_, '_, Self>,
+    ) -> Result<(), Value> {
+        if !NAMESPACES.contains(&nsp) {
+            return Err(json!({ "message": "Invalid namespace" }));
+        }
+        let auth = auth.cloned().unwrap_or_else(|| json!({}));
+        self.auth.insert(nsp.to_owned(), auth);
+        Ok(())
+    }
+
+    fn on_connected(&mut self, nsp: &str, io: &mut SocketIo<'_, '_, Self>) {
+        let auth = self.auth.remove(nsp).unwrap_or_else(|| json!({}));
+        io.emit(nsp, "auth", vec![auth]);
+    }
+
+    fn on_event(&mut self, nsp: &str, event: Event, io: &mut SocketIo<'_, '_, Self>) {
+        let Event {
+            name,
+            args,
+            ack,
+            attachments,
+        } = event;
+        let data = match (name.as_str(), ack) {
+            ("message", _) if attachments.is_empty() => PacketData::Event {
+                event: "message-back".into(),
+                args,
+                id: None,
+            },
+            ("message", _) => PacketData::BinaryEvent {
+                event: "message-back".into(),
+                args,
+                id: None,
+                attachments,
+            },
+            ("message-with-ack", Some(id)) if attachments.is_empty() => {
+                PacketData::Ack { args, id }
+            }
+            ("message-with-ack", Some(id)) => PacketData::BinaryAck {
+                args,
+                id,
+                attachments,
+            },
+            _ => {
+                debug!("session {}: event {name:?} ignored", io.engine_sid());
+                return;
+            }
+        };
+        io.send(&Packet::new(nsp, data));
+    }
+
+    fn on_push(&mut self, push: NoPush, _io: &mut SocketIo<'_, '_, Self>) {
+        match push {}
+    }
+
+    fn on_disconnect(&mut self, nsp: &str, _reason: &str) {
+        self.auth.remove(nsp);
+    }
+}
