@@ -15,13 +15,13 @@
 
 use actix::{Actor, Context, Handler, Message, ResponseFuture};
 use chrono::NaiveDateTime;
-use entity::messages;
+use entity::{connections, messages};
 use log::{debug, error, info};
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::db::queries::{self, ConnectionInfo};
+use crate::db::queries;
 
 /// Why a persistence request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct MarkRead {
 
 /// Read a connection.
 #[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Option<ConnectionInfo>, PersistError>")]
+#[rtype(result = "Result<Option<connections::Model>, PersistError>")]
 pub struct LoadConnection(pub String);
 
 /// Finish every queued write, then stop taking new ones.
@@ -194,7 +194,7 @@ impl Handler<MarkRead> for Persistence {
 }
 
 impl Handler<LoadConnection> for Persistence {
-    type Result = ResponseFuture<Result<Option<ConnectionInfo>, PersistError>>;
+    type Result = ResponseFuture<Result<Option<connections::Model>, PersistError>>;
 
     fn handle(&mut self, msg: LoadConnection, _ctx: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();

@@ -16,7 +16,7 @@ use actix::{
     MessageResult, Recipient, ResponseActFuture, WrapFuture,
 };
 use bytestring::ByteString;
-use entity::messages;
+use entity::{connections, messages};
 use log::debug;
 
 use super::chat::message_json::message_json;
@@ -24,7 +24,7 @@ use super::chat::payload::SendMessage;
 use super::chat::{encode_event_frame, ChatPush};
 use super::persistence::{LoadConnection, PersistError, SaveMessage, SaveOutcome};
 use super::registry::ToUser;
-use crate::db::queries::ConnectionInfo;
+use crate::db::queries;
 use crate::ids;
 
 /// Why a room refused a request; [`ChatError::message`] is what the client sees.
@@ -97,7 +97,7 @@ pub struct ChatRoom {
     connection_id: String,
     deps: RoomDeps,
     registry: Option<Recipient<RoomStopped>>,
-    info: Option<ConnectionInfo>,
+    info: Option<connections::Model>,
     joined: HashMap<Arc<str>, (String, Recipient<ChatPush>)>,
     in_flight: usize,
     last_activity: Instant,
@@ -126,7 +126,7 @@ impl ChatRoom {
         self.last_activity = Instant::now();
     }
 
-    fn end(&mut self, info: Option<ConnectionInfo>) {
+    fn end(&mut self, info: Option<connections::Model>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.last_activity = Instant::now();
         if info.is_some() {
@@ -138,7 +138,7 @@ impl ChatRoom {
 async fn load(
     load: &Recipient<LoadConnection>,
     id: &str,
-) -> Result<Option<ConnectionInfo>, ChatError> {
+) -> Result<Option<connections::Model>, ChatError> {
     match load.send(LoadConnection(id.to_string())).await {
         Ok(Ok(info)) => Ok(info),
         Ok(Err(PersistError::Database(e))) => {
@@ -150,14 +150,14 @@ async fn load(
 }
 
 /// Checks `user` against a connection: the receiver on success.
-fn check(info: Option<&ConnectionInfo>, user: &str) -> Result<String, ChatError> {
+fn check(info: Option<&connections::Model>, user: &str) -> Result<String, ChatError> {
     let info = info.ok_or(ChatError::NotActive)?;
-    let other = info.other_member(user).ok_or(ChatError::NotMember)?;
+    let other = info.other_participant(user).ok_or(ChatError::NotMember)?;
     if other == user {
         // A connection of a user with themself has nobody to talk to.
         return Err(ChatError::NotMember);
     }
-    if !info.is_active() {
+    if !queries::is_active(info) {
         return Err(ChatError::NotActive);
     }
     Ok(other.to_string())
@@ -239,9 +239,9 @@ impl Handler<PostMessage> for ChatRoom {
         self.begin();
         // Non-members are refused from the cache; a cached non-ACTIVE status is re-read
         // (the app may have re-activated the connection).
-        let cached = self.info.clone().filter(ConnectionInfo::is_active);
+        let cached = self.info.clone().filter(queries::is_active);
         if let Some(info) = &cached {
-            if !info.is_member(&msg.user_id) {
+            if !info.has_participant(&msg.user_id) {
                 self.end(None);
                 return Box::pin(actix::fut::ready(Err(ChatError::NotMember)));
             }

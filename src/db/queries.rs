@@ -13,56 +13,19 @@ use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 /// The status value of a connection whose members may chat.
 pub const ACTIVE: &str = "ACTIVE";
 
-/// What the chat needs to know about a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// `connections.id`.
-    pub id: String,
-    /// `"user1Id"`.
-    pub user1_id: String,
-    /// `"user2Id"`.
-    pub user2_id: String,
-    /// `ACTIVE`, `ENDED` or `BLOCKED` (anything else is treated as not active).
-    pub status: String,
-}
-
-impl ConnectionInfo {
-    /// Whether `user` is one of the two members.
-    pub fn is_member(&self, user: &str) -> bool {
-        self.user1_id == user || self.user2_id == user
-    }
-
-    /// The other member, if `user` is one.
-    pub fn other_member(&self, user: &str) -> Option<&str> {
-        if self.user1_id == user {
-            Some(&self.user2_id)
-        } else if self.user2_id == user {
-            Some(&self.user1_id)
-        } else {
-            None
-        }
-    }
-
-    /// Whether the members may chat.
-    pub fn is_active(&self) -> bool {
-        self.status == ACTIVE
-    }
+/// Whether the members of `connection` may chat.
+pub fn is_active(connection: &connections::Model) -> bool {
+    connection.status == ACTIVE
 }
 
 /// Reads a connection.
 pub async fn find_connection<C: ConnectionTrait>(
     db: &C,
     id: &str,
-) -> Result<Option<ConnectionInfo>, DbErr> {
-    Ok(connections::Entity::find_by_id(id.to_string())
+) -> Result<Option<connections::Model>, DbErr> {
+    connections::Entity::find_by_id(id.to_string())
         .one(db)
-        .await?
-        .map(|c| ConnectionInfo {
-            id: c.id,
-            user1_id: c.user1_id,
-            user2_id: c.user2_id,
-            status: c.status,
-        }))
+        .await
 }
 
 /// Inserts `message` if its connection is ACTIVE and its sender and receiver are the
