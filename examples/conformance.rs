@@ -109,10 +109,10 @@ async fn serve(port: u16) -> std::io::Result<()> {
     let listener = TcpListener::bind((HOST, port))?;
     let addr = listener.local_addr()?;
 
-    let options = conformance::endpoint_options();
+    let endpoints = conformance::Endpoints::new(&conformance::endpoint_options());
     let server = HttpServer::new(move || {
-        let options = options.clone();
-        App::new().configure(move |cfg| conformance::configure(cfg, &options))
+        let endpoints = endpoints.clone();
+        App::new().configure(move |cfg| conformance::configure(cfg, &endpoints))
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)

@@ -88,11 +88,29 @@ pub fn start_chat(
     (chat, persistence)
 }
 
+/// Stops a running [`Application`] gracefully: every session is closed first (WebSocket
+/// clients get a close frame, pending long-polls a close packet, so clients reconnect at
+/// once instead of waiting out `server.shutdown_timeout`), then the server stops.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: ServerHandle,
+    endpoint: web::Data<EngineEndpoint<SocketLayer<ChatSocket>>>,
+}
+
+impl ShutdownHandle {
+    /// Closes every session and stops the server; resolves when it has stopped.
+    pub async fn shutdown(&self) {
+        self.endpoint.close_all();
+        self.server.stop(true).await;
+    }
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
     persistence: Addr<Persistence>,
+    endpoint: web::Data<EngineEndpoint<SocketLayer<ChatSocket>>>,
 }
 
 impl Application {
@@ -127,15 +145,18 @@ impl Application {
             move || SocketLayer::new(ChatSocket::new(chat.clone()), connect_timeout),
         ));
 
+        let routes = endpoint.clone();
         let mut server = HttpServer::new(move || {
-            let endpoint = endpoint.clone();
+            let endpoint = routes.clone();
             App::new()
                 .route("/healthz", web::get().to(http::healthz))
                 .configure(|cfg| http::mount_engine(cfg, http::SOCKET_IO_PATH, endpoint))
         })
         .shutdown_timeout(settings.server.shutdown_timeout)
         // Closing a connection (a WebSocket close, a refused request) should not linger.
-        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT);
+        .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        // Signals are handled by `handle_signals`, which closes the sessions first.
+        .disable_signals();
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
@@ -145,6 +166,7 @@ impl Application {
             port: addr.port(),
             server,
             persistence,
+            endpoint,
         })
     }
 
@@ -153,9 +175,27 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server (graceful or not).
+    /// A handle to stop the server (graceful or not) without closing sessions first.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// A handle for a graceful shutdown that closes every session first.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            server: self.server.handle(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
+    /// Shuts down gracefully on SIGINT or SIGTERM (see [`ShutdownHandle`]).
+    pub fn handle_signals(&self) {
+        let shutdown = self.shutdown_handle();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            info!("signal received: closing sessions and shutting down");
+            shutdown.shutdown().await;
+        });
     }
 
     /// Runs until stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), then lets
@@ -165,5 +205,29 @@ impl Application {
         info!("server stopped; finishing queued writes");
         let _ = self.persistence.send(Shutdown).await;
         served
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM ({e}); only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -46,16 +46,39 @@ pub fn endpoint_options() -> EndpointOptions {
     }
 }
 
-/// Mounts `/engine.io/` (echo), `/socket.io/` (the conformance app) and `/healthz`, all
-/// with `options`.
-pub fn configure(cfg: &mut web::ServiceConfig, options: &EndpointOptions) {
-    let engine = web::Data::new(EngineEndpoint::new(options.clone(), || Echo));
-    let socket = web::Data::new(EngineEndpoint::new(options.clone(), || {
-        SocketLayer::new(ConformanceApp::default(), CONNECT_TIMEOUT)
-    }));
+/// The two endpoints of the conformance server. Make them once, outside
+/// `HttpServer::new`'s per-worker closure, so that every worker sees every session.
+#[derive(Clone)]
+pub struct Endpoints {
+    /// The raw Engine.IO echo.
+    pub engine: web::Data<EngineEndpoint<Echo>>,
+    /// The Socket.IO test application.
+    pub socket: web::Data<EngineEndpoint<SocketLayer<ConformanceApp>>>,
+}
+
+impl Endpoints {
+    /// Both endpoints with `options`.
+    pub fn new(options: &EndpointOptions) -> Self {
+        Endpoints {
+            engine: web::Data::new(EngineEndpoint::new(options.clone(), || Echo)),
+            socket: web::Data::new(EngineEndpoint::new(options.clone(), || {
+                SocketLayer::new(ConformanceApp::default(), CONNECT_TIMEOUT)
+            })),
+        }
+    }
+
+    /// Closes every session of both endpoints (before a shutdown).
+    pub fn close_all(&self) {
+        self.engine.close_all();
+        self.socket.close_all();
+    }
+}
+
+/// Mounts `/engine.io/` (echo), `/socket.io/` (the conformance app) and `/healthz`.
+pub fn configure(cfg: &mut web::ServiceConfig, endpoints: &Endpoints) {
     cfg.route("/healthz", web::get().to(http::healthz));
-    http::mount_engine(cfg, ENGINE_IO_PATH, engine);
-    http::mount_engine(cfg, SOCKET_IO_PATH, socket);
+    http::mount_engine(cfg, ENGINE_IO_PATH, endpoints.engine.clone());
+    http::mount_engine(cfg, SOCKET_IO_PATH, endpoints.socket.clone());
 }
 
 /// A push type for handlers nothing pushes to: it cannot be constructed.

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
         Command::Serve => {
             let result = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await?;
+                app.handle_signals();
                 app.run_until_stopped()
                     .await
                     .map_err(courier::app::AppError::Bind)

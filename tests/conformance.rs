@@ -26,12 +26,12 @@ impl Drop for Server {
 fn start() -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let options = conformance::endpoint_options();
+    let endpoints = conformance::Endpoints::new(&conformance::endpoint_options());
     let server = HttpServer::new(move || {
-        let options = options.clone();
-        App::new().configure(move |cfg| conformance::configure(cfg, &options))
+        let endpoints = endpoints.clone();
+        App::new().configure(move |cfg| conformance::configure(cfg, &endpoints))
     })
-    .workers(1)
+    .workers(2)
     .listen(listener)
     .unwrap()
     .run();

@@ -300,3 +300,58 @@ async fn healthz_answers() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
 }
+
+#[actix_web::test]
+async fn shutdown_closes_sessions_first_and_stops() {
+    let settings = common::test_settings(&[("COURIER__SERVER__SHUTDOWN_TIMEOUT", "30")]);
+    let app = courier::app::Application::build(settings).await.unwrap();
+    let port = app.port();
+    let shutdown = app.shutdown_handle();
+    let running = actix_web::rt::spawn(app.run_until_stopped());
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let mut client = common::WsClient::connect(&url).await;
+    assert!(client.recv_text().await.starts_with('0'));
+    // A long-poll is pending too.
+    let polling = format!("http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling");
+    let mut resp = awc::Client::new().get(&polling).send().await.unwrap();
+    let open = resp.body().await.unwrap();
+    let sid: serde_json::Value = serde_json::from_slice(&open[1..]).unwrap();
+    let pending = actix_web::rt::spawn(async move {
+        let mut resp = awc::Client::new()
+            .get(format!("{polling}&sid={}", sid["sid"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        resp.body().await.unwrap()
+    });
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+
+    let stopping = actix_web::rt::spawn(async move { shutdown.shutdown().await });
+    // The WebSocket client is told at once (not after the 30 s shutdown timeout)...
+    client.expect_closed(Duration::from_secs(3)).await;
+    // ...the pending long-poll gets a close packet...
+    assert_eq!(&pending.await.unwrap()[..], b"1");
+    // ...and the server stops.
+    actix_web::rt::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the shutdown completes")
+        .unwrap();
+    actix_web::rt::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("run_until_stopped returns")
+        .unwrap()
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_bad_query_string_gets_a_json_error() {
+    let app = spawn_app(&[]).await;
+    let mut resp = awc::Client::new()
+        .get(app.http("/socket.io/?EIO=4&EIO=4&transport=polling"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body, json!({"code": 3, "message": "Bad request"}));
+}

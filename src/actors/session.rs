@@ -28,12 +28,12 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use log::{debug, info, warn};
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::protocol::engineio::{decode_payload, Handshake, Packet, RECORD_SEPARATOR};
 use crate::transport::{
-    CloseReason, Inbound, Outbound, PollReply, SessionLink, WsEvent, CLOSE_NORMAL, CLOSE_POLICY,
-    CLOSE_PROTOCOL, CLOSE_TOO_BIG,
+    CloseReason, Inbound, Kill, Outbound, PollReply, SessionLink, WsEvent, CLOSE_NORMAL,
+    CLOSE_POLICY, CLOSE_PROTOCOL, CLOSE_TOO_BIG,
 };
 
 /// Engine.IO parameters of a session.
@@ -122,6 +122,7 @@ enum Transport {
     WebSocket {
         id: u64,
         out: mpsc::Sender<Outbound>,
+        kill: Kill,
     },
     /// HTTP long-polling.
     Polling(Polling),
@@ -139,9 +140,33 @@ struct Polling {
     get: Option<oneshot::Sender<PollReply>>,
     /// A flush of `buffer` into `get` is scheduled for the end of this turn.
     flush_scheduled: bool,
-    /// A WebSocket probing an upgrade: its id, its queue, and whether `2probe` was seen.
-    probe: Option<(u64, mpsc::Sender<Outbound>, bool)>,
+    /// A WebSocket probing an upgrade.
+    probe: Option<Probe>,
 }
+
+/// A WebSocket that asked to take a polling session over.
+struct Probe {
+    id: u64,
+    out: mpsc::Sender<Outbound>,
+    kill: Kill,
+    /// `2probe` was answered.
+    probed: bool,
+}
+
+impl Probe {
+    /// Ends the probe's WebSocket (the session stays on polling).
+    fn abandon(self) {
+        let _ = self.out.try_send(Outbound::Close(CLOSE_PROTOCOL));
+        self.kill.fire_after(KILL_GRACE);
+    }
+}
+
+/// How long a probing WebSocket may take to complete the upgrade (Engine.IO's default
+/// `upgradeTimeout`).
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a closing WebSocket may take to send what is queued before it is dropped.
+const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// How a new session starts.
 pub enum Start {
@@ -151,6 +176,8 @@ pub enum Start {
         id: u64,
         /// Its outbound queue.
         outbound: mpsc::Sender<Outbound>,
+        /// Ends it at once.
+        kill: Kill,
     },
     /// On HTTP long-polling.
     Polling {
@@ -176,6 +203,7 @@ pub struct EngineSession<H: EngineHandler> {
     inbound: Option<mpsc::Receiver<Inbound>>,
     upgrades: Vec<String>,
     on_stop: Option<Box<dyn FnOnce()>>,
+    closing: Option<watch::Receiver<bool>>,
 }
 
 impl<H: EngineHandler> EngineSession<H> {
@@ -188,6 +216,7 @@ impl<H: EngineHandler> EngineSession<H> {
             Start::WebSocket {
                 id: link.id,
                 outbound: link.outbound,
+                kill: link.kill,
             },
             handler,
         )
@@ -202,9 +231,14 @@ impl<H: EngineHandler> EngineSession<H> {
         handler: H,
     ) -> Self {
         let (transport, upgrades) = match start {
-            Start::WebSocket { id, outbound } => {
-                (Transport::WebSocket { id, out: outbound }, Vec::new())
-            }
+            Start::WebSocket { id, outbound, kill } => (
+                Transport::WebSocket {
+                    id,
+                    out: outbound,
+                    kill,
+                },
+                Vec::new(),
+            ),
             Start::Polling {
                 buffer_limit,
                 upgrades,
@@ -231,7 +265,14 @@ impl<H: EngineHandler> EngineSession<H> {
             inbound: Some(inbound),
             upgrades,
             on_stop: None,
+            closing: None,
         }
+    }
+
+    /// Closes the session (as a server shutdown) once `closing` turns `true`.
+    pub fn closing_on(mut self, closing: watch::Receiver<bool>) -> Self {
+        self.closing = Some(closing);
+        self
     }
 
     /// Runs `f` once the session has stopped (e.g. to forget it in a registry).
@@ -324,30 +365,30 @@ impl<H: EngineHandler> EngineSession<H> {
         let Transport::Polling(polling) = &mut self.core.transport else {
             return;
         };
-        let Some((probe_id, probe_out, probed)) = &mut polling.probe else {
+        let Some(probe) = polling.probe.as_mut().filter(|probe| probe.id == id) else {
             return;
         };
-        if *probe_id != id {
-            return;
-        }
         match event {
             WsEvent::Text(text) if &*text == "2probe" => {
-                *probed = true;
-                let _ = probe_out.try_send(Outbound::Text(ByteString::from_static("3probe")));
+                probe.probed = true;
+                let _ = probe
+                    .out
+                    .try_send(Outbound::Text(ByteString::from_static("3probe")));
                 // Let the client pause polling: answer its pending GET with a noop.
                 if let Some(get) = polling.get.take() {
                     let _ = get.send(PollReply::Ok("6".into()));
                 }
             }
-            WsEvent::Text(text) if &*text == "5" && *probed => self.complete_upgrade(ctx),
+            WsEvent::Text(text) if &*text == "5" && probe.probed => self.complete_upgrade(ctx),
             WsEvent::Closed(_) => polling.probe = None,
             _ => {
                 debug!(
                     "session {}: unexpected packet during upgrade",
                     self.core.sid
                 );
-                let _ = probe_out.try_send(Outbound::Close(CLOSE_PROTOCOL));
-                polling.probe = None;
+                if let Some(probe) = polling.probe.take() {
+                    probe.abandon();
+                }
             }
         }
     }
@@ -360,7 +401,7 @@ impl<H: EngineHandler> EngineSession<H> {
             self.core.transport = previous;
             return;
         };
-        let Some((id, out, _)) = polling.probe.take() else {
+        let Some(Probe { id, out, kill, .. }) = polling.probe.take() else {
             self.core.transport = Transport::Polling(polling);
             return;
         };
@@ -368,7 +409,7 @@ impl<H: EngineHandler> EngineSession<H> {
             let _ = get.send(PollReply::Ok("6".into()));
         }
         debug!("session {} upgraded to websocket", self.core.sid);
-        self.core.transport = Transport::WebSocket { id, out };
+        self.core.transport = Transport::WebSocket { id, out, kill };
         for item in polling.buffer.drain(..) {
             self.core.queue(item, ctx);
         }
@@ -379,6 +420,10 @@ impl<H: EngineHandler> EngineSession<H> {
             let _ = reply.send(PollReply::BadRequest);
             return;
         };
+        // A GET whose client went away no longer counts.
+        if polling.get.as_ref().is_some_and(|get| get.is_closed()) {
+            polling.get = None;
+        }
         if polling.get.is_some() {
             // Two GETs at once: the second is refused and the session closes (the first
             // is answered with a close packet).
@@ -389,7 +434,7 @@ impl<H: EngineHandler> EngineSession<H> {
             );
             return;
         }
-        if matches!(polling.probe, Some((_, _, true))) {
+        if polling.probe.as_ref().is_some_and(|probe| probe.probed) {
             // Upgrading: keep the client paused; the buffer goes out over the WebSocket.
             let _ = reply.send(PollReply::Ok("6".into()));
             return;
@@ -435,18 +480,44 @@ impl<H: EngineHandler> EngineSession<H> {
         &mut self,
         id: u64,
         outbound: mpsc::Sender<Outbound>,
+        kill: Kill,
         accept: oneshot::Sender<bool>,
+        ctx: &mut Context<Self>,
     ) {
         let offered = !self.upgrades.is_empty();
-        match &mut self.core.transport {
-            Transport::Polling(polling) if offered && polling.probe.is_none() => {
-                polling.probe = Some((id, outbound, false));
-                let _ = accept.send(true);
-            }
-            _ => {
-                let _ = accept.send(false);
-            }
+        let Transport::Polling(polling) = &mut self.core.transport else {
+            let _ = accept.send(false);
+            return;
+        };
+        // A probe whose WebSocket never came up (or is gone) does not block a new one.
+        if polling
+            .probe
+            .as_ref()
+            .is_some_and(|probe| probe.out.is_closed())
+        {
+            polling.probe = None;
         }
+        if !offered || polling.probe.is_some() {
+            let _ = accept.send(false);
+            return;
+        }
+        polling.probe = Some(Probe {
+            id,
+            out: outbound,
+            kill,
+            probed: false,
+        });
+        let _ = accept.send(true);
+        ctx.run_later(UPGRADE_TIMEOUT, move |act, _ctx| {
+            if let Transport::Polling(polling) = &mut act.core.transport {
+                if polling.probe.as_ref().is_some_and(|probe| probe.id == id) {
+                    debug!("session {}: upgrade timed out", act.core.sid);
+                    if let Some(probe) = polling.probe.take() {
+                        probe.abandon();
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -486,7 +557,9 @@ impl Core {
                     return;
                 }
                 polling.buffer.push_back(item);
-                if polling.get.is_some() && !polling.flush_scheduled {
+                if polling.get.as_ref().is_some_and(|get| !get.is_closed())
+                    && !polling.flush_scheduled
+                {
                     // Flush at the end of this turn, so packets queued together go together.
                     polling.flush_scheduled = true;
                     ctx.run_later(Duration::ZERO, |act, _ctx| {
@@ -521,9 +594,14 @@ impl Core {
             _ => info!("session {} closed: {:?}", self.sid, reason),
         }
         match std::mem::replace(&mut self.transport, Transport::Closed) {
-            Transport::WebSocket { out, .. } => {
-                // Best effort: after what is queued, close with a code that says why.
-                let _ = out.try_send(Outbound::Close(reason.close_code()));
+            Transport::WebSocket { out, kill, .. } => {
+                // After what is queued, close with a code that says why; a client that does
+                // not read that within the grace period (or whose queue is full) is cut off.
+                if out.try_send(Outbound::Close(reason.close_code())).is_ok() {
+                    kill.fire_after(KILL_GRACE);
+                } else {
+                    kill.fire();
+                }
             }
             Transport::Polling(mut polling) => {
                 if let Some(get) = polling.get.take() {
@@ -532,8 +610,8 @@ impl Core {
                         .push_back(Outbound::Close(reason.close_code()));
                     let _ = get.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
                 }
-                if let Some((_, probe, _)) = polling.probe.take() {
-                    let _ = probe.try_send(Outbound::Close(CLOSE_NORMAL));
+                if let Some(probe) = polling.probe.take() {
+                    probe.abandon();
                 }
             }
             Transport::Closed => {}
@@ -561,6 +639,18 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
             }));
         }
         self.schedule_ping(ctx);
+        if let Some(mut closing) = self.closing.take() {
+            let closed = async move {
+                // An error means the endpoint is gone: close as well.
+                let _ = closing.wait_for(|closing| *closing).await;
+            };
+            ctx.spawn(
+                actix::fut::wrap_future::<_, Self>(closed).map(|_, act, ctx| {
+                    act.core
+                        .close(SessionClose::ServerClose("server shutting down"), ctx);
+                }),
+            );
+        }
         debug!("session {} opened", self.core.sid);
         let mut io = Self::io(&mut self.core, ctx);
         self.handler.on_open(&mut io);
@@ -607,8 +697,9 @@ impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
             Inbound::WsProbe {
                 id,
                 outbound,
+                kill,
                 accept,
-            } => self.on_probe_request(id, outbound, accept),
+            } => self.on_probe_request(id, outbound, kill, accept, ctx),
         }
     }
 

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use log::debug;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actors::session::{EngineConfig, EngineHandler, EngineSession, Start};
 use crate::config::TransportKind;
@@ -128,6 +128,8 @@ pub struct EngineEndpoint<H: EngineHandler> {
     options: EndpointOptions,
     factory: Arc<dyn Fn() -> H + Send + Sync>,
     sessions: Arc<Sessions>,
+    /// Set to `true` to close every session of this endpoint.
+    closing: watch::Sender<bool>,
 }
 
 impl<H: EngineHandler> EngineEndpoint<H> {
@@ -137,7 +139,14 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             options,
             factory: Arc::new(factory),
             sessions: Arc::default(),
+            closing: watch::Sender::new(false),
         }
+    }
+
+    /// Closes every session, present and future, of this endpoint (before a shutdown):
+    /// WebSocket clients get a close frame, a pending long-poll GET a close packet.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
     }
 
     /// How many long-polling sessions are open (upgraded ones included).
@@ -185,7 +194,6 @@ impl<H: EngineHandler> EngineEndpoint<H> {
 pub async fn handle<H: EngineHandler>(
     req: HttpRequest,
     body: web::Payload,
-    query: web::Query<EngineQuery>,
     endpoint: web::Data<EngineEndpoint<H>>,
 ) -> HttpResponse {
     let origin = match endpoint.allowed_origin(&req) {
@@ -195,7 +203,12 @@ pub async fn handle<H: EngineHandler>(
     let mut response = if req.method() == Method::OPTIONS {
         preflight(&req)
     } else {
-        dispatch(&req, body, &query, &endpoint).await
+        // Parsed here rather than by an extractor, so that a bad query string still gets
+        // Engine.IO's error body and the CORS headers.
+        match web::Query::<EngineQuery>::from_query(req.query_string()) {
+            Ok(query) => dispatch(&req, body, &query, &endpoint).await,
+            Err(_) => EngineError::BadRequest.response(),
+        }
     };
     if let Some(origin) = origin {
         let headers = response.headers_mut();
@@ -284,6 +297,7 @@ fn open_websocket<H: EngineHandler>(
         session_link,
         (endpoint.factory)(),
     )
+    .closing_on(endpoint.closing.subscribe())
     .start();
     response
 }
@@ -324,6 +338,7 @@ async fn open_polling<H: EngineHandler>(endpoint: &EngineEndpoint<H>) -> HttpRes
     .on_stop(move || {
         sessions.lock().remove(&forget);
     })
+    .closing_on(endpoint.closing.subscribe())
     .start();
     poll_get(&inbound).await
 }
@@ -338,7 +353,11 @@ struct AbortGuard<'a> {
 impl Drop for AbortGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.inbound.try_send(Inbound::PollAbort);
+            // Not `try_send`: the notice must not be lost to a momentarily full queue.
+            let inbound = self.inbound.clone();
+            actix_web::rt::spawn(async move {
+                let _ = inbound.send(Inbound::PollAbort).await;
+            });
         }
     }
 }
@@ -381,7 +400,7 @@ async fn poll_post(
 ) -> HttpResponse {
     if entry.posting.swap(true, Ordering::SeqCst) {
         // Two POSTs at once: refused, and the session closes.
-        let _ = entry.inbound.try_send(Inbound::PollConcurrentPost);
+        let _ = entry.inbound.send(Inbound::PollConcurrentPost).await;
         return EngineError::BadRequest.response();
     }
     let _posting = PostingGuard(entry.posting.clone());
@@ -425,12 +444,14 @@ async fn upgrade_websocket<H: EngineHandler>(
 ) -> HttpResponse {
     let id = transport::next_id();
     let (outbound, outbound_rx) = transport::outbound(endpoint.options.max_buffered_packets);
+    let (kill, kill_switch) = transport::kill_switch();
     let (accept, accepted) = oneshot::channel();
     let asked = entry
         .inbound
         .send(Inbound::WsProbe {
             id,
             outbound,
+            kill,
             accept,
         })
         .await;
@@ -460,6 +481,7 @@ async fn upgrade_websocket<H: EngineHandler>(
             id,
             inbound: entry.inbound.clone(),
             outbound: outbound_rx,
+            kill: kill_switch,
         },
         endpoint.options.config.max_payload,
     );

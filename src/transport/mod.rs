@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Something that reached the session.
 #[derive(Debug)]
@@ -38,6 +38,7 @@ pub enum Inbound {
     WsProbe {
         id: u64,
         outbound: mpsc::Sender<Outbound>,
+        kill: Kill,
         accept: oneshot::Sender<bool>,
     },
 }
@@ -112,6 +113,45 @@ pub fn outbound(capacity: usize) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outb
     mpsc::channel(capacity.max(1))
 }
 
+/// Ends a WebSocket at once, whatever is still queued for it: the way out for a client that
+/// stopped reading, whose writer may be stuck on a full socket. Dropping it kills too.
+#[derive(Debug)]
+pub struct Kill(watch::Sender<bool>);
+
+/// The transport's side of a [`Kill`].
+#[derive(Debug, Clone)]
+pub struct KillSwitch(watch::Receiver<bool>);
+
+/// A connected kill pair.
+pub fn kill_switch() -> (Kill, KillSwitch) {
+    let (tx, rx) = watch::channel(false);
+    (Kill(tx), KillSwitch(rx))
+}
+
+impl Kill {
+    /// Kills the transport now.
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Kills the transport after `grace`, unless it has ended by itself (a writer that is
+    /// not stuck finishes what is queued and closes long before).
+    pub fn fire_after(self, grace: std::time::Duration) {
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(grace).await;
+            self.fire();
+        });
+    }
+}
+
+impl KillSwitch {
+    /// Resolves when the transport must end.
+    pub async fn fired(&mut self) {
+        // A dropped `Kill` counts as fired.
+        let _ = self.0.wait_for(|killed| *killed).await;
+    }
+}
+
 /// The session's ends of a WebSocket transport.
 #[derive(Debug)]
 pub struct SessionLink {
@@ -121,6 +161,8 @@ pub struct SessionLink {
     pub inbound: mpsc::Receiver<Inbound>,
     /// Where to queue what the client should receive.
     pub outbound: mpsc::Sender<Outbound>,
+    /// Ends the WebSocket at once.
+    pub kill: Kill,
 }
 
 /// The transport's ends of a WebSocket transport.
@@ -132,6 +174,8 @@ pub struct TransportLink {
     pub inbound: mpsc::Sender<Inbound>,
     /// Drain what the client should receive.
     pub outbound: mpsc::Receiver<Outbound>,
+    /// Tells the transport to end at once.
+    pub kill: KillSwitch,
 }
 
 impl TransportLink {
@@ -153,16 +197,19 @@ pub fn link(outbound_capacity: usize) -> (SessionLink, TransportLink) {
     let id = next_id();
     let (in_tx, in_rx) = inbound();
     let (out_tx, out_rx) = outbound(outbound_capacity);
+    let (kill, kill_switch) = kill_switch();
     (
         SessionLink {
             id,
             inbound: in_rx,
             outbound: out_tx,
+            kill,
         },
         TransportLink {
             id,
             inbound: in_tx,
             outbound: out_rx,
+            kill: kill_switch,
         },
     )
 }

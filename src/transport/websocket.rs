@@ -2,12 +2,19 @@
 //!
 //! Two local tasks per connection: a reader that aggregates continuation frames (up to
 //! `max_payload`), answers WebSocket-level pings and forwards text/binary messages to the
-//! session, and a writer that drains the session's outbound queue into the socket.
+//! session, and a writer that drains the session's outbound queue into the socket. Both end
+//! when the session fires the transport's kill switch, even with the socket stuck.
+
+use std::time::Duration;
 
 use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError, Session};
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
-use super::{report, CloseReason, Outbound, TransportLink, WsEvent};
+use super::{report, CloseReason, KillSwitch, Outbound, TransportLink, WsEvent};
+
+/// How long a last close frame may take to go out before the connection is dropped.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// Starts pumping `stream` into the session and the session's output into `ws`.
 ///
@@ -18,7 +25,9 @@ pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_paylo
         id,
         inbound,
         outbound,
+        kill,
     } = link;
+    let mut reader_kill = kill.clone();
     let mut stream = stream
         .max_frame_size(max_payload)
         .aggregate_continuations()
@@ -28,9 +37,13 @@ pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_paylo
     let close_ws = ws.clone();
     actix_web::rt::spawn(async move {
         let reason = loop {
-            let item = match stream.next().await {
-                Some(item) => item,
-                None => break CloseReason::ClientClosed,
+            let item = tokio::select! {
+                biased;
+                _ = reader_kill.fired() => return,
+                item = stream.next() => match item {
+                    Some(item) => item,
+                    None => break CloseReason::ClientClosed,
+                },
             };
             let forward = match item {
                 Ok(AggregatedMessage::Text(text)) => WsEvent::Text(text),
@@ -62,26 +75,52 @@ pub fn attach(ws: Session, stream: MessageStream, link: TransportLink, max_paylo
         };
         report(&inbound, id, WsEvent::Closed(reason)).await;
         // Make sure the socket is closed even when the session is gone already.
-        let _ = close_ws.close(None).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, close_ws.close(None)).await;
     });
 
-    actix_web::rt::spawn(writer(ws, outbound));
+    actix_web::rt::spawn(writer(ws, outbound, kill));
 }
 
-async fn writer(mut ws: Session, mut outbound: tokio::sync::mpsc::Receiver<Outbound>) {
-    while let Some(item) = outbound.recv().await {
+async fn writer(mut ws: Session, mut outbound: mpsc::Receiver<Outbound>, mut kill: KillSwitch) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = kill.fired() => break,
+            item = outbound.recv() => item,
+        };
         let sent = match item {
-            Outbound::Text(text) => ws.text(text).await,
-            Outbound::Binary(bytes) => ws.binary(bytes).await,
-            Outbound::Close(code) => {
-                let _ = ws.close(Some(CloseCode::from(code).into())).await;
+            Some(Outbound::Text(text)) => send_or_kill(ws.text(text), &mut kill).await,
+            Some(Outbound::Binary(bytes)) => send_or_kill(ws.binary(bytes), &mut kill).await,
+            Some(Outbound::Close(code)) => {
+                close(ws, CloseCode::from(code)).await;
+                return;
+            }
+            // The session dropped its sender without a close: close normally.
+            None => {
+                close(ws, CloseCode::Normal).await;
                 return;
             }
         };
-        if sent.is_err() {
-            return;
+        if !sent {
+            break;
         }
     }
-    // The session dropped its sender without a close: close normally.
-    let _ = ws.close(Some(CloseCode::Normal.into())).await;
+    // Killed (or the socket failed): one short try at a close frame, then let go.
+    close(ws, CloseCode::Policy).await;
+}
+
+/// Sends, unless the kill switch fires first; `false` when the message did not go out.
+async fn send_or_kill<F>(send: F, kill: &mut KillSwitch) -> bool
+where
+    F: std::future::Future<Output = Result<(), actix_ws::Closed>>,
+{
+    tokio::select! {
+        biased;
+        _ = kill.fired() => false,
+        sent = send => sent.is_ok(),
+    }
+}
+
+async fn close(ws: Session, code: CloseCode) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(Some(code.into()))).await;
 }

@@ -224,7 +224,11 @@ impl WsClient {
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.recv_within(left).await {
-                Received::Close(code) => return code,
+                Received::Close(code) => {
+                    // Answer like a real client, so the server can let the connection go.
+                    let _ = self.framed.send(ws::Message::Close(None)).await;
+                    return code;
+                }
                 Received::Ended => return None,
                 Received::Timeout => panic!("the server did not close the connection"),
                 _ => continue,
