@@ -9,6 +9,17 @@ use courier::auth::Authenticator;
 use entity::connections;
 use sea_orm::EntityTrait;
 
+/// Runs `cmd`, which must succeed; returns its standard output.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn courier() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
     // Run away from the repository's config/ directory, with a clean environment.
@@ -20,17 +31,11 @@ fn courier() -> Command {
 
 #[test]
 fn token_prints_a_verifiable_jwt() {
-    let out = courier()
-        .args(["token", "--user", "user-42", "--ttl", "120"])
-        .env("SOCKET_SECRET", "cli-secret")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let token = stdout_of(
+        courier()
+            .args(["token", "--user", "user-42", "--ttl", "120"])
+            .env("SOCKET_SECRET", "cli-secret"),
     );
-    let token = String::from_utf8(out.stdout).unwrap();
     let auth = Authenticator::new("cli-secret", 0);
     assert_eq!(auth.verify(token.trim()), Ok("user-42".to_string()));
     assert!(Authenticator::new("other", 0).verify(token.trim()).is_err());
@@ -80,18 +85,12 @@ fn bad_settings_exit_2_with_one_line() {
 #[actix_web::test]
 async fn seed_demo_creates_users_a_connection_and_tokens() {
     let db = TestDb::new(Kind::Sqlite).await;
-    let out = courier()
-        .arg("seed-demo")
-        .env("DATABASE_URL", &db.url)
-        .env("SOCKET_SECRET", "seed-secret")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        courier()
+            .arg("seed-demo")
+            .env("DATABASE_URL", &db.url)
+            .env("SOCKET_SECRET", "seed-secret"),
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     let field = |name: &str| {
         stdout
             .lines()

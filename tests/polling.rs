@@ -82,21 +82,13 @@ async fn a_second_concurrent_get_closes_the_session() {
     let app = spawn_app(&[]).await;
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, "u1").await;
-    let url = polling.url(&sid);
-    let first = actix_web::rt::spawn({
-        let client = polling.client.clone();
-        async move {
-            let mut resp = client.get(url).send().await.unwrap();
-            (resp.status().as_u16(), resp.body().await.unwrap())
-        }
-    });
+    let first = polling.spawn_get(&sid);
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     let (status, _) = polling.get(&sid).await;
     assert_eq!(status, 400, "the second GET is refused");
-    let (status, body) = first.await.unwrap();
     assert_eq!(
-        (status, &body[..]),
-        (200, &b"1"[..]),
+        first.await.unwrap(),
+        (200, "1".to_string()),
         "the first gets a close packet"
     );
     let (status, _) = polling.get(&sid).await;
@@ -158,18 +150,10 @@ async fn a_client_close_answers_the_pending_get_with_noop() {
     let app = spawn_app(&[]).await;
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, "u1").await;
-    let url = polling.url(&sid);
-    let pending = actix_web::rt::spawn({
-        let client = polling.client.clone();
-        async move {
-            let mut resp = client.get(url).send().await.unwrap();
-            (resp.status().as_u16(), resp.body().await.unwrap())
-        }
-    });
+    let pending = polling.spawn_get(&sid);
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(polling.post(&sid, "1").await, (200, "ok".to_string()));
-    let (status, body) = pending.await.unwrap();
-    assert_eq!((status, &body[..]), (200, &b"6"[..]));
+    assert_eq!(pending.await.unwrap(), (200, "6".to_string()));
     assert_eq!(polling.get(&sid).await.0, 400);
     assert_eq!(polling.post(&sid, "3").await.0, 400);
 }
@@ -218,12 +202,11 @@ async fn an_undecodable_payload_closes_the_session() {
     assert_eq!(polling.get(&sid).await.0, 400);
 }
 
-/// A polling session of `user`, upgraded to WebSocket while `while_probing` runs.
-async fn probe(app: &common::TestApp, polling: &Polling, sid: &str) -> WsClient {
+/// Opens a WebSocket for the polling session `sid` and completes the probe.
+async fn probe(app: &common::TestApp, sid: &str) -> WsClient {
     let mut ws = WsClient::connect(&format!("{}&sid={sid}", app.ws_url())).await;
     ws.send_text("2probe").await;
     assert_eq!(ws.recv_text().await, "3probe");
-    let _ = polling;
     ws
 }
 
@@ -239,18 +222,10 @@ async fn upgrade_flushes_buffered_packets_over_websocket_in_order() {
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, &bob).await;
     // Bob's pending GET is answered with a noop once the probe succeeds.
-    let url = polling.url(&sid);
-    let pending = actix_web::rt::spawn({
-        let client = polling.client.clone();
-        async move {
-            let mut resp = client.get(url).send().await.unwrap();
-            (resp.status().as_u16(), resp.body().await.unwrap())
-        }
-    });
+    let pending = polling.spawn_get(&sid);
     actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    let mut ws = probe(&app, &polling, &sid).await;
-    let (status, body) = pending.await.unwrap();
-    assert_eq!((status, &body[..]), (200, &b"6"[..]));
+    let mut ws = probe(&app, &sid).await;
+    assert_eq!(pending.await.unwrap(), (200, "6".to_string()));
 
     // Alice sends while Bob is paused between probe and upgrade: buffered for him.
     for i in 0..5 {
@@ -323,7 +298,7 @@ async fn a_probe_that_gives_up_leaves_polling_working() {
     let app = spawn_app(&[]).await;
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, "u1").await;
-    let mut ws = probe(&app, &polling, &sid).await;
+    let mut ws = probe(&app, &sid).await;
     ws.send_text("1").await;
     drop(ws);
     actix_web::rt::time::sleep(Duration::from_millis(200)).await;

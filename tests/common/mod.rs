@@ -327,6 +327,20 @@ impl Polling {
         self.get_url(&self.url(sid)).await
     }
 
+    /// Starts a long-poll GET in the background; await the handle for its answer.
+    pub fn spawn_get(&self, sid: &str) -> actix_web::rt::task::JoinHandle<(u16, String)> {
+        let client = self.client.clone();
+        let url = self.url(sid);
+        actix_web::rt::spawn(async move {
+            let mut resp = client.get(url).send().await.expect("GET");
+            let body = resp.body().await.expect("body");
+            (
+                resp.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        })
+    }
+
     pub async fn post(&self, sid: &str, body: &str) -> (u16, String) {
         let mut resp = self
             .client
