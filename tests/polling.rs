@@ -111,8 +111,8 @@ async fn concurrent_posts_close_the_session() {
     let (status, _) = polling.post(&sid, "3").await;
     assert_eq!(status, 400);
     actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    let (status, _) = polling.get(&sid).await;
-    assert_eq!(status, 400, "the session is closed");
+    assert_eq!(polling.get(&sid).await, (200, "1".to_string()), "closed");
+    assert_eq!(polling.get(&sid).await.0, 400, "and gone");
     drop(raw);
 }
 
@@ -186,7 +186,8 @@ async fn a_body_above_max_payload_is_refused_and_closes() {
     let (status, _) = polling.post(&sid, &big).await;
     assert_eq!(status, 413);
     actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(polling.get(&sid).await.0, 400);
+    assert_eq!(polling.get(&sid).await, (200, "1".to_string()), "closed");
+    assert_eq!(polling.get(&sid).await.0, 400, "and gone");
 }
 
 #[actix_web::test]
@@ -194,11 +195,14 @@ async fn an_undecodable_payload_closes_the_session() {
     let app = spawn_app(&[]).await;
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, "u1").await;
-    // Engine.IO-valid, Socket.IO-invalid: taken, then the session closes.
+    // Engine.IO-valid, Socket.IO-invalid: taken, then the session closes; the next GET
+    // gets the close packet.
     assert_eq!(polling.post(&sid, "42{}").await.0, 200);
+    assert_eq!(polling.get(&sid).await, (200, "1".to_string()));
     assert_eq!(polling.get(&sid).await.0, 400);
     let sid = polling.connect_user(&app, "u1").await;
     assert_eq!(polling.post(&sid, "x\u{1e}").await.0, 400);
+    assert_eq!(polling.get(&sid).await, (200, "1".to_string()));
     assert_eq!(polling.get(&sid).await.0, 400);
 }
 
@@ -404,3 +408,22 @@ async fn disallowed_origins_are_refused_and_allowed_ones_get_cors_headers() {
 
 #[allow(dead_code)]
 fn _uses(_: Received) {}
+
+#[actix_web::test]
+async fn a_server_close_keeps_the_last_packets_for_the_next_get() {
+    // No CONNECT in time: the server closes a polling session that has no GET pending;
+    // the client's next GET still gets what was queued, then the close packet.
+    let app = spawn_app(&[("COURIER__SOCKETIO__CONNECT_TIMEOUT", "200")]).await;
+    let polling = Polling::new(&app);
+    let (sid, _) = polling.handshake().await;
+    assert_eq!(polling.post(&sid, "40").await.0, 200);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        polling.get(&sid).await,
+        (
+            200,
+            "44{\"message\":\"Authentication error: No token\"}\u{1e}1".to_string()
+        )
+    );
+    assert_eq!(polling.get(&sid).await.0, 400);
+}

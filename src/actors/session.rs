@@ -88,6 +88,14 @@ impl SessionClose {
         }
     }
 
+    /// Whether a polling client may still come for its last packets (the server closed).
+    fn client_may_poll_again(&self) -> bool {
+        matches!(
+            self,
+            SessionClose::ServerClose(_) | SessionClose::ProtocolError(_) | SessionClose::TooLarge
+        )
+    }
+
     fn close_code(&self) -> u16 {
         match self {
             SessionClose::TooLarge => CLOSE_TOO_BIG,
@@ -126,6 +134,9 @@ enum Transport {
     },
     /// HTTP long-polling.
     Polling(Polling),
+    /// Closed by the server with no GET pending: what was buffered, close packet last,
+    /// waits for the client's next GET (for at most `DRAIN_WAIT`).
+    Draining(VecDeque<Outbound>),
     /// The session has closed.
     Closed,
 }
@@ -167,6 +178,10 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a closing WebSocket may take to send what is queued before it is dropped.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a polling session closed by the server keeps its last packets for the client's
+/// next GET.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
 /// How a new session starts.
 pub enum Start {
@@ -575,7 +590,7 @@ impl Core {
                     });
                 }
             }
-            Transport::Closed => {}
+            Transport::Draining(_) | Transport::Closed => {}
         }
     }
 
@@ -604,17 +619,24 @@ impl Core {
                 }
             }
             Transport::Polling(mut polling) => {
-                if let Some(get) = polling.get.take() {
-                    polling
-                        .buffer
-                        .push_back(Outbound::Close(reason.close_code()));
-                    let _ = get.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
-                }
                 if let Some(probe) = polling.probe.take() {
                     probe.abandon();
                 }
+                polling
+                    .buffer
+                    .push_back(Outbound::Close(reason.close_code()));
+                let live_get = polling.get.take().filter(|get| !get.is_closed());
+                if let Some(get) = live_get {
+                    let _ = get.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
+                } else if reason.client_may_poll_again() {
+                    // Keep the last packets (and the close) for the client's next GET.
+                    self.transport = Transport::Draining(polling.buffer);
+                    self.closed = Some(reason);
+                    ctx.run_later(DRAIN_WAIT, |_act, ctx| ctx.stop());
+                    return;
+                }
             }
-            Transport::Closed => {}
+            Transport::Draining(_) | Transport::Closed => {}
         }
         self.closed = Some(reason);
         ctx.stop();
@@ -672,8 +694,16 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
 impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
     fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         if self.core.closed.is_some() {
-            if let Inbound::PollGet(reply) | Inbound::PollPost(_, reply) = item {
-                let _ = reply.send(PollReply::BadRequest);
+            match (item, &mut self.core.transport) {
+                (Inbound::PollGet(reply), Transport::Draining(buffer)) => {
+                    let _ = reply.send(PollReply::Ok(drain_payload(buffer)));
+                    self.core.transport = Transport::Closed;
+                    ctx.stop();
+                }
+                (Inbound::PollGet(reply) | Inbound::PollPost(_, reply), _) => {
+                    let _ = reply.send(PollReply::BadRequest);
+                }
+                _ => {}
             }
             return;
         }
