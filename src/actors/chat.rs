@@ -238,9 +238,12 @@ impl ChatSocket {
             if let Some(addr) = addr {
                 me.remember_room(connection_id, addr);
             }
-            match result {
-                Ok(saved) => sent(io, ack, temp_id, &saved),
-                Err(e) => fail(io, ack, e.message()),
+            // A socket that left the namespace meanwhile is not answered there.
+            if me.sid.is_some() {
+                match result {
+                    Ok(saved) => sent(io, ack, temp_id, &saved),
+                    Err(e) => fail(io, ack, e.message()),
+                }
             }
             me.send_next(io);
         });
