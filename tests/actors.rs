@@ -713,16 +713,7 @@ async fn persistence_writes_concurrent_saves_one_by_one_in_send_order() {
             )
         })
         .collect();
-    let pending: Vec<_> = models
-        .iter()
-        .map(|m| persistence.send(SaveMessage(m.clone())))
-        .collect();
-    let replies = timeout(WAIT, join_all(pending))
-        .await
-        .expect("all 50 saves answer in time");
-    for (i, reply) in replies.into_iter().enumerate() {
-        assert_eq!(reply.unwrap(), Ok(SaveOutcome::Saved), "save {i}");
-    }
+    save_all_at_once(&persistence, &models, "all 50 saves answer in time").await;
     let sent_ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
     assert_eq!(
         w.all_message_ids().await,
@@ -775,6 +766,18 @@ async fn persistence_refuses_inactive_connections_and_wrong_members() {
     assert_eq!(w.all_message_ids().await, vec![ok.id]);
 }
 
+/// Sends every save before awaiting any; all must answer `Saved` within `WAIT`.
+async fn save_all_at_once(persistence: &Addr<Persistence>, models: &[messages::Model], what: &str) {
+    let pending: Vec<_> = models
+        .iter()
+        .map(|m| persistence.send(SaveMessage(m.clone())))
+        .collect();
+    let replies = timeout(WAIT, join_all(pending)).await.expect(what);
+    for (i, reply) in replies.into_iter().enumerate() {
+        assert_eq!(reply.unwrap(), Ok(SaveOutcome::Saved), "save {i}");
+    }
+}
+
 #[actix::test]
 async fn persistence_with_a_queue_of_one_completes_every_concurrent_write() {
     let w = world().await;
@@ -782,16 +785,7 @@ async fn persistence_with_a_queue_of_one_completes_every_concurrent_write() {
     let models: Vec<messages::Model> = (0..20)
         .map(|i| w.model(&w.ab, &w.alice, &w.bob, &format!("q{i}")))
         .collect();
-    let pending: Vec<_> = models
-        .iter()
-        .map(|m| persistence.send(SaveMessage(m.clone())))
-        .collect();
-    let replies = timeout(WAIT, join_all(pending))
-        .await
-        .expect("back-pressure, not a stall");
-    for (i, reply) in replies.into_iter().enumerate() {
-        assert_eq!(reply.unwrap(), Ok(SaveOutcome::Saved), "save {i}");
-    }
+    save_all_at_once(&persistence, &models, "back-pressure, not a stall").await;
     let mut stored = w.all_message_ids().await;
     let mut sent: Vec<String> = models.into_iter().map(|m| m.id).collect();
     stored.sort();
