@@ -18,8 +18,7 @@ use chrono::NaiveDateTime;
 use entity::{connections, messages};
 use log::{debug, error, info};
 use sea_orm::{DatabaseConnection, DbErr};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::db::queries;
 
@@ -94,7 +93,8 @@ pub struct Persistence {
     db: DatabaseConnection,
     queue_capacity: usize,
     queue: Option<mpsc::Sender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    /// Turns `true` once the writer loop has finished every job.
+    drained: watch::Receiver<bool>,
 }
 
 impl Persistence {
@@ -104,7 +104,7 @@ impl Persistence {
             db,
             queue_capacity: queue_capacity.max(1),
             queue: None,
-            writer: None,
+            drained: watch::channel(true).1,
         }
     }
 
@@ -132,7 +132,11 @@ impl Persistence {
 }
 
 /// The writer loop: one job at a time, reply after commit.
-async fn write_loop(db: DatabaseConnection, mut queue: mpsc::Receiver<Job>) {
+async fn write_loop(
+    db: DatabaseConnection,
+    mut queue: mpsc::Receiver<Job>,
+    drained: watch::Sender<bool>,
+) {
     while let Some(job) = queue.recv().await {
         match (job.op, job.reply) {
             (WriteOp::Save(message), WriteReply::Save(reply)) => {
@@ -165,6 +169,7 @@ async fn write_loop(db: DatabaseConnection, mut queue: mpsc::Receiver<Job>) {
         }
     }
     debug!("persistence writer drained");
+    drained.send_replace(true);
 }
 
 impl Actor for Persistence {
@@ -172,8 +177,10 @@ impl Actor for Persistence {
 
     fn started(&mut self, _ctx: &mut Self::Context) {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let (drained_tx, drained_rx) = watch::channel(false);
         self.queue = Some(tx);
-        self.writer = Some(actix::spawn(write_loop(self.db.clone(), rx)));
+        self.drained = drained_rx;
+        actix::spawn(write_loop(self.db.clone(), rx, drained_tx));
     }
 }
 
@@ -207,13 +214,11 @@ impl Handler<Shutdown> for Persistence {
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
         // Dropping our sender ends the loop once every queued job (and every caller still
-        // waiting to enqueue, which holds a clone) is done.
+        // waiting to enqueue, which holds a clone) is done. Every Shutdown waits for that.
         self.queue = None;
-        let writer = self.writer.take();
+        let mut drained = self.drained.clone();
         Box::pin(async move {
-            if let Some(writer) = writer {
-                let _ = writer.await;
-            }
+            let _ = drained.wait_for(|drained| *drained).await;
             info!("persistence: all queued writes finished");
         })
     }
