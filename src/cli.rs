@@ -1,7 +1,13 @@
-//! Command-line arguments:
-//! `courier [--config PATH] [serve | token --user ID [--ttl SECONDS] | seed-demo]`.
+//! The command line: `courier [--config PATH] [serve | token --user ID [--ttl SECONDS] |
+//! seed-demo]`, parsed by [`parse`] and carried out by [`run`].
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::{AppError, Application};
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::db;
 
 /// Usage text for `--help` and errors.
 pub const USAGE: &str = "\
@@ -96,6 +102,69 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
         return Err("--user and --ttl belong to the token command".into());
     }
     Ok(Cli { config, command })
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success; print this on standard output.
+    Done(String),
+    /// Refused before doing anything (exit code 2).
+    Refused(String),
+    /// Failed (exit code 1).
+    Failed(String),
+}
+
+/// Runs `command` with `settings` (logging is already set up).
+pub fn run(command: Command, settings: Settings) -> Outcome {
+    match command {
+        Command::Help => Outcome::Done(USAGE.to_string()),
+        Command::Token { .. } | Command::SeedDemo if settings.is_production() => {
+            Outcome::Refused("this command is refused with COURIER_ENV=production".into())
+        }
+        Command::Token { user, ttl } => {
+            match authenticator(&settings).issue(&user, Duration::from_secs(ttl)) {
+                Ok(token) => Outcome::Done(format!("{token}\n")),
+                Err(e) => Outcome::Failed(format!("cannot sign a token: {e}")),
+            }
+        }
+        Command::SeedDemo => match actix_web::rt::System::new().block_on(seed_demo(&settings)) {
+            Ok(out) => Outcome::Done(out),
+            Err(e) => Outcome::Failed(format!("seed-demo failed: {e}")),
+        },
+        Command::Serve => {
+            let served = actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(settings).await?;
+                app.handle_signals();
+                app.run_until_stopped().await.map_err(AppError::Bind)
+            });
+            match served {
+                Ok(()) => Outcome::Done(String::new()),
+                Err(e) => Outcome::Failed(format!("server failed: {e}")),
+            }
+        }
+    }
+}
+
+fn authenticator(settings: &Settings) -> Authenticator {
+    Authenticator::new(&settings.auth.secret, settings.auth.leeway)
+}
+
+/// `seed-demo`: the demo users, their connection and an hour-long token for each.
+async fn seed_demo(settings: &Settings) -> Result<String, Box<dyn std::error::Error>> {
+    let db = db::connect(&settings.database).await?;
+    db::migrate(&db, settings.database.migrate).await?;
+    let demo = db::seed::seed_demo(&db).await?;
+    let auth = authenticator(settings);
+    let hour = Duration::from_secs(3600);
+    Ok(format!(
+        "connectionId: {}\nalice:        {}\nalice token:  {}\nbob:          {}\nbob token:    {}\n",
+        demo.connection,
+        demo.alice,
+        auth.issue(&demo.alice, hour)?,
+        demo.bob,
+        auth.issue(&demo.bob, hour)?,
+    ))
 }
 
 #[cfg(test)]
