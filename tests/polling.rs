@@ -201,8 +201,8 @@ async fn an_undecodable_payload_closes_the_session() {
     assert_eq!(polling.get(&sid).await, (200, "1".to_string()));
     assert_eq!(polling.get(&sid).await.0, 400);
     let sid = polling.connect_user(&app, "u1").await;
+    // Not even Engine.IO: refused, and the session is gone at once.
     assert_eq!(polling.post(&sid, "x\u{1e}").await.0, 400);
-    assert_eq!(polling.get(&sid).await, (200, "1".to_string()));
     assert_eq!(polling.get(&sid).await.0, 400);
 }
 
@@ -250,22 +250,12 @@ async fn upgrade_flushes_buffered_packets_over_websocket_in_order() {
     }
     ws.expect_silence(Duration::from_millis(300)).await;
 
-    // After the upgrade: polling is refused, and so is a second WebSocket.
+    // After the upgrade: polling is refused, and a second WebSocket is closed at once
+    // (as Node does: handshake, then close).
     assert_eq!(polling.get(&sid).await.0, 400);
     assert_eq!(polling.post(&sid, "3").await.0, 400);
-    let second = awc::Client::new()
-        .ws(format!("{}&sid={sid}", app.ws_url()))
-        .connect()
-        .await;
-    match second {
-        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
-            assert_eq!(status.as_u16(), 400)
-        }
-        other => panic!(
-            "a second websocket must be refused, got {:?}",
-            other.map(|_| ())
-        ),
-    }
+    let mut second = WsClient::connect(&format!("{}&sid={sid}", app.ws_url())).await;
+    second.expect_closed(Duration::from_secs(3)).await;
 
     // The same session goes on over WebSocket, both ways.
     a.emit(
@@ -426,4 +416,24 @@ async fn a_server_close_keeps_the_last_packets_for_the_next_get() {
         )
     );
     assert_eq!(polling.get(&sid).await.0, 400);
+}
+
+#[actix_web::test]
+async fn a_get_that_races_the_upgrade_is_refused() {
+    // The client sends 2probe and 5 back to back and polls at once (the protocol test
+    // suite's "ignores HTTP requests with same sid after upgrade"): whichever the session
+    // sees first, the GET is refused once the upgrade completes, and the WebSocket carries
+    // the session on.
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    let sid = polling.connect_user(&app, "u1").await;
+    let mut ws = WsClient::connect(&format!("{}&sid={sid}", app.ws_url())).await;
+    ws.send_text("2probe").await;
+    ws.send_text("5").await;
+    assert_eq!(polling.get(&sid).await.0, 400);
+    assert_eq!(ws.recv_text().await, "3probe");
+    ws.send_text("41").await;
+    ws.send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("u1")))
+        .await;
+    assert!(ws.recv_message().await.starts_with(r#"40{"sid":"#));
 }

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 
@@ -208,6 +208,9 @@ struct Core {
     config: EngineConfig,
     transport: Transport,
     pong_deadline: Option<SpawnHandle>,
+    /// When the outstanding ping times out, counted from when it was due (timers fire a
+    /// little late; the deadline does not move with them).
+    pong_due: Option<Instant>,
     closed: Option<SessionClose>,
 }
 
@@ -274,6 +277,7 @@ impl<H: EngineHandler> EngineSession<H> {
                 config,
                 transport,
                 pong_deadline: None,
+                pong_due: None,
                 closed: None,
             },
             handler,
@@ -301,13 +305,16 @@ impl<H: EngineHandler> EngineSession<H> {
     }
 
     fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_later(self.core.config.ping_interval, |act, ctx| {
+        let ping_at = Instant::now() + self.core.config.ping_interval;
+        ctx.run_later(self.core.config.ping_interval, move |act, ctx| {
             if act.core.closed.is_some() {
                 return;
             }
             act.core
                 .queue(Outbound::Text(ByteString::from_static("2")), ctx);
-            let timeout = act.core.config.ping_timeout;
+            let due = ping_at + act.core.config.ping_timeout;
+            act.core.pong_due = Some(due);
+            let timeout = due.saturating_duration_since(Instant::now());
             act.core.pong_deadline = Some(ctx.run_later(timeout, |act, ctx| {
                 debug!("session {}: no pong within ping_timeout", act.core.sid);
                 act.core.close(SessionClose::PingTimeout, ctx);
@@ -328,6 +335,7 @@ impl<H: EngineHandler> EngineSession<H> {
                     .on_message(EngineMessage::Binary(data), &mut io);
             }
             Packet::Pong(_) => {
+                self.core.pong_due = None;
                 if let Some(deadline) = self.core.pong_deadline.take() {
                     ctx.cancel_future(deadline);
                     self.schedule_ping(ctx);
@@ -389,10 +397,9 @@ impl<H: EngineHandler> EngineSession<H> {
                 let _ = probe
                     .out
                     .try_send(Outbound::Text(ByteString::from_static("3probe")));
-                // Let the client pause polling: answer its pending GET with a noop.
-                if let Some(get) = polling.get.take() {
-                    let _ = get.send(PollReply::Ok("6".into()));
-                }
+                // Let the client pause polling: its pending GET gets a noop shortly (Node's
+                // 100 ms upgrade check), unless the upgrade completes first.
+                schedule_upgrade_noop(ctx);
             }
             WsEvent::Text(text) if &*text == "5" && probe.probed => self.complete_upgrade(ctx),
             WsEvent::Closed(_) => polling.probe = None,
@@ -421,7 +428,13 @@ impl<H: EngineHandler> EngineSession<H> {
             return;
         };
         if let Some(get) = polling.get.take() {
-            let _ = get.send(PollReply::Ok("6".into()));
+            // A GET still held when the upgrade completes is refused, as any polling request
+            // after it. Answered a moment later, so that `3probe`, queued on the WebSocket
+            // before, normally reaches the client first (ordering across two connections
+            // cannot be guaranteed; this only makes the usual order the likely one).
+            ctx.run_later(Duration::from_millis(20), move |_act, _ctx| {
+                let _ = get.send(PollReply::BadRequest);
+            });
         }
         debug!("session {} upgraded to websocket", self.core.sid);
         self.core.transport = Transport::WebSocket { id, out, kill };
@@ -450,8 +463,10 @@ impl<H: EngineHandler> EngineSession<H> {
             return;
         }
         if polling.probe.as_ref().is_some_and(|probe| probe.probed) {
-            // Upgrading: keep the client paused; the buffer goes out over the WebSocket.
-            let _ = reply.send(PollReply::Ok("6".into()));
+            // Upgrading: keep the client paused (a noop shortly, or a refusal if the upgrade
+            // completes first); the buffer goes out over the WebSocket.
+            polling.get = Some(reply);
+            schedule_upgrade_noop(ctx);
             return;
         }
         if polling.buffer.is_empty() {
@@ -485,8 +500,13 @@ impl<H: EngineHandler> EngineSession<H> {
                 }
             }
             Err(e) => {
+                // An undecodable body: refused, and the session is gone at once (no last
+                // packets kept for a client that does not speak the protocol).
                 let _ = reply.send(PollReply::BadRequest);
-                self.core.close(SessionClose::ProtocolError(e), ctx);
+                self.core.close(
+                    SessionClose::TransportError(format!("bad payload: {e}")),
+                    ctx,
+                );
             }
         }
     }
@@ -534,6 +554,23 @@ impl<H: EngineHandler> EngineSession<H> {
             }
         });
     }
+}
+
+/// Node's interval for answering a paused polling client during an upgrade.
+const UPGRADE_NOOP_DELAY: Duration = Duration::from_millis(100);
+
+/// Answers a GET held during an upgrade with a noop after [`UPGRADE_NOOP_DELAY`], unless the
+/// upgrade has completed (or was abandoned) by then.
+fn schedule_upgrade_noop<H: EngineHandler>(ctx: &mut Context<EngineSession<H>>) {
+    ctx.run_later(UPGRADE_NOOP_DELAY, |act, _ctx| {
+        if let Transport::Polling(polling) = &mut act.core.transport {
+            if polling.probe.as_ref().is_some_and(|probe| probe.probed) {
+                if let Some(get) = polling.get.take() {
+                    let _ = get.send(PollReply::Ok("6".into()));
+                }
+            }
+        }
+    });
 }
 
 /// The polling payload for everything buffered: packets joined by the record separator,
@@ -693,6 +730,11 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
 
 impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
     fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
+        // A ping answered too late is a timeout, even if its timer has not fired yet.
+        if self.core.closed.is_none() && self.core.pong_due.is_some_and(|due| Instant::now() >= due)
+        {
+            self.core.close(SessionClose::PingTimeout, ctx);
+        }
         if self.core.closed.is_some() {
             match (item, &mut self.core.transport) {
                 (Inbound::PollGet(reply), Transport::Draining(buffer)) => {

@@ -459,7 +459,17 @@ async fn upgrade_websocket<H: EngineHandler>(
         return EngineError::UnknownSid.response();
     }
     if !accepted.await.unwrap_or(false) {
-        return EngineError::BadRequest.response();
+        // Already upgraded (or another probe is on): like Node, complete the WebSocket
+        // handshake and close it at once.
+        return match actix_ws::handle(req, body) {
+            Ok((response, ws, _stream)) => {
+                actix_web::rt::spawn(async move {
+                    let _ = ws.close(Some(actix_ws::CloseCode::Policy.into())).await;
+                });
+                response
+            }
+            Err(_) => EngineError::BadRequest.response(),
+        };
     }
     let (response, ws, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
