@@ -138,27 +138,22 @@ impl FakeSocket {
     }
 }
 
-/// `(event, first argument)` of a push: a `ChatPush::Frame` is an Engine.IO message
+/// `(event, first argument)` of a push: a `ChatPush` is an Engine.IO message
 /// (`4`) holding a Socket.IO EVENT on `/` (`2[...]`).
 fn decode(push: ChatPush) -> (String, Value) {
-    match push {
-        ChatPush::Emit { event, payload } => (event.to_string(), payload),
-        ChatPush::Frame(frame) => {
-            let text: &str = &frame;
-            let body = text
-                .strip_prefix('4')
-                .and_then(|rest| rest.strip_prefix('2'))
-                .unwrap_or_else(|| panic!("not an Engine.IO message with an event: {text}"));
-            let array: Value = serde_json::from_str(body)
-                .unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}"));
-            let name = array[0]
-                .as_str()
-                .unwrap_or_else(|| panic!("no event name in {text}"))
-                .to_string();
-            assert_eq!(array.as_array().map(Vec::len), Some(2), "frame {text}");
-            (name, array[1].clone())
-        }
-    }
+    let text: &str = &push.0;
+    let body = text
+        .strip_prefix('4')
+        .and_then(|rest| rest.strip_prefix('2'))
+        .unwrap_or_else(|| panic!("not an Engine.IO message with an event: {text}"));
+    let array: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("frame {text} is not JSON: {e}"));
+    let name = array[0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no event name in {text}"))
+        .to_string();
+    assert_eq!(array.as_array().map(Vec::len), Some(2), "frame {text}");
+    (name, array[1].clone())
 }
 
 fn send_message(connection_id: &str, content: &str) -> SendMessage {
@@ -935,10 +930,7 @@ async fn persistence_mark_read_only_by_the_receiver() {
 // ---------------------------------------------------------------------------------------
 
 fn ping(n: i32) -> ChatPush {
-    ChatPush::Emit {
-        event: "ping_test",
-        payload: json!({ "n": n }),
-    }
+    ChatPush::event("ping_test", json!({ "n": n }))
 }
 
 async fn to_user(users: &Addr<UserRegistry>, user: &str, except: Option<&FakeSocket>, n: i32) {
@@ -996,7 +988,7 @@ async fn user_registry_fans_out_to_each_socket_of_a_user() {
         .send(ToUser {
             user_id: "bob".into(),
             except: None,
-            push: ChatPush::Frame(r#"42["framed",{"k":1}]"#.into()),
+            push: ChatPush(r#"42["framed",{"k":1}]"#.into()),
         })
         .await
         .unwrap();

@@ -65,31 +65,29 @@ pub struct ChatContext {
     pub max_pending_sends: usize,
 }
 
-/// A message for a chat socket from another actor.
+/// A message for a chat socket from another actor: an event on `/`, already encoded as a
+/// complete Engine.IO frame (`42[…]`), so that a fan-out encodes it once for every socket.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub enum ChatPush {
-    /// Emit `event` with one argument.
-    Emit { event: &'static str, payload: Value },
-    /// Send an event already encoded as an Engine.IO frame (encoded once for many sockets).
-    Frame(ByteString),
-}
+pub struct ChatPush(pub ByteString);
 
-/// Encodes `event` with one argument on `/` as a complete Engine.IO text frame (`42[…]`).
-pub fn encode_event_frame(event: &str, payload: Value) -> ByteString {
-    let (text, _) = Packet {
-        nsp: CHAT_NAMESPACE.to_string(),
-        data: PacketData::Event {
-            event: event.to_string(),
-            args: vec![payload],
-            id: None,
-        },
+impl ChatPush {
+    /// `event` with one argument on `/`.
+    pub fn event(event: &str, payload: Value) -> Self {
+        let (text, _) = Packet {
+            nsp: CHAT_NAMESPACE.to_string(),
+            data: PacketData::Event {
+                event: event.to_string(),
+                args: vec![payload],
+                id: None,
+            },
+        }
+        .encode();
+        let mut frame = String::with_capacity(text.len() + 1);
+        frame.push('4');
+        frame.push_str(&text);
+        ChatPush(frame.into())
     }
-    .encode();
-    let mut frame = String::with_capacity(text.len() + 1);
-    frame.push('4');
-    frame.push_str(&text);
-    frame.into()
 }
 
 struct PendingSend {
@@ -125,11 +123,6 @@ impl ChatSocket {
             pending: VecDeque::new(),
             sending: false,
         }
-    }
-
-    /// The authenticated user, once connected.
-    pub fn user_id(&self) -> Option<&str> {
-        self.user_id.as_deref()
     }
 
     fn room(&mut self, connection_id: &str) -> Option<Addr<ChatRoom>> {
@@ -274,7 +267,7 @@ impl ChatSocket {
                 me.ctx.users.do_send(ToUser {
                     user_id: sender,
                     except: None,
-                    push: ChatPush::Frame(encode_event_frame("message_read", notice.clone())),
+                    push: ChatPush::event("message_read", notice.clone()),
                 });
                 if let Some(id) = event.ack {
                     io.ack(CHAT_NAMESPACE, id, vec![notice]);
@@ -395,10 +388,7 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_push(&mut self, push: ChatPush, io: &mut SocketIo<'_, '_, Self>) {
-        match push {
-            ChatPush::Emit { event, payload } => io.emit(CHAT_NAMESPACE, event, vec![payload]),
-            ChatPush::Frame(frame) => io.send_framed(frame),
-        }
+        io.send_framed(push.0);
     }
 
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {

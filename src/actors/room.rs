@@ -15,13 +15,12 @@ use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
     MessageResult, Recipient, ResponseActFuture, WrapFuture,
 };
-use bytestring::ByteString;
 use entity::{connections, messages};
 use log::debug;
 
 use super::chat::message_json::message_json;
 use super::chat::payload::SendMessage;
-use super::chat::{encode_event_frame, ChatPush};
+use super::chat::ChatPush;
 use super::persistence::{LoadConnection, PersistError, SaveMessage, SaveOutcome};
 use super::registry::ToUser;
 use crate::db::queries;
@@ -315,16 +314,16 @@ fn new_message(
 
 /// `receive_message` to every socket of the receiver and to the sender's other sockets.
 fn route(users: &Recipient<ToUser>, model: &messages::Model, sender_sid: &Arc<str>) {
-    let frame: ByteString = encode_event_frame("receive_message", message_json(model));
+    let push = ChatPush::event("receive_message", message_json(model));
     users.do_send(ToUser {
         user_id: model.receiver_id.clone(),
         except: None,
-        push: ChatPush::Frame(frame.clone()),
+        push: push.clone(),
     });
     users.do_send(ToUser {
         user_id: model.sender_id.clone(),
         except: Some(sender_sid.clone()),
-        push: ChatPush::Frame(frame),
+        push,
     });
 }
 

@@ -804,11 +804,6 @@ impl<H: EngineHandler> EngineIo<'_, H> {
         &self.core.sid
     }
 
-    /// Whether the session is closing.
-    pub fn is_closed(&self) -> bool {
-        self.core.closed.is_some()
-    }
-
     /// Sends a text message (`4` + `text`).
     pub fn send_text(&mut self, text: &str) {
         let mut frame = String::with_capacity(text.len() + 1);

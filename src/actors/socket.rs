@@ -234,11 +234,6 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
         self.eio.sid()
     }
 
-    /// The Socket.IO id of this client's socket in `nsp`, once connected.
-    pub fn socket_id(&self, nsp: &str) -> Option<&str> {
-        self.state.namespaces.get(nsp).map(String::as_str)
-    }
-
     /// Sends a packet (and its attachments).
     pub fn send(&mut self, packet: &Packet) {
         let (text, attachments) = packet.encode();
@@ -272,12 +267,6 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// e.g. one encoded once for many recipients.
     pub fn send_framed(&mut self, frame: bytestring::ByteString) {
         self.eio.send_framed(frame);
-    }
-
-    /// Closes the whole connection.
-    pub fn close(&mut self) {
-        self.eio
-            .close(SessionClose::ServerClose("closed by the application"));
     }
 
     /// Runs `fut` and hands its output to `then` on this socket's task.

@@ -149,11 +149,6 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         self.closing.send_replace(true);
     }
 
-    /// How many long-polling sessions are open (upgraded ones included).
-    pub fn polling_sessions(&self) -> usize {
-        self.sessions.lock().len()
-    }
-
     fn check(&self, query: &EngineQuery) -> Result<TransportKind, EngineError> {
         if query.eio.as_deref() != Some("4") {
             return Err(EngineError::UnsupportedProtocolVersion);
