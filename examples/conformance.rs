@@ -57,7 +57,9 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use log::{error, info};
 
-use courier::conformance;
+#[allow(dead_code)]
+#[path = "../tests/common/conformance.rs"]
+mod conformance;
 
 const DEFAULT_PORT: u16 = 3000;
 const HOST: &str = "0.0.0.0";

@@ -14,16 +14,16 @@ use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::actors::chat::{ChatContext, ChatSocket};
-use crate::actors::persistence::{Persistence, Shutdown};
-use crate::actors::registry::UserRegistry;
-use crate::actors::room::{RoomDeps, RoomRegistry};
-use crate::actors::session::EngineConfig;
-use crate::actors::socket::SocketLayer;
 use crate::auth::Authenticator;
+use crate::chat::persistence::{Persistence, Shutdown};
+use crate::chat::room::{RoomDeps, RoomRegistry};
+use crate::chat::users::UserRegistry;
+use crate::chat::{ChatContext, ChatSocket};
 use crate::config::Settings;
 use crate::db;
-use crate::http::{self, engineio::EndpointOptions, engineio::EngineEndpoint};
+use crate::engineio::{EndpointOptions, EngineConfig, EngineEndpoint};
+use crate::socketio::SocketLayer;
+use crate::{engineio, http};
 
 /// Why the application could not start.
 #[derive(Debug)]
@@ -150,7 +150,7 @@ impl Application {
             let endpoint = routes.clone();
             App::new()
                 .route("/healthz", web::get().to(http::healthz))
-                .configure(|cfg| http::mount_engine(cfg, http::SOCKET_IO_PATH, endpoint))
+                .configure(|cfg| engineio::mount(cfg, engineio::SOCKET_IO_PATH, endpoint))
         })
         .shutdown_timeout(settings.server.shutdown_timeout)
         // Closing a connection (a WebSocket close, a refused request) should not linger.

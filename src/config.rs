@@ -20,6 +20,8 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::{Deserialize, Deserializer};
 
+pub use crate::engineio::TransportKind;
+
 /// The defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -51,24 +53,6 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub shutdown_timeout: u64,
-}
-
-/// The transports a client may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TransportKind {
-    Polling,
-    Websocket,
-}
-
-impl TransportKind {
-    /// The name used on the wire (`transport=` query parameter).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransportKind::Polling => "polling",
-            TransportKind::Websocket => "websocket",
-        }
-    }
 }
 
 /// `[engineio]`

@@ -2,35 +2,38 @@
 //!
 //! # Layout
 //!
-//! Each module is one layer; dependencies point down this list.
+//! One folder per protocol layer and one for the application; each layer knows only the
+//! ones below it.
 //!
+//! - [`engineio`]: Engine.IO v4, the transport layer: the pure packet codec, the session
+//!   actor (heartbeat, long-polling, WebSocket, the upgrade), the HTTP endpoint. Knows
+//!   nothing of Socket.IO.
+//! - [`socketio`]: Socket.IO v5 on top: the pure packet codec with binary reassembly, and
+//!   the socket layer (namespaces, CONNECT, events, acks). Knows nothing of the chat.
+//! - [`chat`]: the application: one file per event (its parsing and handling), the
+//!   `ChatRoom` actors that order and deliver each conversation, the user registry, the
+//!   `Persistence` actor and the chat's SQL.
 //! - [`config`]: layered settings (built-in TOML, files, `COURIER__*`, the Node server's
 //!   plain variables).
-//! - [`http`]: actix-web routes: the Engine.IO endpoint (`/socket.io/`) and `/healthz`.
-//! - [`transport`]: byte pipes under a session: WebSocket over actix-ws, feeding bounded
-//!   channels.
-//! - [`actors`]: the Engine.IO session actor (heartbeat, framing), the Socket.IO layer that
-//!   runs inside it, and the chat application on top.
-//! - [`protocol`]: the pure codec: Engine.IO v4 packets and payloads, Socket.IO v5 packets
-//!   with binary reassembly. No I/O.
 //! - [`auth`]: JWT verification (HS256, `userId`, `exp`).
-//! - [`ids`]: session ids from the OS CSPRNG.
+//! - [`db`]: connecting, the migration policy, `seed-demo`.
+//! - [`http`]: the routes besides Engine.IO (`/healthz`).
+//! - [`ids`]: session ids and cuids.
 //! - [`app`]: [`app::Application::build`] wires it all and binds the listener.
 //! - [`cli`]: the command line of the `courier` binary, which stays thin.
 //!
-//! A connection's path: `http::engineio::handle` upgrades the request, `transport::websocket`
-//! pumps frames into a `transport::SessionLink`, `actors::session::EngineSession` decodes
-//! Engine.IO packets and passes messages to `actors::socket::SocketLayer`, which decodes
-//! Socket.IO packets and hands CONNECTs and events to `actors::chat::ChatSocket`.
+//! A connection's path: `engineio::endpoint` accepts the request, `engineio::websocket`
+//! pumps frames into the session's channel, `engineio::session::EngineSession` decodes
+//! Engine.IO packets and passes messages to `socketio::SocketLayer`, which decodes
+//! Socket.IO packets and hands CONNECTs and events to `chat::ChatSocket`.
 
-pub mod actors;
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod conformance;
 pub mod db;
+pub mod engineio;
 pub mod http;
 pub mod ids;
-pub mod protocol;
-pub mod transport;
+pub mod socketio;

@@ -12,19 +12,17 @@ use std::time::Duration;
 use actix::{Actor, Addr, Context, Handler};
 use chrono::NaiveDateTime;
 use common::db::{Kind, TestDb};
-use courier::actors::chat::message_json::message_json;
-use courier::actors::chat::payload::{Media, SendMessage};
-use courier::actors::chat::ChatPush;
-use courier::actors::persistence::{
+use courier::chat::message_json::message_json;
+use courier::chat::payload::{Media, SendMessage};
+use courier::chat::persistence::{
     MarkRead, PersistError, Persistence, SaveMessage, SaveOutcome, Shutdown,
 };
-use courier::actors::registry::{
-    RegisterSocket, SocketCount, ToUser, UnregisterSocket, UserRegistry,
-};
-use courier::actors::room::{
+use courier::chat::room::{
     ChatError, ChatRoom, GetRoom, Join, JoinedCount, Leave, PostMessage, RoomCount, RoomDeps,
     RoomRegistry,
 };
+use courier::chat::users::{RegisterSocket, SocketCount, ToUser, UnregisterSocket, UserRegistry};
+use courier::chat::ChatPush;
 use entity::messages;
 use futures_util::future::{join, join_all};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};

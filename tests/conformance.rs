@@ -8,8 +8,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
-use common::{Received, WsClient};
-use courier::conformance;
+use common::{conformance, Received, WsClient};
 
 struct Server {
     port: u16,

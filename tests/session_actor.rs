@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::Actor;
-use courier::actors::chat::ChatSocket;
-use courier::actors::session::{EngineConfig, EngineSession};
-use courier::actors::socket::SocketLayer;
 use courier::app::start_chat;
 use courier::auth::Authenticator;
+use courier::chat::ChatSocket;
 use courier::config::{LoadOptions, Settings};
-use courier::transport::{self, Outbound, TransportLink, WsEvent};
+use courier::engineio::transport::{self, Outbound, TransportLink, WsEvent};
+use courier::engineio::{EngineConfig, EngineSession};
+use courier::socketio::SocketLayer;
 use tokio::time::timeout;
 
 const SECRET: &str = "actor-test-secret";

@@ -1,7 +1,6 @@
 //! Database access: connecting (SQLite or PostgreSQL, Prisma-style `?schema=`), the startup
 //! migration policy, and the chat's queries (reads here, writes in `actors::persistence`).
 
-pub mod queries;
 pub mod seed;
 
 use std::time::Duration;

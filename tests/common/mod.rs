@@ -1,6 +1,7 @@
 //! Test helpers: start the app on 127.0.0.1:0 and talk raw WebSocket to it.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod db;
 
 use std::collections::HashMap;

@@ -1,4 +1,5 @@
-//! The protocol test server's handlers (used by `examples/conformance.rs` and the tests).
+//! The protocol test server's handlers (used by `examples/conformance.rs` and the tests;
+//! test support, not part of the shipped library).
 //!
 //! The public Engine.IO v4 and Socket.IO v5 protocol test suites run against a server with
 //! this behaviour; that Courier passes them with these two small handlers shows that its
@@ -18,12 +19,11 @@ use actix_web::web;
 use log::debug;
 use serde_json::{json, Value};
 
-use crate::actors::session::{EngineConfig, EngineHandler, EngineIo, EngineMessage};
-use crate::actors::socket::{Event, SocketHandler, SocketIo, SocketLayer};
-use crate::config::TransportKind;
-use crate::http::engineio::{EndpointOptions, EngineEndpoint};
-use crate::http::{self, SOCKET_IO_PATH};
-use crate::protocol::socketio::{Packet, PacketData};
+use courier::engineio::{
+    self, EndpointOptions, EngineConfig, EngineEndpoint, EngineHandler, EngineIo, EngineMessage,
+    TransportKind, SOCKET_IO_PATH,
+};
+use courier::socketio::{Event, Packet, PacketData, SocketHandler, SocketIo, SocketLayer};
 
 /// Where the raw Engine.IO echo is mounted.
 pub const ENGINE_IO_PATH: &str = "/engine.io/";
@@ -76,9 +76,9 @@ impl Endpoints {
 
 /// Mounts `/engine.io/` (echo), `/socket.io/` (the conformance app) and `/healthz`.
 pub fn configure(cfg: &mut web::ServiceConfig, endpoints: &Endpoints) {
-    cfg.route("/healthz", web::get().to(http::healthz));
-    http::mount_engine(cfg, ENGINE_IO_PATH, endpoints.engine.clone());
-    http::mount_engine(cfg, SOCKET_IO_PATH, endpoints.socket.clone());
+    cfg.route("/healthz", web::get().to(courier::http::healthz));
+    engineio::mount(cfg, ENGINE_IO_PATH, endpoints.engine.clone());
+    engineio::mount(cfg, SOCKET_IO_PATH, endpoints.socket.clone());
 }
 
 /// A push type for handlers nothing pushes to: it cannot be constructed.

@@ -19,9 +19,9 @@ use bytes::Bytes;
 use log::debug;
 use serde_json::{json, Value};
 
-use super::session::{EngineHandler, EngineIo, EngineMessage, SessionClose};
+use super::packet::{Decoded, Decoder, Packet, PacketData};
+use crate::engineio::{EngineHandler, EngineIo, EngineMessage, SessionClose};
 use crate::ids;
-use crate::protocol::socketio::{Decoded, Decoder, Packet, PacketData};
 
 /// An event from the client.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,10 +215,23 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
     }
 
     fn on_close(&mut self, reason: &SessionClose) {
-        let reason = reason.as_disconnect_reason();
+        let reason = disconnect_reason(reason);
         for (nsp, _) in self.state.namespaces.drain() {
             self.app.on_disconnect(&nsp, reason);
         }
+    }
+}
+
+/// The reason string Socket.IO gives a disconnect caused by the Engine.IO session closing.
+pub fn disconnect_reason(close: &SessionClose) -> &'static str {
+    match close {
+        SessionClose::TransportClose => "transport close",
+        SessionClose::TransportError(_) | SessionClose::TooLarge | SessionClose::SlowClient => {
+            "transport error"
+        }
+        SessionClose::PingTimeout => "ping timeout",
+        SessionClose::ProtocolError(_) => "parse error",
+        SessionClose::ServerClose(_) => "server shutting down",
     }
 }
 
@@ -267,6 +280,18 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// e.g. one encoded once for many recipients.
     pub fn send_framed(&mut self, frame: bytestring::ByteString) {
         self.eio.send_framed(frame);
+    }
+
+    /// Stops taking packets from the client until [`SocketIo::resume_reading`] (see
+    /// [`EngineIo::pause_reading`]): back-pressure for a client that sends faster than its
+    /// requests are done.
+    pub fn pause_reading(&mut self) {
+        self.eio.pause_reading();
+    }
+
+    /// Takes packets from the client again.
+    pub fn resume_reading(&mut self) {
+        self.eio.resume_reading();
     }
 
     /// Runs `fut` and hands its output to `then` on this socket's task.

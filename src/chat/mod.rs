@@ -16,6 +16,10 @@
 
 pub mod message_json;
 pub mod payload;
+pub mod persistence;
+pub mod room;
+pub mod sql;
+pub mod users;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,12 +30,12 @@ use entity::messages;
 use log::debug;
 use serde_json::{json, Value};
 
-use super::persistence::{MarkRead, PersistError};
-use super::registry::{RegisterSocket, ToUser, UnregisterSocket};
-use super::room::{ChatError, ChatRoom, GetRoom, Join, Leave, PostMessage, RoomRegistry};
-use super::socket::{Event, SocketHandler, SocketIo};
+use self::persistence::{MarkRead, PersistError};
+use self::room::{ChatError, ChatRoom, GetRoom, Join, Leave, PostMessage, RoomRegistry};
+use self::users::{RegisterSocket, ToUser, UnregisterSocket};
 use crate::auth::Authenticator;
-use crate::protocol::socketio::{Packet, PacketData};
+use crate::socketio::packet::event_frame;
+use crate::socketio::{Event, SocketHandler, SocketIo};
 use message_json::message_json;
 
 /// The only namespace the chat serves.
@@ -74,19 +78,7 @@ pub struct ChatPush(pub ByteString);
 impl ChatPush {
     /// `event` with one argument on `/`.
     pub fn event(event: &str, payload: Value) -> Self {
-        let (text, _) = Packet {
-            nsp: CHAT_NAMESPACE.to_string(),
-            data: PacketData::Event {
-                event: event.to_string(),
-                args: vec![payload],
-                id: None,
-            },
-        }
-        .encode();
-        let mut frame = String::with_capacity(text.len() + 1);
-        frame.push('4');
-        frame.push_str(&text);
-        ChatPush(frame.into())
+        ChatPush(event_frame(CHAT_NAMESPACE, event, &[&payload.to_string()]).into())
     }
 }
 

@@ -17,10 +17,31 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::actors::session::{EngineConfig, EngineHandler, EngineSession, Start};
-use crate::config::TransportKind;
-use crate::transport::{CloseReason, Inbound, PollReply, TransportLink, WsEvent};
-use crate::{ids, transport};
+use super::session::{EngineConfig, EngineHandler, EngineSession, Start};
+
+use super::transport::{self, CloseReason, Inbound, PollReply, TransportLink, WsEvent};
+use crate::ids;
+
+/// The transports a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Polling,
+    Websocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`transport=` query parameter).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
+
+/// Engine.IO's default path, where `socket.io-client` connects.
+pub const SOCKET_IO_PATH: &str = "/socket.io/";
 
 /// Engine.IO's error codes for HTTP errors, with their messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +301,7 @@ fn open_websocket<H: EngineHandler>(
         }
     };
     let (session_link, transport_link) = transport::link(endpoint.options.max_buffered_packets);
-    transport::websocket::attach(
+    super::websocket::attach(
         ws,
         stream,
         transport_link,
@@ -479,7 +500,7 @@ async fn upgrade_websocket<H: EngineHandler>(
             return EngineError::BadRequest.response();
         }
     };
-    transport::websocket::attach(
+    super::websocket::attach(
         ws,
         stream,
         TransportLink {
@@ -491,4 +512,20 @@ async fn upgrade_websocket<H: EngineHandler>(
         endpoint.options.config.max_payload,
     );
     response
+}
+
+/// Mounts an Engine.IO endpoint at `path` (with and without the trailing slash).
+pub fn mount<H: EngineHandler>(
+    cfg: &mut web::ServiceConfig,
+    path: &str,
+    endpoint: web::Data<EngineEndpoint<H>>,
+) {
+    let bare = path.trim_end_matches('/');
+    for p in [path, bare] {
+        cfg.service(
+            web::resource(p)
+                .app_data(endpoint.clone())
+                .route(web::route().to(handle::<H>)),
+        );
+    }
 }

@@ -31,6 +31,15 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// The Engine.IO `message` packet carrying `data` as a text frame: `4` + `data`. Encoding
+/// a frame once and sending it to many sessions is how fan-outs stay cheap.
+pub fn message_frame(data: &str) -> String {
+    let mut frame = String::with_capacity(data.len() + 1);
+    frame.push('4');
+    frame.push_str(data);
+    frame
+}
+
 /// Body of the open packet the server sends to finish the handshake.
 ///
 /// Serialises as `{"sid","upgrades","pingInterval","pingTimeout","maxPayload"}`
@@ -118,7 +127,7 @@ impl Packet {
             Packet::Close => "1".to_owned(),
             Packet::Ping(data) => format!("2{data}"),
             Packet::Pong(data) => format!("3{data}"),
-            Packet::Message(data) => format!("4{data}"),
+            Packet::Message(data) => message_frame(data),
             Packet::Binary(bytes) => format!("b{}", BASE64.encode(bytes)),
             Packet::Upgrade => "5".to_owned(),
             Packet::Noop => "6".to_owned(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message, MessageResult, Recipient};
 use log::debug;
 
-use super::chat::ChatPush;
+use super::ChatPush;
 
 /// A socket of `user_id` came online.
 #[derive(Debug, Clone, Message)]

@@ -210,10 +210,7 @@ impl Packet {
             }
             _ => Vec::new(),
         };
-        if !self.nsp.is_empty() && self.nsp != DEFAULT_NSP {
-            out.push_str(&self.nsp);
-            out.push(',');
-        }
+        push_nsp(&mut out, &self.nsp);
         match &self.data {
             PacketData::Connect(data) => {
                 if let Some(data) = data {
@@ -280,6 +277,54 @@ fn push_array(out: &mut String, first: Option<&str>, rest: &[Value]) {
         sep = ",";
     }
     out.push(']');
+}
+
+/// A text event encoded once, with arguments that are JSON texts already, as a complete
+/// Engine.IO message frame: `4` + `2[<nsp>,]["<event>",<arg>,...]`. A fan-out builds the
+/// frame once and sends the same bytes to every socket.
+pub fn event_frame(nsp: &str, event: &str, json_args: &[&str]) -> String {
+    let mut out = String::with_capacity(
+        16 + nsp.len() + event.len() + json_args.iter().map(|a| a.len() + 1).sum::<usize>(),
+    );
+    out.push('4');
+    out.push('2');
+    push_nsp(&mut out, nsp);
+    out.push('[');
+    out.push_str(&Value::from(event).to_string());
+    for arg in json_args {
+        out.push(',');
+        out.push_str(arg);
+    }
+    out.push(']');
+    out
+}
+
+/// An acknowledgement with arguments that are JSON texts already, as a complete Engine.IO
+/// message frame: `4` + `3[<nsp>,]<id>[<arg>,...]`.
+pub fn ack_frame(nsp: &str, id: u64, json_args: &[&str]) -> String {
+    let mut out = String::with_capacity(
+        24 + nsp.len() + json_args.iter().map(|a| a.len() + 1).sum::<usize>(),
+    );
+    out.push('4');
+    out.push('3');
+    push_nsp(&mut out, nsp);
+    out.push_str(&id.to_string());
+    out.push('[');
+    for (i, arg) in json_args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(arg);
+    }
+    out.push(']');
+    out
+}
+
+fn push_nsp(out: &mut String, nsp: &str) {
+    if !nsp.is_empty() && nsp != DEFAULT_NSP {
+        out.push_str(nsp);
+        out.push(',');
+    }
 }
 
 /// The result of feeding one message to a [`Decoder`].
@@ -550,8 +595,39 @@ fn decode_str(s: &str) -> Result<(Packet, usize), DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::engineio;
     use super::*;
+    use crate::engineio::packet as engineio;
+
+    #[test]
+    fn frames_of_pre_encoded_arguments() {
+        assert_eq!(
+            event_frame("/", "message_sent", &[r#"{"a":1}"#, "2"]),
+            r#"42["message_sent",{"a":1},2]"#
+        );
+        assert_eq!(event_frame("/admin", "x\"y", &[]), r#"42/admin,["x\"y"]"#);
+        assert_eq!(
+            ack_frame("/", 7, &[r#"{"ok":true}"#]),
+            r#"437[{"ok":true}]"#
+        );
+        assert_eq!(
+            ack_frame("/custom", 12, &["1", "[]"]),
+            r#"43/custom,12[1,[]]"#
+        );
+        assert_eq!(ack_frame("/", 0, &[]), "430[]");
+        // The same as encoding the packet and framing it for Engine.IO.
+        let packet = Packet {
+            nsp: "/".into(),
+            data: PacketData::Event {
+                event: "e".into(),
+                args: vec![serde_json::json!({"k": "v"})],
+                id: None,
+            },
+        };
+        assert_eq!(
+            event_frame("/", "e", &[r#"{"k":"v"}"#]),
+            crate::engineio::packet::message_frame(&packet.encode().0)
+        );
+    }
     use serde_json::json;
 
     /// The full wire string (Engine.IO message framing included) of `packet`.

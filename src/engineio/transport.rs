@@ -10,8 +10,6 @@
 //! Channels are `Send`, so a transport opened on one actix-web worker can feed a session
 //! that lives on another (the polling → WebSocket upgrade does exactly that).
 
-pub mod websocket;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;

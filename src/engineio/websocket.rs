@@ -11,7 +11,7 @@ use actix_ws::{AggregatedMessage, CloseCode, MessageStream, ProtocolError, Sessi
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{report, CloseReason, KillSwitch, Outbound, TransportLink, WsEvent};
+use super::transport::{report, CloseReason, KillSwitch, Outbound, TransportLink, WsEvent};
 
 /// How long a last close frame may take to go out before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);

@@ -18,12 +18,12 @@ use actix::{
 use entity::{connections, messages};
 use log::debug;
 
-use super::chat::message_json::message_json;
-use super::chat::payload::SendMessage;
-use super::chat::ChatPush;
+use super::message_json::message_json;
+use super::payload::SendMessage;
 use super::persistence::{LoadConnection, PersistError, SaveMessage, SaveOutcome};
-use super::registry::ToUser;
-use crate::db::queries;
+use super::sql;
+use super::users::ToUser;
+use super::ChatPush;
 use crate::ids;
 
 /// Why a room refused a request; [`ChatError::message`] is what the client sees.
@@ -156,7 +156,7 @@ fn check(info: Option<&connections::Model>, user: &str) -> Result<String, ChatEr
         // A connection of a user with themself has nobody to talk to.
         return Err(ChatError::NotMember);
     }
-    if !queries::is_active(info) {
+    if !sql::is_active(info) {
         return Err(ChatError::NotActive);
     }
     Ok(other.to_string())
@@ -238,7 +238,7 @@ impl Handler<PostMessage> for ChatRoom {
         self.begin();
         // Non-members are refused from the cache; a cached non-ACTIVE status is re-read
         // (the app may have re-activated the connection).
-        let cached = self.info.clone().filter(queries::is_active);
+        let cached = self.info.clone().filter(sql::is_active);
         if let Some(info) = &cached {
             if !info.has_participant(&msg.user_id) {
                 self.end(None);

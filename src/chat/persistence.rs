@@ -20,7 +20,7 @@ use log::{debug, error, info};
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::db::queries;
+use super::sql;
 
 /// Why a persistence request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ async fn write_loop(
     while let Some(job) = queue.recv().await {
         match (job.op, job.reply) {
             (WriteOp::Save(message), WriteReply::Save(reply)) => {
-                let result = queries::insert_message_if_active(&db, &message)
+                let result = sql::insert_message_if_active(&db, &message)
                     .await
                     .map(|inserted| {
                         if inserted {
@@ -156,13 +156,12 @@ async fn write_loop(
                 let _ = reply.send(result);
             }
             (WriteOp::MarkRead(m), WriteReply::MarkRead(reply)) => {
-                let result =
-                    queries::mark_read(&db, &m.message_id, &m.connection_id, &m.reader, m.now)
-                        .await
-                        .map_err(|e| {
-                            error!("marking message {} read failed: {e}", m.message_id);
-                            PersistError::from(e)
-                        });
+                let result = sql::mark_read(&db, &m.message_id, &m.connection_id, &m.reader, m.now)
+                    .await
+                    .map_err(|e| {
+                        error!("marking message {} read failed: {e}", m.message_id);
+                        PersistError::from(e)
+                    });
                 let _ = reply.send(result);
             }
             _ => error!("persistence: a job with a mismatched reply was dropped"),
@@ -205,7 +204,7 @@ impl Handler<LoadConnection> for Persistence {
 
     fn handle(&mut self, msg: LoadConnection, _ctx: &mut Self::Context) -> Self::Result {
         let db = self.db.clone();
-        Box::pin(async move { Ok(queries::find_connection(&db, &msg.0).await?) })
+        Box::pin(async move { Ok(sql::find_connection(&db, &msg.0).await?) })
     }
 }
 

@@ -1,0 +1,21 @@
+//! Engine.IO v4: the transport layer. It knows nothing of Socket.IO: a message is an
+//! opaque string or byte buffer to it, handed to an [`EngineHandler`].
+//!
+//! - [`packet`]: the pure codec (packets, polling payloads). No I/O.
+//! - [`transport`]: the bounded channels between a session and its transports.
+//! - [`websocket`]: the WebSocket transport over actix-ws.
+//! - [`session`]: the session actor (heartbeat, framing, polling, upgrade) and the
+//!   [`EngineHandler`] trait, the seam to the layer above.
+//! - [`endpoint`]: the HTTP endpoint: origin checks and CORS, the handshake, long-polling
+//!   requests, WebSocket sessions and upgrades.
+
+pub mod endpoint;
+pub mod packet;
+pub mod session;
+pub mod transport;
+pub mod websocket;
+
+pub use endpoint::{mount, EndpointOptions, EngineEndpoint, TransportKind, SOCKET_IO_PATH};
+pub use session::{
+    EngineConfig, EngineHandler, EngineIo, EngineMessage, EngineSession, SessionClose,
+};

@@ -1,0 +1,133 @@
+//! The seam between Engine.IO and the layer it carries: the [`EngineHandler`] trait, and
+//! [`EngineIo`], what a handler can do with its session.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{ActorFutureExt, AsyncContext, Context, Message, Recipient, SpawnHandle};
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::{Core, EngineSession, SessionClose};
+use crate::engineio::packet::message_frame;
+use crate::engineio::transport::Outbound;
+
+/// A message carried by Engine.IO `message` packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineMessage {
+    /// A text message (`4...`).
+    Text(String),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+/// The layer above Engine.IO (Socket.IO, or the raw echo of the conformance server).
+pub trait EngineHandler: Sized + Unpin + 'static {
+    /// Messages other actors send to this session (delivered to [`EngineHandler::on_push`]).
+    type Push: Message<Result = ()> + Send + 'static;
+
+    /// The handshake was queued; the session is open.
+    fn on_open(&mut self, _io: &mut EngineIo<'_, Self>) {}
+
+    /// A message from the client.
+    fn on_message(&mut self, message: EngineMessage, io: &mut EngineIo<'_, Self>);
+
+    /// A message from another actor.
+    fn on_push(&mut self, push: Self::Push, io: &mut EngineIo<'_, Self>);
+
+    /// The session is closing; nothing more can be sent.
+    fn on_close(&mut self, _reason: &SessionClose) {}
+}
+
+/// What a handler can do with its session.
+pub struct EngineIo<'a, H: EngineHandler> {
+    pub(super) core: &'a mut Core,
+    pub(super) ctx: &'a mut Context<EngineSession<H>>,
+}
+
+impl<H: EngineHandler> EngineIo<'_, H> {
+    /// The Engine.IO session id.
+    pub fn sid(&self) -> &Arc<str> {
+        &self.core.sid
+    }
+
+    /// Sends a text message (`4` + `text`).
+    pub fn send_text(&mut self, text: &str) {
+        self.core
+            .queue(Outbound::Text(message_frame(text).into()), self.ctx);
+    }
+
+    /// Sends a text message already framed as an Engine.IO packet (`4...`, see
+    /// [`message_frame`]), e.g. one encoded once for many sessions.
+    pub fn send_framed(&mut self, frame: ByteString) {
+        self.core.queue(Outbound::Text(frame), self.ctx);
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: Bytes) {
+        self.core.queue(Outbound::Binary(data), self.ctx);
+    }
+
+    /// Closes the session (after what is queued).
+    pub fn close(&mut self, reason: SessionClose) {
+        self.core.close(reason, self.ctx);
+    }
+
+    /// Stops taking messages from the client until [`EngineIo::resume_reading`]: the
+    /// WebSocket is not read any further (TCP pushes back on the client), a long-polling
+    /// POST is answered only once its packets have all been taken. Output, pings and
+    /// long-polling GETs go on; a paused client cannot time out on its pongs.
+    pub fn pause_reading(&mut self) {
+        self.core.pause();
+    }
+
+    /// Takes messages from the client again (what was held is handled first, in order).
+    pub fn resume_reading(&mut self) {
+        self.core.resume(self.ctx);
+    }
+
+    /// Whether reading is paused.
+    pub fn is_paused(&self) -> bool {
+        self.core.flow.paused
+    }
+
+    /// Runs `f` on the handler after `delay`, unless the session has closed by then.
+    pub fn run_later<F>(&mut self, delay: Duration, f: F) -> SpawnHandle
+    where
+        F: FnOnce(&mut H, &mut EngineIo<'_, H>) + 'static,
+    {
+        self.ctx.run_later(delay, move |act, ctx| {
+            if act.core.closed.is_some() {
+                return;
+            }
+            act.with_handler(ctx, f);
+        })
+    }
+
+    /// Cancels something scheduled with [`EngineIo::run_later`].
+    pub fn cancel(&mut self, handle: SpawnHandle) {
+        self.ctx.cancel_future(handle);
+    }
+
+    /// Runs `fut` on the session's task and hands its output to `then`, unless the session
+    /// has closed by then.
+    pub fn spawn<Fut, F>(&mut self, fut: Fut, then: F)
+    where
+        Fut: Future + 'static,
+        F: FnOnce(&mut H, &mut EngineIo<'_, H>, Fut::Output) + 'static,
+    {
+        let wrapped = actix::fut::wrap_future::<_, EngineSession<H>>(fut);
+        self.ctx.spawn(wrapped.map(move |out, act, ctx| {
+            if act.core.closed.is_some() {
+                return;
+            }
+            act.with_handler(ctx, move |handler, io| then(handler, io, out));
+        }));
+    }
+
+    /// A recipient for pushes to this session.
+    pub fn recipient(&self) -> Recipient<H::Push> {
+        self.ctx.address().recipient()
+    }
+}
