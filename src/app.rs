@@ -8,17 +8,13 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::Authenticator;
-use crate::chat::persistence::{Persistence, Shutdown};
-use crate::chat::room::{RoomDeps, RoomRegistry};
-use crate::chat::users::UserRegistry;
-use crate::chat::{ChatContext, ChatSocket};
+use crate::chat::{Chat, ChatOptions, ChatSocket, MessageIdKey};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::{EndpointOptions, EngineConfig, EngineEndpoint};
@@ -57,35 +53,31 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
-/// Starts the chat's shared actors (persistence, user and room registries) on the current
-/// arbiter; returns what every chat socket needs, and the persistence actor.
-pub fn start_chat(
-    database: DatabaseConnection,
-    settings: &Settings,
-) -> (ChatContext, Addr<Persistence>) {
-    let persistence = Persistence::new(database, settings.database.write_queue).start();
-    let users = UserRegistry::default().start();
-    let rooms = RoomRegistry::new(RoomDeps {
-        save: persistence.clone().recipient(),
-        load: persistence.clone().recipient(),
-        users: users.clone().recipient(),
-        idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
-    })
-    .start();
-    let chat = ChatContext {
-        auth: Arc::new(Authenticator::new(
-            &settings.auth.secret,
-            settings.auth.leeway,
-        )),
-        rooms,
-        users: users.clone().recipient(),
-        register: users.clone().recipient(),
-        unregister: users.recipient(),
-        mark_read: persistence.clone().recipient(),
+/// The chat's options from `settings`.
+pub fn chat_options(settings: &Settings) -> ChatOptions {
+    ChatOptions {
+        shards: settings.chat.shards,
+        room_idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
+        batch_max: settings.database.batch_max,
+        write_queue: settings.database.write_queue,
         max_content_chars: settings.chat.max_content_chars,
-        max_pending_sends: settings.chat.max_pending_sends,
-    };
-    (chat, persistence)
+        send_window: settings.chat.send_window,
+    }
+}
+
+/// Starts the chat's shared actors (persistence, room and user shards) on threads of their
+/// own.
+pub fn start_chat(database: DatabaseConnection, settings: &Settings) -> Chat {
+    let auth = Arc::new(Authenticator::new(
+        &settings.auth.secret,
+        settings.auth.leeway,
+    ));
+    Chat::start(
+        database,
+        auth,
+        MessageIdKey::new(&settings.auth.secret),
+        &chat_options(settings),
+    )
 }
 
 /// Stops a running [`Application`] gracefully: every session is closed first (WebSocket
@@ -109,13 +101,16 @@ impl ShutdownHandle {
 pub struct Application {
     port: u16,
     server: Server,
-    persistence: Addr<Persistence>,
+    chat: Chat,
     endpoint: web::Data<EngineEndpoint<SocketLayer<ChatSocket>>>,
 }
 
 impl Application {
     /// Opens the database, starts the actors and binds `server.host:server.port`.
     pub async fn build(settings: Settings) -> Result<Application, AppError> {
+        for warning in settings.warnings() {
+            warn!("{warning}");
+        }
         if settings.uses_development_secret() {
             warn!(
                 "!!! auth.secret is the built-in DEVELOPMENT secret: anyone can forge tokens. \
@@ -133,7 +128,8 @@ impl Application {
             .map_err(AppError::Bind)?;
         let addr = listener.local_addr().map_err(AppError::Bind)?;
 
-        let (chat, persistence) = start_chat(database, &settings);
+        let chat = start_chat(database, &settings);
+        let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let endpoint = web::Data::new(EngineEndpoint::new(
             EndpointOptions {
@@ -142,7 +138,7 @@ impl Application {
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
             },
-            move || SocketLayer::new(ChatSocket::new(chat.clone()), connect_timeout),
+            move || SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout),
         ));
 
         let routes = endpoint.clone();
@@ -165,7 +161,7 @@ impl Application {
         Ok(Application {
             port: addr.port(),
             server,
-            persistence,
+            chat,
             endpoint,
         })
     }
@@ -203,7 +199,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let served = self.server.await;
         info!("server stopped; finishing queued writes");
-        let _ = self.persistence.send(Shutdown).await;
+        self.chat.shutdown().await;
         served
     }
 }

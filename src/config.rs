@@ -146,6 +146,7 @@ pub struct DatabaseSettings {
     pub url: String,
     pub migrate: MigrateSetting,
     pub write_queue: usize,
+    pub batch_max: usize,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -155,6 +156,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redact_url(&self.url))
             .field("migrate", &self.migrate)
             .field("write_queue", &self.write_queue)
+            .field("batch_max", &self.batch_max)
             .finish()
     }
 }
@@ -183,8 +185,12 @@ pub fn redact_url(url: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct ChatSettings {
     pub max_content_chars: usize,
-    pub max_pending_sends: usize,
+    pub send_window: usize,
     pub room_idle_timeout: u64,
+    pub shards: usize,
+    /// Replaced by `send_window`: read only to warn about it.
+    #[serde(default)]
+    pub max_pending_sends: Option<u64>,
 }
 
 /// `[cors]`
@@ -295,6 +301,19 @@ impl Settings {
         self.environment.as_deref() == Some("production")
     }
 
+    /// Warnings about settings that are accepted but should change (one line each).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.chat.max_pending_sends.is_some() {
+            warnings.push(
+                "chat.max_pending_sends is no longer used: a busy server slows a client \
+                 down instead of refusing its messages; set chat.send_window instead"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+
     /// Whether the built-in development secret is in use.
     pub fn uses_development_secret(&self) -> bool {
         self.auth.secret == DEVELOPMENT_SECRET
@@ -333,13 +352,23 @@ impl Settings {
                 self.engineio.max_buffered_packets as u64,
             ),
             ("chat.max_content_chars", self.chat.max_content_chars as u64),
-            ("chat.max_pending_sends", self.chat.max_pending_sends as u64),
+            ("chat.send_window", self.chat.send_window as u64),
             ("chat.room_idle_timeout", self.chat.room_idle_timeout),
             ("database.write_queue", self.database.write_queue as u64),
+            ("database.batch_max", self.database.batch_max as u64),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
             }
+        }
+        if self.database.batch_max > crate::chat::persistence::MAX_BATCH {
+            return Err(fail(
+                "database.batch_max",
+                format!(
+                    "must be at most {} (the databases' limit on statement parameters)",
+                    crate::chat::persistence::MAX_BATCH
+                ),
+            ));
         }
         if self.server.host.trim().is_empty() {
             return Err(fail("server.host", "must not be empty".into()));

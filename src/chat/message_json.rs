@@ -1,30 +1,51 @@
-//! The JSON form of a saved message, as the Node server emits it.
+//! The JSON form of a saved message, as the Node server emits it (Prisma's object).
+
+use std::fmt;
 
 use chrono::NaiveDateTime;
 use entity::messages::Model;
-use serde_json::{json, Value};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::Value;
 
-/// The saved message as Prisma returns it (and the Node server emits it).
-///
-/// Exactly the keys `id`, `connectionId`, `senderId`, `receiverId`, `content`, `isRead`,
-/// `createdAt`, `updatedAt`, `mediaUrl`, `mediaType`, `mediaName`, `mediaSize` and
-/// `mediaThumbnail`; timestamps as [`iso_millis`], absent media fields as `null`.
+/// The saved message as Prisma returns it (and the Node server emits it), serialized
+/// straight from the row, keys in the table's column order: `id`, `connectionId`,
+/// `senderId`, `receiverId`, `content`, `isRead`, `createdAt`, `updatedAt`, `mediaUrl`,
+/// `mediaType`, `mediaName`, `mediaSize`, `mediaThumbnail`; timestamps as [`iso_millis`],
+/// absent media fields as `null`. Its `Display` is the JSON text.
+pub struct MessageJson<'a>(pub &'a Model);
+
+impl Serialize for MessageJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let m = self.0;
+        let mut s = serializer.serialize_struct("Message", 13)?;
+        s.serialize_field("id", &m.id)?;
+        s.serialize_field("connectionId", &m.connection_id)?;
+        s.serialize_field("senderId", &m.sender_id)?;
+        s.serialize_field("receiverId", &m.receiver_id)?;
+        s.serialize_field("content", &m.content)?;
+        s.serialize_field("isRead", &m.is_read)?;
+        s.serialize_field("createdAt", &iso_millis(&m.created_at))?;
+        s.serialize_field("updatedAt", &iso_millis(&m.updated_at))?;
+        s.serialize_field("mediaUrl", &m.media_url)?;
+        s.serialize_field("mediaType", &m.media_type)?;
+        s.serialize_field("mediaName", &m.media_name)?;
+        s.serialize_field("mediaSize", &m.media_size)?;
+        s.serialize_field("mediaThumbnail", &m.media_thumbnail)?;
+        s.end()
+    }
+}
+
+impl fmt::Display for MessageJson<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Serializing strings, booleans and integers into a String cannot fail.
+        let text = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+/// The saved message as a JSON value (see [`MessageJson`]).
 pub fn message_json(m: &Model) -> Value {
-    json!({
-        "id": m.id,
-        "connectionId": m.connection_id,
-        "senderId": m.sender_id,
-        "receiverId": m.receiver_id,
-        "content": m.content,
-        "isRead": m.is_read,
-        "createdAt": iso_millis(&m.created_at),
-        "updatedAt": iso_millis(&m.updated_at),
-        "mediaUrl": m.media_url,
-        "mediaType": m.media_type,
-        "mediaName": m.media_name,
-        "mediaSize": m.media_size,
-        "mediaThumbnail": m.media_thumbnail,
-    })
+    serde_json::to_value(MessageJson(m)).unwrap_or(Value::Null)
 }
 
 /// `2026-01-18T04:59:38.123Z` for a `NaiveDateTime` holding UTC (always 3 fraction digits,
@@ -40,6 +61,7 @@ pub fn iso_millis(t: &NaiveDateTime) -> String {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+    use serde_json::json;
 
     fn at(h: u32, m: u32, s: u32, nano: u32) -> NaiveDateTime {
         NaiveDate::from_ymd_opt(2026, 1, 18)
@@ -86,15 +108,15 @@ mod tests {
                 "mediaThumbnail": null,
             })
         );
-        // Keys are sorted without `preserve_order`, so the string is deterministic.
+        // The text, keys in the table's order.
         assert_eq!(
-            v.to_string(),
+            MessageJson(&model()).to_string(),
             concat!(
-                r#"{"connectionId":"conn1","content":"hello \"there\"","#,
-                r#""createdAt":"2026-01-18T04:59:38.123Z","id":"cmkj2x1ab0000ab12cd34ef56","#,
-                r#""isRead":false,"mediaName":null,"mediaSize":null,"mediaThumbnail":null,"#,
-                r#""mediaType":null,"mediaUrl":null,"receiverId":"user2","senderId":"user1","#,
-                r#""updatedAt":"2026-01-18T05:00:00.000Z"}"#
+                r#"{"id":"cmkj2x1ab0000ab12cd34ef56","connectionId":"conn1","senderId":"user1","#,
+                r#""receiverId":"user2","content":"hello \"there\"","isRead":false,"#,
+                r#""createdAt":"2026-01-18T04:59:38.123Z","updatedAt":"2026-01-18T05:00:00.000Z","#,
+                r#""mediaUrl":null,"mediaType":null,"mediaName":null,"mediaSize":null,"#,
+                r#""mediaThumbnail":null}"#
             )
         );
         assert_eq!(v.as_object().map(|o| o.len()), Some(13));

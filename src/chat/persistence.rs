@@ -1,210 +1,375 @@
-//! The `Persistence` actor: owns the SeaORM connection and serializes writes.
+//! The `Persistence` actor: the one writer to the database, committing in groups.
 //!
-//! Writes go through one writer loop: a bounded queue of jobs, each with its own reply
-//! channel, executed one after another (never as concurrently running futures). A reply is
-//! sent only after the write has committed. When the queue is full, callers wait: a slow
-//! database pushes back instead of growing memory. Callers only see typed messages
-//! ([`SaveMessage`], [`MarkRead`]) and their replies, so the loop can later take several
-//! queued jobs into one transaction (group commit) without changing them.
+//! Rooms hand it [`Write`]s (a message to insert, a message to mark read), each tagged with
+//! the room's sequence number. It keeps them in arrival order and commits them one batch
+//! at a time:
 //!
-//! Reads ([`LoadConnection`]) do not queue behind writes; they use the connection pool
-//! directly.
+//! - A batch is every write waiting, up to `database.batch_max`; when nothing is waiting, a
+//!   write is committed at once, alone (latency at low load stays one round trip). Batches
+//!   grow only when writes queue up behind a commit.
+//! - A batch is one transaction of multi-row statements (`chat::sql`): the inserts, then
+//!   the mark-reads. Each write gets exactly one [`WriteResult`], sent to its room only
+//!   after the commit, grouped per room ([`Written`]), in sequence order.
+//! - A batch that fails is retried write by write, so that one bad row (a foreign key gone
+//!   because the app deleted a user, say) fails alone.
+//! - Ids are made before the write and inserted with `ON CONFLICT DO NOTHING`: a write whose
+//!   row is already there (a retry) is a success with that row, never a second row.
 //!
-//! [`Shutdown`] closes the queue, lets the loop finish every job already queued (sending
-//! their replies) and resolves when it is done.
+//! [`Shutdown`] resolves once every write received so far is committed (or failed) and
+//! answered.
 
-use actix::{Actor, Context, Handler, Message, ResponseFuture};
-use chrono::NaiveDateTime;
-use entity::{connections, messages};
-use log::{debug, error, info};
-use sea_orm::{DatabaseConnection, DbErr};
-use tokio::sync::{mpsc, oneshot, watch};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
-use super::sql;
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
+    WrapFuture,
+};
+use entity::messages;
+use log::{debug, error, warn};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
-/// Why a persistence request failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PersistError {
-    /// The database refused or failed the statement.
-    Database(String),
-    /// Persistence is shutting down.
-    Unavailable,
+use super::sql::{self, MarkReadRow};
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Insert a message, if its connection is ACTIVE and sender and receiver are members.
+    Insert(messages::Model),
+    /// Mark a message read by its receiver.
+    MarkRead(MarkReadRow),
 }
 
-impl From<DbErr> for PersistError {
-    fn from(e: DbErr) -> Self {
-        PersistError::Database(e.to_string())
+/// A write for the database, from a room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Write {
+    /// Tells the room's writes apart from other rooms' (one [`Written`] per room per batch).
+    pub room: u64,
+    /// Where the result goes.
+    pub reply: Recipient<Written>,
+    /// The room's sequence number of this write, echoed in the result.
+    pub seq: u64,
+    /// The write.
+    pub op: WriteOp,
+    /// Held until the write is done: the socket's share of `database.write_queue`.
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What became of an insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// The row is committed.
+    Inserted,
+    /// A row with this id was there already, for the same sender and connection (a retry):
+    /// that row.
+    Existing(Box<messages::Model>),
+    /// The connection is not ACTIVE (or is gone, or the two users are not its members):
+    /// nothing was written.
+    Refused,
+    /// The database failed; nothing was written.
+    Failed,
+}
+
+/// What became of a mark-read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// Marked read now; the message's sender.
+    Marked { sender: String },
+    /// The reader's message was read already: nothing changed.
+    AlreadyRead,
+    /// The message is not the reader's (or not in that connection, or gone).
+    NotAllowed,
+    /// The reader's unread message, on a connection that is not ACTIVE.
+    NotActive,
+    /// The database failed; nothing changed.
+    Failed,
+}
+
+/// The result of one [`Write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    Insert(InsertOutcome),
+    Mark(MarkOutcome),
+}
+
+impl WriteResult {
+    fn failed(op: &WriteOp) -> Self {
+        match op {
+            WriteOp::Insert(_) => WriteResult::Insert(InsertOutcome::Failed),
+            WriteOp::MarkRead(_) => WriteResult::Mark(MarkOutcome::Failed),
+        }
     }
 }
 
-/// What became of a [`SaveMessage`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SaveOutcome {
-    /// The row is committed.
-    Saved,
-    /// The connection is not ACTIVE or the sender/receiver are not its members: nothing
-    /// was written.
-    Refused,
-}
+/// Results for one room, in its sequence order: `(seq, result)`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Written(pub Vec<(u64, WriteResult)>);
 
-/// Insert a message if its connection is ACTIVE and sender and receiver are its members.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<SaveOutcome, PersistError>")]
-pub struct SaveMessage(pub messages::Model);
-
-/// Mark a message read by its receiver; replies with the sender's id, or `None` when the
-/// message does not exist, is not in that connection, or `reader` is not its receiver.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Option<String>, PersistError>")]
-pub struct MarkRead {
-    pub message_id: String,
-    pub connection_id: String,
-    pub reader: String,
-    pub now: NaiveDateTime,
-}
-
-/// Read a connection.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<Option<connections::Model>, PersistError>")]
-pub struct LoadConnection(pub String);
-
-/// Finish every queued write, then stop taking new ones.
+/// Resolves once every write received so far is done and answered.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-enum WriteOp {
-    Save(messages::Model),
-    MarkRead(MarkRead),
-}
-
-enum WriteReply {
-    Save(oneshot::Sender<Result<SaveOutcome, PersistError>>),
-    MarkRead(oneshot::Sender<Result<Option<String>, PersistError>>),
-}
-
-struct Job {
-    op: WriteOp,
-    reply: WriteReply,
-}
+/// How many writes are waiting or being committed (for tests and metrics).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "usize")]
+pub struct QueueDepth;
 
 /// The persistence actor.
 pub struct Persistence {
     db: DatabaseConnection,
-    queue_capacity: usize,
-    queue: Option<mpsc::Sender<Job>>,
-    /// Turns `true` once the writer loop has finished every job.
-    drained: watch::Receiver<bool>,
+    batch_max: usize,
+    queue: VecDeque<Write>,
+    /// Writes in the batch being committed (0: none).
+    busy: usize,
+    /// `true` while nothing is queued or being committed.
+    idle: watch::Sender<bool>,
 }
 
 impl Persistence {
-    /// Persistence over `db` with at most `queue_capacity` queued writes.
-    pub fn new(db: DatabaseConnection, queue_capacity: usize) -> Self {
+    /// Persistence over `db`, committing at most `batch_max` writes together.
+    pub fn new(db: DatabaseConnection, batch_max: usize) -> Self {
         Persistence {
             db,
-            queue_capacity: queue_capacity.max(1),
-            queue: None,
-            drained: watch::channel(true).1,
+            batch_max: batch_max.clamp(1, MAX_BATCH),
+            queue: VecDeque::new(),
+            busy: 0,
+            idle: watch::Sender::new(true),
         }
     }
 
-    fn enqueue<T: Send + 'static>(
-        &self,
-        op: WriteOp,
-        reply: impl FnOnce(oneshot::Sender<Result<T, PersistError>>) -> WriteReply,
-    ) -> ResponseFuture<Result<T, PersistError>> {
-        let queue = self.queue.clone();
-        let (tx, rx) = oneshot::channel();
-        let job = Job {
-            op,
-            reply: reply(tx),
+    /// Commits the next batch unless one is being committed.
+    fn next_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.busy > 0 || self.queue.is_empty() {
+            self.idle
+                .send_replace(self.busy == 0 && self.queue.is_empty());
+            return;
+        }
+        let take = self.queue.len().min(self.batch_max);
+        let batch: Vec<Write> = self.queue.drain(..take).collect();
+        self.busy = batch.len();
+        let db = self.db.clone();
+        let fut = async move {
+            let started = Instant::now();
+            let results = commit(&db, &batch).await;
+            debug!(
+                "persistence: {} writes committed in {:?}",
+                batch.len(),
+                started.elapsed()
+            );
+            (batch, results)
         };
-        Box::pin(async move {
-            let queue = queue.ok_or(PersistError::Unavailable)?;
-            // Waits while the queue is full: back-pressure to the caller.
-            queue
-                .send(job)
-                .await
-                .map_err(|_| PersistError::Unavailable)?;
-            rx.await.map_err(|_| PersistError::Unavailable)?
-        })
+        ctx.spawn(fut.into_actor(self).map(|(batch, results), act, ctx| {
+            act.busy = 0;
+            answer(batch, results);
+            act.next_batch(ctx);
+        }));
     }
 }
 
-/// The writer loop: one job at a time, reply after commit.
-async fn write_loop(
-    db: DatabaseConnection,
-    mut queue: mpsc::Receiver<Job>,
-    drained: watch::Sender<bool>,
-) {
-    while let Some(job) = queue.recv().await {
-        match (job.op, job.reply) {
-            (WriteOp::Save(message), WriteReply::Save(reply)) => {
-                let result = sql::insert_message_if_active(&db, &message)
-                    .await
-                    .map(|inserted| {
-                        if inserted {
-                            SaveOutcome::Saved
-                        } else {
-                            SaveOutcome::Refused
-                        }
-                    })
-                    .map_err(|e| {
-                        error!("saving message {} failed: {e}", message.id);
-                        PersistError::from(e)
-                    });
-                let _ = reply.send(result);
+/// The most writes one batch may hold: PostgreSQL takes at most 65535 parameters in a
+/// statement, SQLite 32766.
+pub const MAX_BATCH: usize = 32766 / sql::INSERT_PARAMS_PER_ROW;
+
+/// Sends every result to its room, grouped per room, in the batch's order (which is each
+/// room's sequence order); releases the writes' permits.
+fn answer(batch: Vec<Write>, results: Vec<WriteResult>) {
+    type Results = Vec<(u64, WriteResult)>;
+    let mut per_room: HashMap<u64, (Recipient<Written>, Results)> = HashMap::new();
+    for (write, result) in batch.into_iter().zip(results) {
+        let Write {
+            room, reply, seq, ..
+        } = write;
+        per_room
+            .entry(room)
+            .or_insert_with(|| (reply, Vec::new()))
+            .1
+            .push((seq, result));
+    }
+    for (_, (reply, results)) in per_room {
+        reply.do_send(Written(results));
+    }
+}
+
+/// Commits `batch`; one result per write, in order. A failed batch is retried write by
+/// write, so that only the writes that fail on their own are failed.
+async fn commit(db: &DatabaseConnection, batch: &[Write]) -> Vec<WriteResult> {
+    let ops: Vec<&WriteOp> = batch.iter().map(|w| &w.op).collect();
+    match write_all(db, &ops).await {
+        Ok(results) => results,
+        Err(e) if ops.len() > 1 => {
+            warn!(
+                "persistence: a batch of {} writes failed ({e}); retrying them one by one",
+                ops.len()
+            );
+            let mut results = Vec::with_capacity(ops.len());
+            for op in &ops {
+                results.push(match write_all(db, std::slice::from_ref(op)).await {
+                    Ok(mut one) => one.pop().unwrap_or_else(|| WriteResult::failed(op)),
+                    Err(e) => {
+                        error!("persistence: a write failed: {e}");
+                        WriteResult::failed(op)
+                    }
+                });
             }
-            (WriteOp::MarkRead(m), WriteReply::MarkRead(reply)) => {
-                let result = sql::mark_read(&db, &m.message_id, &m.connection_id, &m.reader, m.now)
-                    .await
-                    .map_err(|e| {
-                        error!("marking message {} read failed: {e}", m.message_id);
-                        PersistError::from(e)
-                    });
-                let _ = reply.send(result);
-            }
-            _ => error!("persistence: a job with a mismatched reply was dropped"),
+            results
+        }
+        Err(e) => {
+            error!("persistence: a write failed: {e}");
+            ops.iter().map(|op| WriteResult::failed(op)).collect()
         }
     }
-    debug!("persistence writer drained");
-    drained.send_replace(true);
+}
+
+/// Writes `ops` in one transaction; one result per op, in order.
+async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<WriteResult>, DbErr> {
+    let mut inserts = Vec::new();
+    let mut marks = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Insert(m) => inserts.push(m),
+            WriteOp::MarkRead(r) => marks.push(r),
+        }
+    }
+    let (inserted, marked) = if !inserts.is_empty() && !marks.is_empty() {
+        let txn = db.begin().await?;
+        let inserted = sql::insert_messages(&txn, &inserts).await?;
+        let marked = sql::mark_read(&txn, &marks).await?;
+        txn.commit().await?;
+        (inserted, marked)
+    } else {
+        (
+            sql::insert_messages(db, &inserts).await?,
+            sql::mark_read(db, &marks).await?,
+        )
+    };
+    let mut inserts = classify_inserts(db, &inserts, inserted).await?.into_iter();
+    let mut marks = classify_marks(db, &marks, marked).await?.into_iter();
+    Ok(ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Insert(_) => inserts
+                .next()
+                .map_or(WriteResult::failed(op), WriteResult::Insert),
+            WriteOp::MarkRead(_) => marks
+                .next()
+                .map_or(WriteResult::failed(op), WriteResult::Mark),
+        })
+        .collect())
+}
+
+/// The outcome of each insert, given the ids the statement wrote. A row with the same id
+/// written twice in one batch counts once; rows not written are looked up.
+async fn classify_inserts<C: ConnectionTrait>(
+    db: &C,
+    rows: &[&messages::Model],
+    inserted: Vec<String>,
+) -> Result<Vec<InsertOutcome>, DbErr> {
+    let mut fresh: HashMap<String, usize> = HashMap::new();
+    for id in inserted {
+        *fresh.entry(id).or_default() += 1;
+    }
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut missing = Vec::new();
+    for m in rows {
+        match fresh.get_mut(&m.id).filter(|n| **n > 0) {
+            Some(n) => {
+                *n -= 1;
+                outcomes.push(Some(InsertOutcome::Inserted));
+            }
+            None => {
+                missing.push(m.id.clone());
+                outcomes.push(None);
+            }
+        }
+    }
+    let found: HashMap<String, messages::Model> = sql::find_messages(db, &missing)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
+    Ok(rows
+        .iter()
+        .zip(outcomes)
+        .map(|(m, outcome)| {
+            outcome.unwrap_or_else(|| match found.get(&m.id) {
+                Some(row)
+                    if row.sender_id == m.sender_id && row.connection_id == m.connection_id =>
+                {
+                    InsertOutcome::Existing(Box::new(row.clone()))
+                }
+                _ => InsertOutcome::Refused,
+            })
+        })
+        .collect())
+}
+
+/// The outcome of each mark-read, given the `(id, sender)` pairs the statement changed;
+/// rows not changed are looked up to tell a repeat from a refusal.
+async fn classify_marks<C: ConnectionTrait>(
+    db: &C,
+    rows: &[&MarkReadRow],
+    marked: Vec<(String, String)>,
+) -> Result<Vec<MarkOutcome>, DbErr> {
+    let mut fresh: HashMap<String, String> = marked.into_iter().collect();
+    let mut outcomes = Vec::with_capacity(rows.len());
+    let mut missing = Vec::new();
+    for r in rows {
+        match fresh.remove(&r.message_id) {
+            Some(sender) => outcomes.push(Some(MarkOutcome::Marked { sender })),
+            None => {
+                missing.push(r.message_id.clone());
+                outcomes.push(None);
+            }
+        }
+    }
+    let states: HashMap<String, sql::ReadState> = sql::find_read_states(db, &missing)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    Ok(rows
+        .iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| {
+            outcome.unwrap_or_else(|| match states.get(&r.message_id) {
+                Some(s) if s.receiver_id == r.reader && s.connection_id == r.connection_id => {
+                    if s.is_read {
+                        MarkOutcome::AlreadyRead
+                    } else if s.status.as_deref() != Some(sql::ACTIVE) {
+                        MarkOutcome::NotActive
+                    } else {
+                        MarkOutcome::NotAllowed
+                    }
+                }
+                _ => MarkOutcome::NotAllowed,
+            })
+        })
+        .collect())
 }
 
 impl Actor for Persistence {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
-        let (tx, rx) = mpsc::channel(self.queue_capacity);
-        let (drained_tx, drained_rx) = watch::channel(false);
-        self.queue = Some(tx);
-        self.drained = drained_rx;
-        actix::spawn(write_loop(self.db.clone(), rx, drained_tx));
+impl Handler<Write> for Persistence {
+    type Result = ();
+
+    fn handle(&mut self, write: Write, ctx: &mut Self::Context) {
+        self.queue.push_back(write);
+        self.idle.send_replace(false);
+        self.next_batch(ctx);
     }
 }
 
-impl Handler<SaveMessage> for Persistence {
-    type Result = ResponseFuture<Result<SaveOutcome, PersistError>>;
+impl Handler<QueueDepth> for Persistence {
+    type Result = usize;
 
-    fn handle(&mut self, msg: SaveMessage, _ctx: &mut Self::Context) -> Self::Result {
-        self.enqueue(WriteOp::Save(msg.0), WriteReply::Save)
-    }
-}
-
-impl Handler<MarkRead> for Persistence {
-    type Result = ResponseFuture<Result<Option<String>, PersistError>>;
-
-    fn handle(&mut self, msg: MarkRead, _ctx: &mut Self::Context) -> Self::Result {
-        self.enqueue(WriteOp::MarkRead(msg), WriteReply::MarkRead)
-    }
-}
-
-impl Handler<LoadConnection> for Persistence {
-    type Result = ResponseFuture<Result<Option<connections::Model>, PersistError>>;
-
-    fn handle(&mut self, msg: LoadConnection, _ctx: &mut Self::Context) -> Self::Result {
-        let db = self.db.clone();
-        Box::pin(async move { Ok(sql::find_connection(&db, &msg.0).await?) })
+    fn handle(&mut self, _msg: QueueDepth, _ctx: &mut Self::Context) -> usize {
+        self.queue.len() + self.busy
     }
 }
 
@@ -212,13 +377,10 @@ impl Handler<Shutdown> for Persistence {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
-        // Dropping our sender ends the loop once every queued job (and every caller still
-        // waiting to enqueue, which holds a clone) is done. Every Shutdown waits for that.
-        self.queue = None;
-        let mut drained = self.drained.clone();
+        let mut idle = self.idle.subscribe();
         Box::pin(async move {
-            let _ = drained.wait_for(|drained| *drained).await;
-            info!("persistence: all queued writes finished");
+            let _ = idle.wait_for(|idle| *idle).await;
+            log::info!("persistence: every write received is done");
         })
     }
 }

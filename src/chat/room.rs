@@ -1,32 +1,42 @@
-//! `ChatRoom`: one actor per connection (conversation), started on first use through the
-//! [`RoomRegistry`] and stopped when idle.
+//! `ChatRoom`: one actor per conversation (connection), the one sequencer and router of it.
 //!
-//! A room caches its connection's two members and status. Non-members are refused at once
-//! from the cache; the ACTIVE check is part of the write itself (the app changes a
-//! connection's status without telling Courier), and a refused write refreshes the cache.
-//! After the commit, the room routes the saved message to the members' sockets through the
-//! user registry.
+//! Every request for a conversation, from whichever member's socket, reaches its room
+//! through the room shard (`chat::rooms`), which checked that the user is a member. The room
+//!
+//! 1. gives each write its place: a sequence number and, for a message, a `createdAt` that
+//!    strictly increases in that order (two messages in the same millisecond get
+//!    consecutive milliseconds), so the conversation's order `ORDER BY "createdAt", "id"`
+//!    is the order the room delivers;
+//! 2. hands it to `Persistence`, which commits writes in groups;
+//! 3. when the commits confirm, completes them **in sequence order** (a result that comes
+//!    early waits for the ones before it): delivers to the members' sockets and answers the
+//!    socket that asked.
+//!
+//! The room knows its members' connected sockets from the user registry (it subscribes when
+//! it starts), so it delivers to every socket of a member, joined or not. What each request
+//! does is in its event's file (`join_chat.rs`, `send_message.rs`,
+//! `mark_message_read.rs`); this file holds what they share.
+//!
+//! A room with no joined socket and nothing in flight for `chat.room_idle_timeout` asks its
+//! shard to stop it; the shard does so only if nothing was forwarded to it meanwhile, so a
+//! conversation never has two rooms at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message,
-    MessageResult, Recipient, ResponseActFuture, WrapFuture,
-};
-use entity::{connections, messages};
+use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Recipient};
+use chrono::NaiveDateTime;
 use log::debug;
+use sea_orm::DatabaseConnection;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::message_json::message_json;
-use super::payload::SendMessage;
-use super::persistence::{LoadConnection, PersistError, SaveMessage, SaveOutcome};
-use super::sql;
-use super::users::ToUser;
-use super::ChatPush;
-use crate::ids;
+use super::persistence::{Write, WriteOp, WriteResult, Written};
+use super::push::{ChatPush, Frame};
+use super::users::{MemberChange, MemberUpdate, Users};
 
-/// Why a room refused a request; [`ChatError::message`] is what the client sees.
+/// Why a request was refused; [`ChatError::message`] is what the client sees for a
+/// message or a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatError {
     /// The connection does not exist, or is ENDED or BLOCKED.
@@ -34,7 +44,7 @@ pub enum ChatError {
     /// The user is not one of the connection's two members.
     NotMember,
     /// The database failed (or Courier is shutting down).
-    SaveFailed,
+    Failed,
 }
 
 impl ChatError {
@@ -43,376 +53,293 @@ impl ChatError {
         match self {
             ChatError::NotActive => "Connection is not active.",
             ChatError::NotMember => "You are not part of this connection.",
-            ChatError::SaveFailed => "Message failed to send.",
+            ChatError::Failed => "Message failed to send.",
         }
     }
 }
-
-/// A socket joins the conversation (after the connection checks).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<(), ChatError>")]
-pub struct Join {
-    pub user_id: String,
-    pub sid: Arc<str>,
-    pub recipient: Recipient<ChatPush>,
-}
-
-/// A socket leaves the conversation.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct Leave {
-    pub sid: Arc<str>,
-}
-
-/// Save a message and route it to the members' sockets; replies with the saved row.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Result<messages::Model, ChatError>")]
-pub struct PostMessage {
-    pub user_id: String,
-    pub sid: Arc<str>,
-    pub message: SendMessage,
-}
-
-/// How many sockets joined the room (for tests and metrics).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "usize")]
-pub struct JoinedCount;
 
 /// What rooms need from the rest of the system.
 #[derive(Clone)]
 pub struct RoomDeps {
     /// Writes.
-    pub save: Recipient<SaveMessage>,
-    /// Reads.
-    pub load: Recipient<LoadConnection>,
-    /// Fan-out to users' sockets.
-    pub users: Recipient<ToUser>,
+    pub persistence: Recipient<Write>,
+    /// Members' sockets.
+    pub users: Users,
+    /// Fresh reads (a join reads the connection's status).
+    pub db: DatabaseConnection,
     /// A room with no joined sockets and nothing in flight stops after this long.
     pub idle_timeout: Duration,
 }
 
+/// A room asks its shard to stop it: nothing joined, nothing in flight, `received`
+/// requests handled so far.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RoomIdle {
+    pub connection_id: Arc<str>,
+    pub room: u64,
+    pub received: u64,
+}
+
+/// The shard's answer to [`RoomIdle`] when nothing was forwarded meanwhile.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct StopRoom;
+
+/// What a room does once a write is committed (or failed), in sequence order.
+pub type Completion = Box<dyn FnOnce(&mut ChatRoom, WriteResult)>;
+
+struct Pending {
+    result: Option<WriteResult>,
+    complete: Completion,
+}
+
 /// One conversation.
 pub struct ChatRoom {
-    connection_id: String,
+    connection_id: Arc<str>,
+    key: u64,
+    members: [Arc<str>; 2],
     deps: RoomDeps,
-    registry: Option<Recipient<RoomStopped>>,
-    info: Option<connections::Model>,
-    joined: HashMap<Arc<str>, (String, Recipient<ChatPush>)>,
-    in_flight: usize,
+    shard: Recipient<RoomIdle>,
+    /// Each member's connected sockets, from the user registry.
+    sockets: [HashMap<Arc<str>, Recipient<ChatPush>>; 2],
+    /// Whether each member's sockets are known (the registry's first answer arrived).
+    synced: [bool; 2],
+    /// Sockets that joined the conversation (`join_chat`), by sid.
+    joined: HashMap<Arc<str>, Recipient<ChatPush>>,
+    /// The `createdAt` of the last message given a place.
+    last_created: Option<NaiveDateTime>,
+    /// Writes handed to persistence, in sequence order, the oldest first.
+    pending: VecDeque<Pending>,
+    /// The sequence number of `pending`'s first entry.
+    first_seq: u64,
+    /// Requests the shard forwarded so far.
+    received: u64,
+    /// Joins whose status read is under way.
+    reading: usize,
     last_activity: Instant,
 }
 
 impl ChatRoom {
-    /// A room for `connection_id`; `registry` is told when it stops.
+    /// The room of `connection_id`, whose members are `members`; `key` tells this room
+    /// apart from any other (also from a later room of the same conversation).
     pub fn new(
-        connection_id: String,
+        connection_id: Arc<str>,
+        members: [Arc<str>; 2],
+        key: u64,
         deps: RoomDeps,
-        registry: Option<Recipient<RoomStopped>>,
+        shard: Recipient<RoomIdle>,
     ) -> Self {
         ChatRoom {
             connection_id,
+            key,
+            members,
             deps,
-            registry,
-            info: None,
+            shard,
+            sockets: [HashMap::new(), HashMap::new()],
+            synced: [false, false],
             joined: HashMap::new(),
-            in_flight: 0,
+            last_created: None,
+            pending: VecDeque::new(),
+            first_seq: 0,
+            received: 0,
+            reading: 0,
             last_activity: Instant::now(),
         }
     }
 
-    fn begin(&mut self) {
-        self.in_flight += 1;
+    /// The conversation's connection id.
+    pub fn connection_id(&self) -> &Arc<str> {
+        &self.connection_id
+    }
+
+    /// The member who is not `user`.
+    pub fn other_member(&self, user: &str) -> &Arc<str> {
+        if *self.members[0] == *user {
+            &self.members[1]
+        } else {
+            &self.members[0]
+        }
+    }
+
+    /// What rooms share.
+    pub fn deps(&self) -> &RoomDeps {
+        &self.deps
+    }
+
+    /// Counts a request from the shard (see [`RoomIdle`]).
+    pub fn note_request(&mut self) {
+        self.received += 1;
         self.last_activity = Instant::now();
     }
 
-    fn end(&mut self, info: Option<connections::Model>) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// A `createdAt` for the next message: now, or one millisecond after the previous
+    /// message's if the clock has not moved past it.
+    pub fn next_created_at(&mut self) -> NaiveDateTime {
+        let now = entity::now_utc_ms();
+        let at = match self.last_created {
+            Some(last) if now <= last => last + chrono::Duration::milliseconds(1),
+            _ => now,
+        };
+        self.last_created = Some(at);
+        at
+    }
+
+    /// Hands `op` to persistence with the next sequence number; `complete` runs when its
+    /// result and every earlier one are in.
+    pub fn persist(
+        &mut self,
+        op: WriteOp,
+        permit: Option<OwnedSemaphorePermit>,
+        complete: Completion,
+        ctx: &mut Context<Self>,
+    ) {
+        let seq = self.first_seq + self.pending.len() as u64;
+        self.pending.push_back(Pending {
+            result: None,
+            complete,
+        });
+        self.deps.persistence.do_send(Write {
+            room: self.key,
+            reply: ctx.address().recipient(),
+            seq,
+            op,
+            permit,
+        });
+    }
+
+    /// Runs the completions whose turn has come: in sequence order, once both members'
+    /// sockets are known.
+    fn complete_ready(&mut self) {
+        if !(self.synced[0] && self.synced[1]) {
+            return;
+        }
+        while self.pending.front().is_some_and(|p| p.result.is_some()) {
+            let Some(Pending {
+                result: Some(result),
+                complete,
+            }) = self.pending.pop_front()
+            else {
+                break;
+            };
+            self.first_seq += 1;
+            complete(self, result);
+        }
         self.last_activity = Instant::now();
-        if info.is_some() {
-            self.info = info;
+    }
+
+    /// Delivers `frame` to every connected socket of `user`.
+    pub fn deliver(&self, user: &str, frame: &Frame) {
+        if let Some(i) = self.member_index(user) {
+            for push in self.sockets[i].values() {
+                push.do_send(ChatPush::Deliver(frame.clone()));
+            }
         }
     }
-}
 
-async fn load(
-    load: &Recipient<LoadConnection>,
-    id: &str,
-) -> Result<Option<connections::Model>, ChatError> {
-    match load.send(LoadConnection(id.to_string())).await {
-        Ok(Ok(info)) => Ok(info),
-        Ok(Err(PersistError::Database(e))) => {
-            log::error!("loading connection {id} failed: {e}");
-            Err(ChatError::SaveFailed)
+    fn member_index(&self, user: &str) -> Option<usize> {
+        self.members.iter().position(|m| **m == *user)
+    }
+
+    /// Sockets that joined.
+    pub fn joined(&mut self) -> &mut HashMap<Arc<str>, Recipient<ChatPush>> {
+        &mut self.joined
+    }
+
+    /// A join's status read started (`true`) or ended (`false`): the room is not idle
+    /// meanwhile.
+    pub fn reading(&mut self, started: bool) {
+        if started {
+            self.reading += 1;
+        } else {
+            self.reading = self.reading.saturating_sub(1);
         }
-        _ => Err(ChatError::SaveFailed),
+        self.last_activity = Instant::now();
     }
-}
-
-/// Checks `user` against a connection: the receiver on success.
-fn check(info: Option<&connections::Model>, user: &str) -> Result<String, ChatError> {
-    let info = info.ok_or(ChatError::NotActive)?;
-    let other = info.other_participant(user).ok_or(ChatError::NotMember)?;
-    if other == user {
-        // A connection of a user with themself has nobody to talk to.
-        return Err(ChatError::NotMember);
-    }
-    if !sql::is_active(info) {
-        return Err(ChatError::NotActive);
-    }
-    Ok(other.to_string())
 }
 
 impl Actor for ChatRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        for member in &self.members {
+            self.deps
+                .users
+                .subscribe(member, self.key, ctx.address().recipient());
+        }
         let every = (self.deps.idle_timeout / 2).max(Duration::from_millis(10));
-        ctx.run_interval(every, |room, ctx| {
-            // A socket that died without saying Leave must not keep the room alive.
-            room.joined
-                .retain(|_, (_, recipient)| recipient.connected());
+        ctx.run_interval(every, |room, _ctx| {
+            // A socket that died without leaving must not keep the room alive.
+            room.joined.retain(|_, push| push.connected());
             if room.joined.is_empty()
-                && room.in_flight == 0
+                && room.pending.is_empty()
+                && room.reading == 0
                 && room.last_activity.elapsed() >= room.deps.idle_timeout
             {
-                debug!("room {} idle, stopping", room.connection_id);
-                ctx.stop();
+                room.shard.do_send(RoomIdle {
+                    connection_id: room.connection_id.clone(),
+                    room: room.key,
+                    received: room.received,
+                });
             }
         });
     }
 
-    fn stopped(&mut self, ctx: &mut Self::Context) {
-        if let Some(registry) = &self.registry {
-            registry.do_send(RoomStopped {
-                connection_id: self.connection_id.clone(),
-                addr: ctx.address(),
-            });
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        debug!("room {} stopped", self.connection_id);
+        for member in &self.members {
+            self.deps.users.unsubscribe(member, self.key);
         }
     }
 }
 
-impl Handler<Join> for ChatRoom {
-    type Result = ResponseActFuture<Self, Result<(), ChatError>>;
-
-    fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
-        self.begin();
-        let loader = self.deps.load.clone();
-        let id = self.connection_id.clone();
-        // Joining always reads the connection afresh: it is rare and must be exact.
-        let fut = async move { load(&loader, &id).await };
-        Box::pin(fut.into_actor(self).map(move |loaded, room, _ctx| {
-            let (result, info) = match loaded {
-                Ok(info) => (check(info.as_ref(), &msg.user_id).map(|_| ()), info),
-                Err(e) => (Err(e), None),
-            };
-            room.end(info);
-            if result.is_ok() {
-                room.joined.insert(msg.sid, (msg.user_id, msg.recipient));
-            }
-            result
-        }))
-    }
-}
-
-impl Handler<Leave> for ChatRoom {
+impl Handler<Written> for ChatRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) {
-        self.joined.remove(&msg.sid);
-        self.last_activity = Instant::now();
-    }
-}
-
-impl Handler<JoinedCount> for ChatRoom {
-    type Result = MessageResult<JoinedCount>;
-
-    fn handle(&mut self, _msg: JoinedCount, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.joined.len())
-    }
-}
-
-impl Handler<PostMessage> for ChatRoom {
-    type Result = ResponseActFuture<Self, Result<messages::Model, ChatError>>;
-
-    fn handle(&mut self, msg: PostMessage, _ctx: &mut Self::Context) -> Self::Result {
-        self.begin();
-        // Non-members are refused from the cache; a cached non-ACTIVE status is re-read
-        // (the app may have re-activated the connection).
-        let cached = self.info.clone().filter(sql::is_active);
-        if let Some(info) = &cached {
-            if !info.has_participant(&msg.user_id) {
-                self.end(None);
-                return Box::pin(actix::fut::ready(Err(ChatError::NotMember)));
+    fn handle(&mut self, msg: Written, _ctx: &mut Self::Context) {
+        for (seq, result) in msg.0 {
+            let Some(index) = seq.checked_sub(self.first_seq) else {
+                continue;
+            };
+            if let Some(pending) = self.pending.get_mut(index as usize) {
+                pending.result = Some(result);
             }
         }
-        let deps = self.deps.clone();
-        let connection_id = self.connection_id.clone();
-        let fut = async move {
-            let mut fresh = cached.is_none();
-            let mut info = match cached {
-                Some(info) => Some(info),
-                None => match load(&deps.load, &connection_id).await {
-                    Ok(info) => info,
-                    Err(e) => return (Err(e), None),
-                },
-            };
-            loop {
-                let receiver = match check(info.as_ref(), &msg.user_id) {
-                    Ok(receiver) => receiver,
-                    Err(e) => return (Err(e), info),
-                };
-                let model = new_message(&connection_id, &msg.user_id, receiver, &msg.message);
-                match deps.save.send(SaveMessage(model.clone())).await {
-                    Ok(Ok(SaveOutcome::Saved)) => {
-                        route(&deps.users, &model, &msg.sid);
-                        return (Ok(model), info);
-                    }
-                    Ok(Ok(SaveOutcome::Refused)) if !fresh => {
-                        // The cache was stale: read the connection and decide again.
-                        fresh = true;
-                        info = match load(&deps.load, &connection_id).await {
-                            Ok(info) => info,
-                            Err(e) => return (Err(e), None),
-                        };
-                    }
-                    Ok(Ok(SaveOutcome::Refused)) => return (Err(ChatError::NotActive), info),
-                    Ok(Err(_)) | Err(_) => return (Err(ChatError::SaveFailed), info),
+        self.complete_ready();
+    }
+}
+
+impl Handler<MemberUpdate> for ChatRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: MemberUpdate, _ctx: &mut Self::Context) {
+        let Some(i) = self.member_index(&msg.user) else {
+            return;
+        };
+        match msg.change {
+            MemberChange::Snapshot(sockets) => {
+                self.sockets[i] = sockets.into_iter().collect();
+                self.synced[i] = true;
+                if *self.members[0] == *self.members[1] {
+                    self.synced = [true, true];
                 }
             }
-        };
-        Box::pin(fut.into_actor(self).map(|(result, info), room, _ctx| {
-            room.end(info);
-            result
-        }))
-    }
-}
-
-/// The row to insert for `message`, sent by `sender` to `receiver`.
-fn new_message(
-    connection_id: &str,
-    sender: &str,
-    receiver: String,
-    message: &SendMessage,
-) -> messages::Model {
-    let now = entity::now_utc_ms();
-    messages::Model {
-        id: ids::cuid(),
-        connection_id: connection_id.to_string(),
-        sender_id: sender.to_string(),
-        receiver_id: receiver,
-        content: message.content.clone(),
-        is_read: false,
-        created_at: now,
-        updated_at: now,
-        media_url: message.media.url.clone(),
-        media_type: message.media.media_type.map(|t| t.as_str().to_string()),
-        media_name: message.media.name.clone(),
-        media_size: message.media.size,
-        media_thumbnail: message.media.thumbnail.clone(),
-    }
-}
-
-/// `receive_message` to every socket of the receiver and to the sender's other sockets.
-fn route(users: &Recipient<ToUser>, model: &messages::Model, sender_sid: &Arc<str>) {
-    let push = ChatPush::event("receive_message", message_json(model));
-    users.do_send(ToUser {
-        user_id: model.receiver_id.clone(),
-        except: None,
-        push: push.clone(),
-    });
-    users.do_send(ToUser {
-        user_id: model.sender_id.clone(),
-        except: Some(sender_sid.clone()),
-        push,
-    });
-}
-
-/// A room stopped (idle); the registry forgets it if it is still the one on record.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct RoomStopped {
-    pub connection_id: String,
-    pub addr: Addr<ChatRoom>,
-}
-
-/// The room for a connection, started if needed. `dead` is an address the caller found
-/// closed: if the registry still holds it, a new room replaces it.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Addr<ChatRoom>")]
-pub struct GetRoom {
-    pub connection_id: String,
-    pub dead: Option<Addr<ChatRoom>>,
-}
-
-impl GetRoom {
-    /// The room for `connection_id`.
-    pub fn new(connection_id: impl Into<String>) -> Self {
-        GetRoom {
-            connection_id: connection_id.into(),
-            dead: None,
-        }
-    }
-}
-
-/// How many rooms are running (for tests and metrics).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "usize")]
-pub struct RoomCount;
-
-/// Starts rooms on first use and forgets them when they stop.
-pub struct RoomRegistry {
-    deps: RoomDeps,
-    rooms: HashMap<String, Addr<ChatRoom>>,
-}
-
-impl RoomRegistry {
-    /// A registry whose rooms use `deps`.
-    pub fn new(deps: RoomDeps) -> Self {
-        RoomRegistry {
-            deps,
-            rooms: HashMap::new(),
-        }
-    }
-}
-
-impl Actor for RoomRegistry {
-    type Context = Context<Self>;
-}
-
-impl Handler<GetRoom> for RoomRegistry {
-    type Result = MessageResult<GetRoom>;
-
-    fn handle(&mut self, msg: GetRoom, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(addr) = self.rooms.get(&msg.connection_id) {
-            if addr.connected() && msg.dead.as_ref() != Some(addr) {
-                return MessageResult(addr.clone());
+            MemberChange::Added((sid, push)) => {
+                self.sockets[i].insert(sid, push);
+            }
+            MemberChange::Removed(sid) => {
+                self.sockets[i].remove(&sid);
+                self.joined.remove(&sid);
             }
         }
-        let room = ChatRoom::new(
-            msg.connection_id.clone(),
-            self.deps.clone(),
-            Some(ctx.address().recipient()),
-        )
-        .start();
-        self.rooms.insert(msg.connection_id, room.clone());
-        MessageResult(room)
+        self.complete_ready();
     }
 }
 
-impl Handler<RoomStopped> for RoomRegistry {
+impl Handler<StopRoom> for ChatRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: RoomStopped, _ctx: &mut Self::Context) {
-        if self.rooms.get(&msg.connection_id) == Some(&msg.addr) {
-            self.rooms.remove(&msg.connection_id);
-        }
-    }
-}
-
-impl Handler<RoomCount> for RoomRegistry {
-    type Result = MessageResult<RoomCount>;
-
-    fn handle(&mut self, _msg: RoomCount, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.rooms.len())
+    fn handle(&mut self, _msg: StopRoom, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }

@@ -1,14 +1,25 @@
-//! The chat's SQL, on the app's tables (Prisma's names).
+//! The chat's SQL, on the app's tables (Prisma's names), for SQLite and PostgreSQL.
 //!
-//! Writes carry their own checks: a message is inserted with `INSERT … SELECT … FROM
-//! connections WHERE id = … AND status = 'ACTIVE' AND <sender and receiver are its members>`,
-//! so a connection the app has just ended or blocked refuses the write (zero rows) without a
-//! read per message.
+//! Writes are multi-row statements that carry their own checks, so that a batch of many
+//! messages is one round trip and a connection the app has just ended or blocked refuses
+//! the write without a read per message:
+//!
+//! - [`insert_messages`]: one `INSERT … SELECT … FROM (VALUES …) JOIN "connections"`; a row
+//!   is written only if its connection is `ACTIVE` and its sender and receiver are the
+//!   connection's two members; `ON CONFLICT ("id") DO NOTHING` makes a retry of an id that
+//!   is already there write nothing; `RETURNING "id"` tells which rows were written.
+//! - [`mark_read`]: one `UPDATE … FROM (VALUES …)`: only the receiver, only on an `ACTIVE`
+//!   connection, only a message not read yet (`"isRead" = false`); `RETURNING` the rows
+//!   changed and their senders.
+//!
+//! Rows a statement did not write are looked up afterwards ([`find_messages`],
+//! [`find_read_states`]) to tell a retry from a refusal.
 
 use chrono::NaiveDateTime;
 use entity::{connections, messages};
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+};
 
 /// The status value of a connection whose members may chat.
 pub const ACTIVE: &str = "ACTIVE";
@@ -28,94 +39,217 @@ pub async fn find_connection<C: ConnectionTrait>(
         .await
 }
 
-/// Inserts `message` if its connection is ACTIVE and its sender and receiver are the
-/// connection's two members; `Ok(false)` (nothing written) otherwise.
-pub async fn insert_message_if_active<C: ConnectionTrait>(
-    db: &C,
-    message: &messages::Model,
-) -> Result<bool, DbErr> {
-    use connections::Column as C;
-    use messages::Column as M;
-    let sender = message.sender_id.as_str();
-    let receiver = message.receiver_id.as_str();
-    let select = Query::select()
-        .expr(Expr::val(message.id.clone()))
-        .column((connections::Entity, C::Id))
-        .expr(Expr::val(sender.to_string()))
-        .expr(Expr::val(receiver.to_string()))
-        .expr(Expr::val(message.content.clone()))
-        .expr(Expr::val(message.is_read))
-        .expr(Expr::val(message.created_at))
-        .expr(Expr::val(message.updated_at))
-        .expr(Expr::val(message.media_url.clone()))
-        .expr(Expr::val(message.media_type.clone()))
-        .expr(Expr::val(message.media_name.clone()))
-        .expr(Expr::val(message.media_size))
-        .expr(Expr::val(message.media_thumbnail.clone()))
-        .from(connections::Entity)
-        .and_where(Expr::col((connections::Entity, C::Id)).eq(message.connection_id.clone()))
-        .and_where(Expr::col((connections::Entity, C::Status)).eq(ACTIVE))
-        .cond_where(
-            Cond::any()
-                .add(
-                    Cond::all()
-                        .add(Expr::col((connections::Entity, C::User1Id)).eq(sender))
-                        .add(Expr::col((connections::Entity, C::User2Id)).eq(receiver)),
-                )
-                .add(
-                    Cond::all()
-                        .add(Expr::col((connections::Entity, C::User2Id)).eq(sender))
-                        .add(Expr::col((connections::Entity, C::User1Id)).eq(receiver)),
-                ),
-        )
-        .to_owned();
-    let insert = Query::insert()
-        .into_table(messages::Entity)
-        .columns([
-            M::Id,
-            M::ConnectionId,
-            M::SenderId,
-            M::ReceiverId,
-            M::Content,
-            M::IsRead,
-            M::CreatedAt,
-            M::UpdatedAt,
-            M::MediaUrl,
-            M::MediaType,
-            M::MediaName,
-            M::MediaSize,
-            M::MediaThumbnail,
-        ])
-        .select_from(select)
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .to_owned();
-    let result = db.execute(&insert).await?;
-    Ok(result.rows_affected() == 1)
+/// Placeholders for one backend: `$1, $2, …` on PostgreSQL, `?` on SQLite.
+struct Params {
+    backend: DbBackend,
+    values: Vec<Value>,
 }
 
-/// Marks a message read if `reader` is its receiver and it belongs to `connection_id`;
-/// returns its sender, or `None` when nothing matched (and nothing changed).
+impl Params {
+    fn new(backend: DbBackend, capacity: usize) -> Self {
+        Params {
+            backend,
+            values: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Binds `value` and writes its placeholder into `sql`.
+    fn bind(&mut self, sql: &mut String, value: impl Into<Value>) {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => {
+                sql.push('$');
+                sql.push_str(&self.values.len().to_string());
+            }
+            _ => sql.push('?'),
+        }
+    }
+
+    /// A `VALUES` list of `rows`, each row's values bound by `row`.
+    fn values<T>(&mut self, sql: &mut String, rows: &[T], mut row: impl FnMut(&mut Row<'_>, &T)) {
+        sql.push_str("VALUES ");
+        for (i, item) in rows.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            let mut r = Row {
+                params: self,
+                sql,
+                first: true,
+            };
+            row(&mut r, item);
+            sql.push(')');
+        }
+    }
+
+    fn statement(self, sql: String) -> Statement {
+        Statement::from_sql_and_values(self.backend, sql, self.values)
+    }
+}
+
+/// One row of a `VALUES` list being written.
+struct Row<'a> {
+    params: &'a mut Params,
+    sql: &'a mut String,
+    first: bool,
+}
+
+impl Row<'_> {
+    fn push(&mut self, value: impl Into<Value>) {
+        if !self.first {
+            self.sql.push(',');
+        }
+        self.first = false;
+        self.params.bind(self.sql, value);
+    }
+}
+
+/// Columns bound per message by [`insert_messages`] (PostgreSQL allows 65535 parameters in
+/// a statement, SQLite 32766).
+pub const INSERT_PARAMS_PER_ROW: usize = 11;
+
+/// Inserts `rows` in one statement (see the module doc); returns the ids written.
+pub async fn insert_messages<C: ConnectionTrait>(
+    db: &C,
+    rows: &[&messages::Model],
+) -> Result<Vec<String>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut p = Params::new(backend, rows.len() * INSERT_PARAMS_PER_ROW);
+    // VALUES columns are named column1, column2, … on both backends.
+    let mut sql = String::from(
+        r#"INSERT INTO "messages" ("id","connectionId","senderId","receiverId","content","isRead","createdAt","updatedAt","mediaUrl","mediaType","mediaName","mediaSize","mediaThumbnail") SELECT v.column1, c."id", v.column3, v.column4, v.column5, false, v.column6, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11 FROM ("#,
+    );
+    p.values(&mut sql, rows, |r, m| {
+        r.push(m.id.clone());
+        r.push(m.connection_id.clone());
+        r.push(m.sender_id.clone());
+        r.push(m.receiver_id.clone());
+        r.push(m.content.clone());
+        r.push(m.created_at);
+        r.push(m.media_url.clone());
+        r.push(m.media_type.clone());
+        r.push(m.media_name.clone());
+        r.push(m.media_size);
+        r.push(m.media_thumbnail.clone());
+    });
+    sql.push_str(
+        r#") AS v JOIN "connections" AS c ON c."id" = v.column2 WHERE c."status" = 'ACTIVE' AND ((c."user1Id" = v.column3 AND c."user2Id" = v.column4) OR (c."user2Id" = v.column3 AND c."user1Id" = v.column4)) ON CONFLICT ("id") DO NOTHING RETURNING "id""#,
+    );
+    let returned = db.query_all_raw(p.statement(sql)).await?;
+    returned
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect()
+}
+
+/// A request to mark a message read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkReadRow {
+    pub message_id: String,
+    pub connection_id: String,
+    pub reader: String,
+    pub now: NaiveDateTime,
+}
+
+/// Marks `rows` read in one statement (see the module doc); returns `(id, senderId)` of the
+/// messages changed.
 pub async fn mark_read<C: ConnectionTrait>(
     db: &C,
-    message_id: &str,
-    connection_id: &str,
-    reader: &str,
-    now: NaiveDateTime,
-) -> Result<Option<String>, DbErr> {
-    use messages::Column as M;
-    let update = Query::update()
-        .table(messages::Entity)
-        .value(M::IsRead, true)
-        .value(M::UpdatedAt, now)
-        .and_where(Expr::col(M::Id).eq(message_id))
-        .and_where(Expr::col(M::ConnectionId).eq(connection_id))
-        .and_where(Expr::col(M::ReceiverId).eq(reader))
-        .to_owned();
-    if db.execute(&update).await?.rows_affected() == 0 {
-        return Ok(None);
+    rows: &[&MarkReadRow],
+) -> Result<Vec<(String, String)>, DbErr> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(messages::Entity::find_by_id(message_id.to_string())
-        .one(db)
-        .await?
-        .map(|m| m.sender_id))
+    let backend = db.get_database_backend();
+    let mut p = Params::new(backend, rows.len() * 4);
+    let mut sql = String::from(
+        r#"UPDATE "messages" AS m SET "isRead" = true, "updatedAt" = v.column4 FROM ("#,
+    );
+    p.values(&mut sql, rows, |r, row| {
+        r.push(row.message_id.clone());
+        r.push(row.connection_id.clone());
+        r.push(row.reader.clone());
+        r.push(row.now);
+    });
+    sql.push_str(
+        r#") AS v, "connections" AS c WHERE m."id" = v.column1 AND m."connectionId" = v.column2 AND m."receiverId" = v.column3 AND m."isRead" = false AND c."id" = m."connectionId" AND c."status" = 'ACTIVE' RETURNING "#,
+    );
+    // PostgreSQL needs the target's columns qualified here (`c` has an "id" too); SQLite
+    // refuses qualified names in RETURNING, which only sees the target's columns anyway.
+    sql.push_str(match backend {
+        DbBackend::Postgres => r#"m."id", m."senderId""#,
+        _ => r#""id", "senderId""#,
+    });
+    let returned = db.query_all_raw(p.statement(sql)).await?;
+    returned
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String>("", "id")?,
+                row.try_get::<String>("", "senderId")?,
+            ))
+        })
+        .collect()
+}
+
+/// The messages with these ids that exist.
+pub async fn find_messages<C: ConnectionTrait>(
+    db: &C,
+    ids: &[String],
+) -> Result<Vec<messages::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    messages::Entity::find()
+        .filter(messages::Column::Id.is_in(ids.iter().cloned()))
+        .all(db)
+        .await
+}
+
+/// What decides a mark-read that changed nothing: the message's receiver, connection,
+/// whether it is read, and its connection's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadState {
+    pub id: String,
+    pub connection_id: String,
+    pub receiver_id: String,
+    pub is_read: bool,
+    pub status: Option<String>,
+}
+
+/// The read states of the messages with these ids that exist.
+pub async fn find_read_states<C: ConnectionTrait>(
+    db: &C,
+    ids: &[String],
+) -> Result<Vec<ReadState>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = messages::Entity::find()
+        .filter(messages::Column::Id.is_in(ids.iter().cloned()))
+        .find_also_related(connections::Entity)
+        .all(db)
+        .await?;
+    Ok(found
+        .into_iter()
+        .map(|(m, c)| ReadState {
+            id: m.id,
+            connection_id: m.connection_id,
+            receiver_id: m.receiver_id,
+            is_read: m.is_read,
+            status: c.map(|c| c.status),
+        })
+        .collect())
+}
+
+/// `SELECT 1`: whether the database answers.
+pub async fn ping<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    db.query_one_raw(Statement::from_string(backend, "SELECT 1"))
+        .await
+        .map(|_| ())
 }

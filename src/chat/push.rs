@@ -1,0 +1,94 @@
+//! What the chat's actors send to a socket: Engine.IO frames encoded once, whoever they go
+//! to, and the answer to each of the socket's own requests.
+
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use bytestring::ByteString;
+use serde_json::json;
+
+use crate::socketio::packet::{ack_frame, event_frame};
+
+/// The only namespace the chat serves.
+pub const CHAT_NAMESPACE: &str = "/";
+
+/// A complete Engine.IO frame (`42[…]`, `43…[…]`).
+pub type Frame = ByteString;
+
+/// A message for a chat socket.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub enum ChatPush {
+    /// An event for this socket, encoded once for all its recipients.
+    Deliver(Frame),
+    /// One of this socket's requests is done: write its answer (an event and an ack, either
+    /// may be absent) and free its slot of the send window.
+    Done {
+        event: Option<Frame>,
+        ack: Option<Frame>,
+    },
+}
+
+/// The event `name` on the chat namespace with arguments that are JSON texts already.
+pub fn event(name: &str, json_args: &[&str]) -> Frame {
+    event_frame(CHAT_NAMESPACE, name, json_args).into()
+}
+
+/// The socket that made a request, and the ack it asked for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Its Engine.IO session id.
+    pub sid: Arc<str>,
+    /// Where its answer goes.
+    pub push: Recipient<ChatPush>,
+    /// The acknowledgement id, if it asked for one.
+    pub ack: Option<u64>,
+}
+
+impl Caller {
+    /// The request is done: `event` (if any) and, if asked for, an ack whose argument is the
+    /// JSON text `ack_json`.
+    pub fn done(&self, event: Option<Frame>, ack_json: &str) {
+        let ack = self
+            .ack
+            .map(|id| ack_frame(CHAT_NAMESPACE, id, &[ack_json]).into());
+        self.push.do_send(ChatPush::Done { event, ack });
+    }
+
+    /// The request failed: an `error` event `{message}` and, if an ack was asked for, an ack
+    /// `{error: message}`, so the client never waits out its timeout.
+    pub fn fail(&self, message: &str) {
+        let (event, ack) = error_frames(message, self.ack);
+        self.push.do_send(ChatPush::Done {
+            event: Some(event),
+            ack,
+        });
+    }
+}
+
+/// The frames of a failed request: `error` `{message}` and the ack `{error: message}`.
+pub fn error_frames(message: &str, ack: Option<u64>) -> (Frame, Option<Frame>) {
+    let event = event("error", &[&json!({ "message": message }).to_string()]);
+    let ack = ack.map(|id| {
+        ack_frame(
+            CHAT_NAMESPACE,
+            id,
+            &[&json!({ "error": message }).to_string()],
+        )
+        .into()
+    });
+    (event, ack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_carry_the_message_in_the_event_and_the_ack() {
+        let (event, ack) = error_frames("Invalid payload.", Some(4));
+        assert_eq!(&*event, r#"42["error",{"message":"Invalid payload."}]"#);
+        assert_eq!(ack.as_deref(), Some(r#"434[{"error":"Invalid payload."}]"#));
+        assert_eq!(error_frames("x", None).1, None);
+    }
+}
