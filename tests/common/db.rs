@@ -164,12 +164,59 @@ impl TestDb {
             .expect("read messages")
     }
 
+    /// A connection pool of its own to this database (at most `max` sessions).
+    pub async fn connect(&self, max: u32) -> DatabaseConnection {
+        let (base, schema) = courier::db::split_schema(&self.url);
+        let mut options = ConnectOptions::new(base);
+        options.max_connections(max).sqlx_logging(false);
+        if let Some(schema) = schema {
+            options.set_schema_search_path(schema);
+        }
+        Database::connect(options).await.expect("connects")
+    }
+
+    /// Holds the `messages` table from another session so that writes wait: `LOCK TABLE`
+    /// in a transaction on PostgreSQL, `BEGIN IMMEDIATE` on SQLite.
+    pub async fn lock_messages(&self) -> MessagesLock {
+        // One session, so that BEGIN, the lock and COMMIT run on the same one.
+        let conn = self.connect(1).await;
+        match conn.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                conn.execute_unprepared("BEGIN").await.expect("begin");
+                conn.execute_unprepared("LOCK TABLE \"messages\" IN EXCLUSIVE MODE")
+                    .await
+                    .expect("lock messages");
+            }
+            _ => {
+                conn.execute_unprepared("BEGIN IMMEDIATE")
+                    .await
+                    .expect("begin immediate");
+            }
+        }
+        MessagesLock { conn }
+    }
+
     /// A message by id.
     pub async fn message(&self, id: &str) -> Option<messages::Model> {
         messages::Entity::find_by_id(id.to_string())
             .one(&self.conn)
             .await
             .expect("read message")
+    }
+}
+
+/// The lock of [`TestDb::lock_messages`].
+pub struct MessagesLock {
+    conn: DatabaseConnection,
+}
+
+impl MessagesLock {
+    /// Ends the other session's transaction: writes go on.
+    pub async fn release(self) {
+        self.conn
+            .execute_unprepared("COMMIT")
+            .await
+            .expect("commit");
     }
 }
 

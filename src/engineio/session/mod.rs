@@ -12,8 +12,10 @@
 //!
 //! Heartbeat (Engine.IO v4): the server queues a ping (`2`) every `ping_interval`; when no
 //! pong (`3`) arrives within `ping_timeout` of queuing it, the session closes. While the
-//! handler has paused reading, the client's pong may be waiting unread, so the pong deadline
-//! does not run: it starts afresh when reading resumes.
+//! handler has paused reading (or holds a long-polling POST, which keeps the client from
+//! sending anything), the client's pong may be waiting unread, so a deadline that
+//! passes then closes nothing: pings go on at their usual pace (the client takes a silent
+//! server for a dead one), and the first ping after reading resumes has its deadline again.
 //!
 //! Transports: a session starts on WebSocket, or on HTTP long-polling (output buffered until
 //! a GET takes it, input from POSTs). A polling session may be upgraded: a WebSocket with its
@@ -149,9 +151,6 @@ pub enum Start {
 struct Flow {
     /// The handler paused reading.
     paused: bool,
-    /// The outstanding ping's deadline passed while reading was paused: it is re-armed on
-    /// resume.
-    pong_deferred: bool,
     /// Shared with the inbound stream: closed while a WebSocket session is paused.
     gate: Rc<Gate>,
 }
@@ -309,8 +308,13 @@ impl<H: EngineHandler> EngineSession<H> {
     }
 
     fn schedule_ping(&mut self, ctx: &mut Context<Self>) {
-        let ping_at = Instant::now() + self.core.config.ping_interval;
-        ctx.run_later(self.core.config.ping_interval, move |act, ctx| {
+        self.schedule_ping_in(self.core.config.ping_interval, ctx);
+    }
+
+    /// Sends the next ping after `delay`.
+    fn schedule_ping_in(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        let ping_at = Instant::now() + delay;
+        ctx.run_later(delay, move |act, ctx| {
             if act.core.closed.is_some() {
                 return;
             }
@@ -332,7 +336,6 @@ impl<H: EngineHandler> EngineSession<H> {
             }
             Packet::Pong(_) => {
                 self.core.pong_due = None;
-                self.core.flow.pong_deferred = false;
                 if let Some(deadline) = self.core.pong_deadline.take() {
                     ctx.cancel_future(deadline);
                     self.schedule_ping(ctx);
@@ -438,15 +441,28 @@ impl Core {
         self.pong_due = Some(due);
         let timeout = due.saturating_duration_since(Instant::now());
         self.pong_deadline = Some(ctx.run_later(timeout, |act, ctx| {
-            if act.core.flow.paused {
+            if act.core.pong_may_wait() {
                 // The pong may be waiting unread behind the pause: decide after resuming.
-                act.core.flow.pong_deferred = true;
+                // Pings go on at their usual pace meanwhile, or the client would take the
+                // silence for a dead server.
                 act.core.pong_due = None;
+                act.core.pong_deadline = None;
+                let config = &act.core.config;
+                let next = config.ping_interval.saturating_sub(config.ping_timeout);
+                act.schedule_ping_in(next, ctx);
                 return;
             }
             debug!("session {}: no pong within ping_timeout", act.core.sid);
             act.core.close(SessionClose::PingTimeout, ctx);
         }));
+    }
+
+    /// Whether the client's pong may be unread through no fault of its own: reading is
+    /// paused, or a long-polling POST is held (the client sends nothing more until it is
+    /// answered).
+    fn pong_may_wait(&self) -> bool {
+        self.flow.paused
+            || matches!(&self.transport, Transport::Polling(p) if p.held_reply.is_some())
     }
 
     /// The inbound stream is held back while a WebSocket session is paused or still has
@@ -469,11 +485,6 @@ impl Core {
         }
         self.flow.paused = false;
         self.update_gate();
-        if self.flow.pong_deferred {
-            self.flow.pong_deferred = false;
-            let due = Instant::now() + self.config.ping_timeout;
-            self.arm_pong_deadline(due, ctx);
-        }
         // Held packets are handled at the end of this turn, outside the handler's call.
         if !self.resume_scheduled {
             self.resume_scheduled = true;
@@ -587,7 +598,7 @@ impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
     fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         // A ping answered too late is a timeout, even if its timer has not fired yet.
         if self.core.closed.is_none()
-            && !self.core.flow.paused
+            && !self.core.pong_may_wait()
             && self.core.pong_due.is_some_and(|due| Instant::now() >= due)
         {
             self.core.close(SessionClose::PingTimeout, ctx);
