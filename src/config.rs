@@ -588,6 +588,32 @@ mod tests {
     }
 
     #[test]
+    fn the_old_max_pending_sends_is_accepted_with_a_warning_naming_its_replacement() {
+        assert!(load(&[]).unwrap().warnings().is_empty());
+        let s = load(&[("COURIER__CHAT__MAX_PENDING_SENDS", "64")]).unwrap();
+        let warnings = s.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("chat.max_pending_sends"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings[0].contains("chat.send_window"), "{}", warnings[0]);
+        assert!(!warnings[0].contains('\n'), "one line");
+        assert_eq!(s.chat.send_window, 32, "the default window applies");
+    }
+
+    #[test]
+    fn batch_max_is_bounded_by_the_statement_parameter_limit() {
+        assert_eq!(load(&[]).unwrap().database.batch_max, 512);
+        let e = load(&[("COURIER__DATABASE__BATCH_MAX", "5000")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.batch_max"));
+        assert!(load(&[("COURIER__DATABASE__BATCH_MAX", "2978")]).is_ok());
+        let e = load(&[("COURIER__CHAT__SEND_WINDOW", "0")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("chat.send_window"));
+    }
+
+    #[test]
     fn defaults_are_the_node_servers() {
         let s = load(&[]).unwrap();
         assert_eq!(s.server.host, "0.0.0.0");
