@@ -141,6 +141,7 @@ impl Application {
                 transports: settings.engineio.transports.clone(),
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
+                allow_same_origin: false,
             },
             move || SocketLayer::new(ChatSocket::new(chat.clone()), connect_timeout),
         ));
