@@ -128,6 +128,8 @@ impl Application {
             .map_err(AppError::Bind)?;
         let addr = listener.local_addr().map_err(AppError::Bind)?;
 
+        // The demo page and its session route: only with the built-in development secret.
+        let demo = http::demo::enabled(&settings, &database);
         let chat = start_chat(database, &settings);
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
@@ -137,6 +139,7 @@ impl Application {
                 transports: settings.engineio.transports.clone(),
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
+                allow_same_origin: demo.is_some(),
             },
             move || SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout),
         ));
@@ -146,6 +149,7 @@ impl Application {
             let endpoint = routes.clone();
             App::new()
                 .route("/healthz", web::get().to(http::healthz))
+                .configure(http::demo::routes(demo.clone()))
                 .configure(|cfg| engineio::mount(cfg, engineio::SOCKET_IO_PATH, endpoint))
         })
         .shutdown_timeout(settings.server.shutdown_timeout)

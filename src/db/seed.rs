@@ -6,6 +6,10 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, Set, TransactionTrait
 
 use crate::ids;
 
+/// The domain of the demo users' emails: `alice.<id>@demo.courier.invalid`, `bob.<id>@…`
+/// (`.invalid` is reserved: no such address can exist).
+pub const EMAIL_DOMAIN: &str = "demo.courier.invalid";
+
 /// What `seed-demo` created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Demo {
@@ -26,7 +30,7 @@ pub async fn seed_demo(db: &DatabaseConnection) -> Result<Demo, DbErr> {
         let id = ids::cuid();
         users::ActiveModel {
             id: Set(id.clone()),
-            email: Set(format!("{}.{id}@demo.courier.invalid", name.to_lowercase())),
+            email: Set(format!("{}.{id}@{EMAIL_DOMAIN}", name.to_lowercase())),
             name: Set(Some(name.to_string())),
             full_name: Set(Some(format!("{name} Demo"))),
             created_at: Set(now),

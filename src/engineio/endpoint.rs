@@ -115,6 +115,9 @@ pub struct EndpointOptions {
     pub max_buffered_packets: usize,
     /// Allowed browser origins (requests without an `Origin` header are always allowed).
     pub cors_origins: Vec<String>,
+    /// Also allow a browser request whose `Origin` is the very host it was sent to (its
+    /// `Host` header): a page this server serves itself, such as the demo page.
+    pub allow_same_origin: bool,
 }
 
 /// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
@@ -196,7 +199,8 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             .options
             .cors_origins
             .iter()
-            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+            || (self.options.allow_same_origin && is_same_origin(req, origin));
         if allowed {
             Ok(Some(origin.to_string()))
         } else {
@@ -204,6 +208,21 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             Err(EngineError::Forbidden)
         }
     }
+}
+
+/// Whether `origin` (`http(s)://host[:port]`) names the host `req` was sent to.
+fn is_same_origin(req: &HttpRequest, origin: &str) -> bool {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| !authority.is_empty() && authority.eq_ignore_ascii_case(host))
 }
 
 /// Every request to the endpoint: CORS and origin checks, then the transport's handling.

@@ -1,4 +1,7 @@
-//! HTTP routes besides Engine.IO's (which `engineio::endpoint` serves): the health check.
+//! HTTP routes besides Engine.IO's (which `engineio::endpoint` serves): the health check,
+//! and the demo page (only with the built-in development secret, see [`demo`]).
+
+pub mod demo;
 
 use actix_web::HttpResponse;
 
