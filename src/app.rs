@@ -140,6 +140,7 @@ impl Application {
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
                 allow_same_origin: demo.is_some(),
+                trusted_proxies: settings.server.trusted_proxies(),
             },
             move || SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout),
         ));

@@ -20,7 +20,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::{Deserialize, Deserializer};
 
-pub use crate::engineio::TransportKind;
+pub use crate::engineio::{IpNet, TransportKind};
 
 /// The defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -53,6 +53,17 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub shutdown_timeout: u64,
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerSettings {
+    /// `trusted_proxies` parsed (validated when the settings load).
+    pub fn trusted_proxies(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
 }
 
 /// `[engineio]`
@@ -268,7 +279,11 @@ const PLAIN_VARIABLES: [(&str, &str); 4] = [
 ];
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 2] = ["engineio.transports", "cors.origins"];
+const LIST_KEYS: [&str; 3] = [
+    "engineio.transports",
+    "cors.origins",
+    "server.trusted_proxies",
+];
 
 struct Layer {
     name: String,
@@ -369,6 +384,14 @@ impl Settings {
                     crate::chat::persistence::MAX_BATCH
                 ),
             ));
+        }
+        if let Some(e) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find_map(|p| p.parse::<IpNet>().err())
+        {
+            return Err(fail("server.trusted_proxies", e));
         }
         if self.server.host.trim().is_empty() {
             return Err(fail("server.host", "must not be empty".into()));

@@ -12,6 +12,7 @@
 pub mod connections;
 pub mod messages;
 pub mod prelude;
+pub mod user_online_status;
 pub mod users;
 
 /// Current UTC time truncated to whole milliseconds (the precision of Prisma's

@@ -1,8 +1,5 @@
 //! `messages` (Prisma model `Message`), including the optional media attachment columns.
 
-use std::fmt;
-use std::str::FromStr;
-
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +25,8 @@ pub struct Model {
     pub updated_at: DateTime,
     #[sea_orm(column_name = "mediaUrl")]
     pub media_url: Option<String>,
-    /// `image` | `video` | `audio` | `file` (plain string; see [`MediaType`]).
+    /// `image` | `video` | `audio` | `file` (a plain string; Courier checks it when a
+    /// message is sent).
     #[sea_orm(column_name = "mediaType")]
     pub media_type: Option<String>,
     #[sea_orm(column_name = "mediaName")]
@@ -38,13 +36,6 @@ pub struct Model {
     pub media_size: Option<i32>,
     #[sea_orm(column_name = "mediaThumbnail")]
     pub media_thumbnail: Option<String>,
-}
-
-impl Model {
-    /// The media type parsed into [`MediaType`]; `None` when absent or unknown.
-    pub fn parsed_media_type(&self) -> Option<MediaType> {
-        self.media_type.as_deref().and_then(|s| s.parse().ok())
-    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -82,75 +73,3 @@ impl Related<super::connections::Entity> for Entity {
 }
 
 impl ActiveModelBehavior for ActiveModel {}
-
-/// Values of `messages.mediaType`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaType {
-    Image,
-    Video,
-    Audio,
-    File,
-}
-
-impl MediaType {
-    /// `"image"`, `"video"`, `"audio"`, `"file"`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Image => "image",
-            Self::Video => "video",
-            Self::Audio => "audio",
-            Self::File => "file",
-        }
-    }
-}
-
-impl fmt::Display for MediaType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Error for an unknown [`MediaType`] string.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UnknownMediaType(pub String);
-
-impl fmt::Display for UnknownMediaType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown media type {:?}", self.0)
-    }
-}
-
-impl std::error::Error for UnknownMediaType {}
-
-impl FromStr for MediaType {
-    type Err = UnknownMediaType;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "image" => Ok(Self::Image),
-            "video" => Ok(Self::Video),
-            "audio" => Ok(Self::Audio),
-            "file" => Ok(Self::File),
-            other => Err(UnknownMediaType(other.to_owned())),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_type_round_trip() {
-        for m in [
-            MediaType::Image,
-            MediaType::Video,
-            MediaType::Audio,
-            MediaType::File,
-        ] {
-            assert_eq!(m.as_str().parse::<MediaType>(), Ok(m));
-        }
-        assert!("IMAGE".parse::<MediaType>().is_err());
-    }
-}

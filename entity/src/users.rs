@@ -23,6 +23,10 @@ pub struct Model {
     pub is_online: bool,
     #[sea_orm(column_name = "lastSeenAt")]
     pub last_seen_at: DateTime,
+    #[sea_orm(column_name = "connectionCount")]
+    pub connection_count: i32,
+    #[sea_orm(column_name = "lastHeartbeatAt")]
+    pub last_heartbeat_at: DateTime,
     #[sea_orm(column_name = "createdAt")]
     pub created_at: DateTime,
     /// Prisma `@updatedAt`: NOT NULL without a database default, the writer must set it.

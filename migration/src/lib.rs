@@ -1,14 +1,16 @@
 //! Schema migrations for Courier and the startup policy ([`prepare`]).
 //!
-//! The schema is owned by the Next.js app's Prisma schema. Courier's single migration creates
-//! the subset of it that Courier needs (tables `users`, `connections`, `messages` with Prisma's
-//! exact column, constraint and index names) and is fully idempotent
-//! (`CREATE ... IF NOT EXISTS`), so it never alters tables Prisma already created.
+//! The schema is owned by the Next.js app's Prisma schema. Courier's migrations create the
+//! subset of it that Courier needs (tables `users`, `connections`, `messages`,
+//! `user_online_status`, with Prisma's exact column, constraint and index names) and are
+//! idempotent (`IF NOT EXISTS`, columns added only when missing). They run only on a
+//! database Courier creates: a Prisma-managed one is never touched (see [`prepare`]).
 
 pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
 mod m20260101_000001_create_chat_tables;
+mod m20260201_000002_presence;
 mod mode;
 
 pub use mode::{MigrateMode, ParseMigrateModeError};
@@ -19,7 +21,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_create_chat_tables::Migration)]
+        vec![
+            Box::new(m20260101_000001_create_chat_tables::Migration),
+            Box::new(m20260201_000002_presence::Migration),
+        ]
     }
 }
 

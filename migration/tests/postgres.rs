@@ -206,11 +206,16 @@ impl Drop for TestSchema {
     }
 }
 
-const COURIER_TABLES: [&str; 3] = ["users", "connections", "messages"];
+const COURIER_TABLES: [&str; 4] = ["users", "connections", "messages", "user_online_status"];
 
-const PRISMA_INDEXES: [&str; 12] = [
+const PRISMA_INDEXES: [&str; 17] = [
     "users_pkey",
     "users_email_key",
+    "users_isOnline_idx",
+    "users_lastSeenAt_idx",
+    "user_online_status_pkey",
+    "user_online_status_userId_idx",
+    "user_online_status_timestamp_idx",
     "connections_pkey",
     "connections_user1Id_user2Id_key",
     "connections_user1Id_idx",
@@ -223,7 +228,8 @@ const PRISMA_INDEXES: [&str; 12] = [
     "messages_isRead_idx",
 ];
 
-const PRISMA_FKEYS: [&str; 5] = [
+const PRISMA_FKEYS: [&str; 6] = [
+    "user_online_status_userId_fkey",
     "connections_user1Id_fkey",
     "connections_user2Id_fkey",
     "messages_connectionId_fkey",
@@ -273,11 +279,24 @@ async fn auto_on_empty_schema_creates_prisma_layout() {
         col("image", "text", true, None),
         col("isOnline", "boolean", false, Some("false")),
         col("lastSeenAt", TS, false, NOW),
+        col("connectionCount", "integer", false, Some("0")),
+        col("lastHeartbeatAt", TS, false, NOW),
         col("createdAt", TS, false, NOW),
         col("updatedAt", TS, false, None),
     ];
     users.sort();
     assert_eq!(s.columns("users").await, users);
+
+    let mut history = vec![
+        col("id", "text", false, None),
+        col("userId", "text", false, None),
+        col("isOnline", "boolean", false, None),
+        col("timestamp", TS, false, NOW),
+        col("deviceInfo", "text", true, None),
+        col("ipAddress", "text", true, None),
+    ];
+    history.sort();
+    assert_eq!(s.columns("user_online_status").await, history);
 
     let mut connections = vec![
         col("id", "text", false, None),
@@ -432,7 +451,11 @@ async fn concurrent_startups_both_succeed() {
     let n = s
         .rows("SELECT count(*)::int8 AS n FROM seaql_migrations")
         .await;
-    assert_eq!(n[0].try_get::<i64>("", "n").unwrap(), 1);
+    assert_eq!(
+        n[0].try_get::<i64>("", "n").unwrap(),
+        2,
+        "each migration once"
+    );
     a.close().await.ok();
     b.close().await.ok();
 }

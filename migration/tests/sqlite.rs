@@ -61,7 +61,13 @@ async fn auto_migrates_idempotently_and_entities_round_trip() {
     );
 
     let tables = names(&db, "table").await;
-    for t in ["users", "connections", "messages", "seaql_migrations"] {
+    for t in [
+        "users",
+        "connections",
+        "messages",
+        "user_online_status",
+        "seaql_migrations",
+    ] {
         assert!(
             tables.contains(&t.to_string()),
             "missing table {t}: {tables:?}"
@@ -78,6 +84,10 @@ async fn auto_migrates_idempotently_and_entities_round_trip() {
         "messages_senderId_idx",
         "messages_receiverId_idx",
         "messages_isRead_idx",
+        "users_isOnline_idx",
+        "users_lastSeenAt_idx",
+        "user_online_status_userId_idx",
+        "user_online_status_timestamp_idx",
     ] {
         assert!(
             indexes.contains(&i.to_string()),
@@ -121,12 +131,25 @@ async fn auto_migrates_idempotently_and_entities_round_trip() {
         MigrateOutcome::Migrated
     );
     assert_eq!(schema_snapshot(&db).await, before);
-    let applied = rows(&db, "SELECT version FROM seaql_migrations").await;
-    assert_eq!(applied.len(), 1);
+    let applied = rows(&db, "SELECT version FROM seaql_migrations ORDER BY version").await;
+    let applied: Vec<String> = applied
+        .iter()
+        .map(|r| r.try_get::<String>("", "version").unwrap())
+        .collect();
     assert_eq!(
-        applied[0].try_get::<String>("", "version").unwrap(),
-        "m20260101_000001_create_chat_tables"
+        applied,
+        [
+            "m20260101_000001_create_chat_tables",
+            "m20260201_000002_presence"
+        ]
     );
+    let presence = rows(
+        &db,
+        "SELECT name FROM pragma_table_info('users') \
+         WHERE name IN ('isOnline', 'lastSeenAt', 'connectionCount', 'lastHeartbeatAt')",
+    )
+    .await;
+    assert_eq!(presence.len(), 4, "the presence columns");
 
     common::entity_round_trip(&db, "a_").await;
     // Data survives another prepare.
@@ -226,4 +249,32 @@ fn migrate_mode_deserializes_from_config_values() {
     assert_eq!(parse(r#""false""#).unwrap(), MigrateMode::Never);
     assert!(parse(r#""maybe""#).is_err());
     assert!(parse("3").is_err());
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_migration_gets_the_presence_columns() {
+    let db = memory_db().await;
+    Migrator::up(&db, Some(1)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO users (id, email, \"updatedAt\") VALUES ('u1', 'u1@x', '2026-01-01 00:00:00')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        prepare(&db, MigrateMode::Auto).await.unwrap(),
+        MigrateOutcome::Migrated
+    );
+    let row = rows(
+        &db,
+        "SELECT \"connectionCount\" AS n, \"lastHeartbeatAt\" AS h FROM users WHERE id = 'u1'",
+    )
+    .await;
+    assert_eq!(row[0].try_get::<i64>("", "n").unwrap(), 0);
+    assert_eq!(
+        row[0].try_get::<String>("", "h").unwrap(),
+        "1970-01-01 00:00:00.000"
+    );
+    assert!(names(&db, "table")
+        .await
+        .contains(&"user_online_status".to_string()));
 }

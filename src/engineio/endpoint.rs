@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::client::{client_info, IpNet};
 use super::session::{EngineConfig, EngineHandler, EngineSession, Start};
 
 use super::transport::{self, CloseReason, Inbound, PollReply, TransportLink, WsEvent};
@@ -118,6 +119,8 @@ pub struct EndpointOptions {
     /// Also allow a browser request whose `Origin` is the very host it was sent to (its
     /// `Host` header): a page this server serves itself, such as the demo page.
     pub allow_same_origin: bool,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
@@ -287,7 +290,7 @@ async fn dispatch<H: EngineHandler>(
     let get = req.method() == Method::GET;
     let post = req.method() == Method::POST;
     match (transport, query.sid.as_deref()) {
-        (TransportKind::Polling, None) if get => open_polling(endpoint).await,
+        (TransportKind::Polling, None) if get => open_polling(req, endpoint).await,
         (TransportKind::Polling, None) => EngineError::BadHandshakeMethod.response(),
         (TransportKind::Polling, Some(sid)) => match endpoint.sessions.get(sid) {
             None => EngineError::UnknownSid.response(),
@@ -332,6 +335,7 @@ fn open_websocket<H: EngineHandler>(
         session_link,
         (endpoint.factory)(),
     )
+    .client(client_info(req, &endpoint.options.trusted_proxies))
     .closing_on(endpoint.closing.subscribe())
     .start();
     response
@@ -339,7 +343,10 @@ fn open_websocket<H: EngineHandler>(
 
 /// `GET ?transport=polling` without sid: a new long-polling session; the body is the
 /// open packet.
-async fn open_polling<H: EngineHandler>(endpoint: &EngineEndpoint<H>) -> HttpResponse {
+async fn open_polling<H: EngineHandler>(
+    req: &HttpRequest,
+    endpoint: &EngineEndpoint<H>,
+) -> HttpResponse {
     let sid = ids::session_id();
     let (inbound, inbound_rx) = transport::inbound();
     let upgrades = if endpoint
@@ -373,6 +380,7 @@ async fn open_polling<H: EngineHandler>(endpoint: &EngineEndpoint<H>) -> HttpRes
     .on_stop(move || {
         sessions.lock().remove(&forget);
     })
+    .client(client_info(req, &endpoint.options.trusted_proxies))
     .closing_on(endpoint.closing.subscribe())
     .start();
     poll_get(&inbound).await

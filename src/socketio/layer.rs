@@ -247,6 +247,11 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
         self.eio.sid()
     }
 
+    /// What the request that opened the session tells about the client.
+    pub fn client(&self) -> &crate::engineio::ClientInfo {
+        self.eio.client()
+    }
+
     /// Sends a packet (and its attachments).
     pub fn send(&mut self, packet: &Packet) {
         let (text, attachments) = packet.encode();

@@ -44,6 +44,7 @@ pub fn endpoint_options() -> EndpointOptions {
         max_buffered_packets: 1024,
         cors_origins: Vec::new(),
         allow_same_origin: false,
+        trusted_proxies: Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ pub async fn entity_round_trip(db: &DatabaseConnection, prefix: &str) {
         image: Set(None),
         is_online: Set(true),
         last_seen_at: Set(t),
+        connection_count: Set(2),
+        last_heartbeat_at: Set(t),
         created_at: Set(t),
         updated_at: Set(t),
     }
@@ -39,6 +41,8 @@ pub async fn entity_round_trip(db: &DatabaseConnection, prefix: &str) {
     .expect("insert alice");
     assert_eq!(alice.last_seen_at, t);
     assert!(alice.is_online);
+    assert_eq!(alice.connection_count, 2);
+    assert_eq!(alice.last_heartbeat_at, t);
     assert_eq!(alice.full_name.as_deref(), Some("Alice Example"));
 
     // Only the required columns: the rest come from database defaults.
@@ -52,6 +56,7 @@ pub async fn entity_round_trip(db: &DatabaseConnection, prefix: &str) {
     .await
     .expect("insert bob");
     assert!(!bob.is_online, "isOnline defaults to false");
+    assert_eq!(bob.connection_count, 0, "connectionCount defaults to 0");
     assert_eq!(bob.name, None);
     assert_eq!(bob.image, None);
 
@@ -139,10 +144,7 @@ pub async fn entity_round_trip(db: &DatabaseConnection, prefix: &str) {
     .await
     .expect("insert m2");
     assert!(!m2.is_read);
-    assert_eq!(
-        m2.parsed_media_type(),
-        Some(entity::messages::MediaType::Image)
-    );
+    assert_eq!(m2.media_type.as_deref(), Some("image"));
 
     let found = messages::Entity::find()
         .filter(messages::Column::ConnectionId.eq(conn.id.clone()))

@@ -52,6 +52,11 @@ impl<H: EngineHandler> EngineIo<'_, H> {
         &self.core.sid
     }
 
+    /// What the request that opened the session tells about the client.
+    pub fn client(&self) -> &crate::engineio::ClientInfo {
+        &self.core.client
+    }
+
     /// Sends a text message (`4` + `text`).
     pub fn send_text(&mut self, text: &str) {
         self.core

@@ -45,6 +45,7 @@ use log::{debug, info, warn};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
 
+use super::client::ClientInfo;
 use super::packet::{Handshake, Packet};
 use super::transport::{
     CloseReason, Inbound, Kill, Outbound, PollReply, SessionLink, WsEvent, CLOSE_NORMAL,
@@ -207,6 +208,8 @@ struct Core {
     held: VecDeque<Packet>,
     /// Held packets are to be handled at the end of the current turn (reading resumed).
     resume_scheduled: bool,
+    /// Who the client is.
+    client: ClientInfo,
     closed: Option<SessionClose>,
 }
 
@@ -270,6 +273,7 @@ impl<H: EngineHandler> EngineSession<H> {
                 flow: Flow::default(),
                 held: VecDeque::new(),
                 resume_scheduled: false,
+                client: ClientInfo::default(),
                 closed: None,
             },
             handler,
@@ -284,6 +288,12 @@ impl<H: EngineHandler> EngineSession<H> {
     /// Closes the session (as a server shutdown) once `closing` turns `true`.
     pub fn closing_on(mut self, closing: watch::Receiver<bool>) -> Self {
         self.closing = Some(closing);
+        self
+    }
+
+    /// What the request that opened the session tells about the client.
+    pub fn client(mut self, client: ClientInfo) -> Self {
+        self.core.client = client;
         self
     }
 
