@@ -14,7 +14,7 @@ use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::Authenticator;
-use crate::chat::{Chat, ChatOptions, ChatSocket, MessageIdKey};
+use crate::chat::{Chat, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::{EndpointOptions, EngineConfig, EngineEndpoint};
@@ -54,20 +54,40 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
 }
 
 /// The chat's options from `settings`.
-pub fn chat_options(settings: &Settings) -> ChatOptions {
+pub fn chat_options(settings: &Settings, presence_writes: bool) -> ChatOptions {
+    let p = &settings.presence;
     ChatOptions {
+        presence: PresenceOptions {
+            writes: presence_writes,
+            offline_grace: p.offline_grace,
+            legacy_events: p.legacy_events,
+            scope: p.scope,
+            peers_ttl: p.peers_ttl,
+            stale_after: p.stale_after,
+            heartbeat_flush: p.heartbeat_flush,
+        },
         shards: settings.chat.shards,
         room_idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
         batch_max: settings.database.batch_max,
         write_queue: settings.database.write_queue,
         max_content_chars: settings.chat.max_content_chars,
         send_window: settings.chat.send_window,
+        rate_limit: settings.chat.rate_limit,
+        call_rate: settings.chat.call_rate,
     }
 }
 
 /// Starts the chat's shared actors (persistence, room and user shards) on threads of their
-/// own.
-pub fn start_chat(database: DatabaseConnection, settings: &Settings) -> Chat {
+/// own. Presence is written only if the database has its columns.
+pub async fn start_chat(database: DatabaseConnection, settings: &Settings) -> Chat {
+    let presence_writes = crate::chat::sql::has_presence_columns(&database).await;
+    if !presence_writes {
+        warn!(
+            "the database has no presence columns (users.\"isOnline\", \"lastSeenAt\", \
+             \"connectionCount\", \"lastHeartbeatAt\", table user_online_status): presence is \
+             not written (events still go out); apply the app's presence migration"
+        );
+    }
     let auth = Arc::new(Authenticator::new(
         &settings.auth.secret,
         settings.auth.leeway,
@@ -76,7 +96,7 @@ pub fn start_chat(database: DatabaseConnection, settings: &Settings) -> Chat {
         database,
         auth,
         MessageIdKey::new(&settings.auth.secret),
-        &chat_options(settings),
+        &chat_options(settings, presence_writes),
     )
 }
 
@@ -130,7 +150,7 @@ impl Application {
 
         // The demo page and its session route: only with the built-in development secret.
         let demo = http::demo::enabled(&settings, &database);
-        let chat = start_chat(database, &settings);
+        let chat = start_chat(database, &settings).await;
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let endpoint = web::Data::new(EngineEndpoint::new(

@@ -38,6 +38,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub chat: ChatSettings,
+    pub presence: PresenceSettings,
     pub cors: CorsSettings,
     pub log: LogSettings,
     /// The value of `COURIER_ENV` (not a file key).
@@ -199,9 +200,41 @@ pub struct ChatSettings {
     pub send_window: usize,
     pub room_idle_timeout: u64,
     pub shards: usize,
+    pub rate_limit: RateSettings,
+    pub call_rate: RateSettings,
     /// Replaced by `send_window`: read only to warn about it.
     #[serde(default)]
     pub max_pending_sends: Option<u64>,
+}
+
+/// A token bucket: `per_second` on average, `burst` at once; `per_second = 0` is off.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// Who is told of a user's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceScope {
+    /// The users who share an ACTIVE connection with them.
+    Peers,
+    /// Every socket (the Node server's behaviour).
+    All,
+}
+
+/// `[presence]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSettings {
+    pub offline_grace: u64,
+    pub legacy_events: bool,
+    pub scope: PresenceScope,
+    pub peers_ttl: u64,
+    pub stale_after: u64,
+    pub heartbeat_flush: u64,
 }
 
 /// `[cors]`
@@ -371,10 +404,34 @@ impl Settings {
             ("chat.room_idle_timeout", self.chat.room_idle_timeout),
             ("database.write_queue", self.database.write_queue as u64),
             ("database.batch_max", self.database.batch_max as u64),
+            ("presence.peers_ttl", self.presence.peers_ttl),
+            ("presence.stale_after", self.presence.stale_after),
+            ("presence.heartbeat_flush", self.presence.heartbeat_flush),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
             }
+        }
+        for (key, rate) in [
+            ("chat.rate_limit", self.chat.rate_limit),
+            ("chat.call_rate", self.chat.call_rate),
+        ] {
+            if !rate.per_second.is_finite() || rate.per_second < 0.0 {
+                return Err(fail(key, "per_second must be a number >= 0".into()));
+            }
+            if rate.per_second > 0.0 && rate.burst == 0 {
+                return Err(fail(
+                    key,
+                    "burst must be at least 1 when the limit is on".into(),
+                ));
+            }
+        }
+        if self.presence.heartbeat_flush >= self.presence.stale_after {
+            return Err(fail(
+                "presence.heartbeat_flush",
+                "must be shorter than presence.stale_after, or online users would look stale"
+                    .into(),
+            ));
         }
         if self.database.batch_max > crate::chat::persistence::MAX_BATCH {
             return Err(fail(

@@ -27,7 +27,7 @@ async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> T
     })
     .unwrap();
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-    let chat = start_chat(db, &settings).context;
+    let chat = start_chat(db, &settings).await.context;
     EngineSession::new(
         "test-sid".into(),
         EngineConfig {

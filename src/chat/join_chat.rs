@@ -40,8 +40,7 @@ mod handling {
 
     use super::parse;
     use crate::chat::push::Caller;
-    use crate::chat::room::{ChatError, ChatRoom};
-    use crate::chat::rooms::RoomRequest;
+    use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql;
     use crate::socketio::{Event, SocketIo};

@@ -51,8 +51,7 @@ mod handling {
     use super::{parse, CANNOT_MARK_READ, MARK_READ_FAILED};
     use crate::chat::persistence::{MarkOutcome, WriteOp, WriteResult};
     use crate::chat::push::{event, Caller};
-    use crate::chat::room::{ChatError, ChatRoom};
-    use crate::chat::rooms::RoomRequest;
+    use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql::MarkReadRow;
     use crate::socketio::{Event, SocketIo};

@@ -13,8 +13,12 @@
 //! - [`rooms`]: the room shards, one per chat thread: which room serves a conversation, and
 //!   the membership check in front of it.
 //! - [`room`]: `ChatRoom`, one actor per conversation: the one sequencer and router of it.
-//! - [`users`]: the user registry: each user's sockets, for rooms and per-user delivery.
+//! - [`users`]: the user registry: each user's sockets, for rooms and per-user delivery,
+//!   and their relations (who they share a connection with).
+//! - [`presence`]: who is online, in the database and to the user's peers.
 //! - [`persistence`]: the `Persistence` actor, the one writer, committing in groups.
+//! - [`heartbeat`], [`delete_messages`], [`clear_conversation`]: more events, one file each;
+//!   [`call`]: the call signalling events; [`rate_limit`]: token buckets.
 //! - [`push`]: frames for sockets, encoded once; [`message_json`]: the saved message's JSON;
 //!   [`args`]: what the events' argument checks share.
 //!
@@ -22,11 +26,17 @@
 //! persistence actor on another, the sockets on actix-web's workers.
 
 pub mod args;
+pub mod call;
+pub mod clear_conversation;
+pub mod delete_messages;
+pub mod heartbeat;
 pub mod join_chat;
 pub mod mark_message_read;
 pub mod message_json;
 pub mod persistence;
+pub mod presence;
 pub mod push;
+pub mod rate_limit;
 pub mod room;
 pub mod rooms;
 pub mod send_message;
@@ -42,12 +52,15 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
 use crate::auth::Authenticator;
+use crate::config::RateSettings;
 use persistence::{Persistence, Shutdown};
+pub use presence::PresenceOptions;
+use rate_limit::UserRateLimiter;
 use room::RoomDeps;
 use rooms::{RoomShard, Rooms};
 pub use send_message::MessageIdKey;
 pub use socket::ChatSocket;
-use users::{UserShard, Users};
+use users::{ShardDeps, UserShard, Users};
 
 /// What every chat socket shares.
 #[derive(Clone)]
@@ -66,6 +79,10 @@ pub struct ChatContext {
     pub max_content_chars: usize,
     /// Requests one socket may have in flight before it is read no further.
     pub send_window: usize,
+    /// The per-user limit on `send_message`.
+    pub rate_limit: Arc<UserRateLimiter>,
+    /// The per-socket limit on call signalling.
+    pub call_rate: RateSettings,
 }
 
 /// How the chat runs.
@@ -83,6 +100,12 @@ pub struct ChatOptions {
     pub max_content_chars: usize,
     /// Requests one socket may have in flight.
     pub send_window: usize,
+    /// The per-user limit on `send_message`.
+    pub rate_limit: RateSettings,
+    /// The per-socket limit on call signalling.
+    pub call_rate: RateSettings,
+    /// How presence works.
+    pub presence: PresenceOptions,
 }
 
 /// The running chat: its shared actors and their threads.
@@ -114,10 +137,19 @@ impl Chat {
             Persistence::new(writer_db, batch_max)
         });
         let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
+        let shard_deps = ShardDeps {
+            db: db.clone(),
+            persistence: persistence.clone().recipient(),
+            presence: options.presence.clone(),
+        };
         let users = Users::new(
             arbiters
                 .iter()
-                .map(|a| UserShard::start_in_arbiter(&a.handle(), |_| UserShard::default()))
+                .enumerate()
+                .map(|(i, a)| {
+                    let deps = shard_deps.clone();
+                    UserShard::start_in_arbiter(&a.handle(), move |_| UserShard::new(i, deps))
+                })
                 .collect(),
         );
         let deps = RoomDeps {
@@ -144,6 +176,8 @@ impl Chat {
             message_ids,
             max_content_chars: options.max_content_chars,
             send_window: options.send_window.max(1),
+            rate_limit: UserRateLimiter::new(options.rate_limit),
+            call_rate: options.call_rate,
         };
         let mut arbiters = arbiters;
         arbiters.push(writer);

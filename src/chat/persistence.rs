@@ -30,7 +30,9 @@ use log::{debug, error, warn};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use super::sql::{self, MarkReadRow};
+use chrono::NaiveDateTime;
+
+use super::sql::{self, MarkReadRow, PresenceRow};
 
 /// What to write.
 #[derive(Debug, Clone)]
@@ -39,6 +41,14 @@ pub enum WriteOp {
     Insert(messages::Model),
     /// Mark a message read by its receiver.
     MarkRead(MarkReadRow),
+    /// A user's presence (at most one per user in a batch: each user's changes are written
+    /// one after another).
+    Presence(PresenceRow),
+    /// `"lastHeartbeatAt"` of users heard from.
+    Heartbeats {
+        users: Vec<String>,
+        at: NaiveDateTime,
+    },
 }
 
 /// A write for the database, from a room.
@@ -87,11 +97,23 @@ pub enum MarkOutcome {
     Failed,
 }
 
+/// What became of a write to `users`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOutcome {
+    /// Written.
+    Updated,
+    /// The user has no row: nothing written.
+    NoSuchUser,
+    /// The database failed.
+    Failed,
+}
+
 /// The result of one [`Write`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
     Insert(InsertOutcome),
     Mark(MarkOutcome),
+    User(UserOutcome),
 }
 
 impl WriteResult {
@@ -99,6 +121,9 @@ impl WriteResult {
         match op {
             WriteOp::Insert(_) => WriteResult::Insert(InsertOutcome::Failed),
             WriteOp::MarkRead(_) => WriteResult::Mark(MarkOutcome::Failed),
+            WriteOp::Presence(_) | WriteOp::Heartbeats { .. } => {
+                WriteResult::User(UserOutcome::Failed)
+            }
         }
     }
 }
@@ -226,28 +251,32 @@ async fn commit(db: &DatabaseConnection, batch: &[Write]) -> Vec<WriteResult> {
 
 /// Writes `ops` in one transaction; one result per op, in order.
 async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<WriteResult>, DbErr> {
-    let mut inserts = Vec::new();
-    let mut marks = Vec::new();
+    let mut batch = Batch::default();
     for op in ops {
         match op {
-            WriteOp::Insert(m) => inserts.push(m),
-            WriteOp::MarkRead(r) => marks.push(r),
+            WriteOp::Insert(m) => batch.inserts.push(m),
+            WriteOp::MarkRead(r) => batch.marks.push(r),
+            WriteOp::Presence(p) => batch.presence.push(p),
+            WriteOp::Heartbeats { users, at } => {
+                batch.heartbeats.extend(users.iter());
+                batch.heartbeat_at = Some(*at);
+            }
         }
     }
-    let (inserted, marked) = if !inserts.is_empty() && !marks.is_empty() {
+    let written = if batch.statements() > 1 {
         let txn = db.begin().await?;
-        let inserted = sql::insert_messages(&txn, &inserts).await?;
-        let marked = sql::mark_read(&txn, &marks).await?;
+        let written = batch.write(&txn).await?;
         txn.commit().await?;
-        (inserted, marked)
+        written
     } else {
-        (
-            sql::insert_messages(db, &inserts).await?,
-            sql::mark_read(db, &marks).await?,
-        )
+        batch.write(db).await?
     };
-    let mut inserts = classify_inserts(db, &inserts, inserted).await?.into_iter();
-    let mut marks = classify_marks(db, &marks, marked).await?.into_iter();
+    let mut inserts = classify_inserts(db, &batch.inserts, written.inserted)
+        .await?
+        .into_iter();
+    let mut marks = classify_marks(db, &batch.marks, written.marked)
+        .await?
+        .into_iter();
     Ok(ops
         .iter()
         .map(|op| match op {
@@ -257,8 +286,60 @@ async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<Writ
             WriteOp::MarkRead(_) => marks
                 .next()
                 .map_or(WriteResult::failed(op), WriteResult::Mark),
+            WriteOp::Presence(p) => WriteResult::User(if written.users.contains(&p.user) {
+                UserOutcome::Updated
+            } else {
+                UserOutcome::NoSuchUser
+            }),
+            WriteOp::Heartbeats { .. } => WriteResult::User(UserOutcome::Updated),
         })
         .collect())
+}
+
+/// One batch's writes, by kind.
+#[derive(Default)]
+struct Batch<'a> {
+    inserts: Vec<&'a messages::Model>,
+    marks: Vec<&'a MarkReadRow>,
+    presence: Vec<&'a PresenceRow>,
+    heartbeats: Vec<&'a String>,
+    heartbeat_at: Option<NaiveDateTime>,
+}
+
+/// What a batch's statements wrote.
+struct BatchWritten {
+    inserted: Vec<String>,
+    marked: Vec<(String, String)>,
+    users: Vec<String>,
+}
+
+impl Batch<'_> {
+    /// How many statements the batch takes (more than one: a transaction).
+    fn statements(&self) -> usize {
+        [
+            self.inserts.len(),
+            self.marks.len(),
+            self.presence.len(),
+            self.heartbeats.len(),
+        ]
+        .iter()
+        .filter(|n| **n > 0)
+        .count()
+    }
+
+    async fn write<C: ConnectionTrait>(&self, db: &C) -> Result<BatchWritten, DbErr> {
+        let inserted = sql::insert_messages(db, &self.inserts).await?;
+        let marked = sql::mark_read(db, &self.marks).await?;
+        let users = sql::write_presence(db, &self.presence).await?;
+        if let Some(at) = self.heartbeat_at {
+            sql::write_heartbeats(db, &self.heartbeats, at).await?;
+        }
+        Ok(BatchWritten {
+            inserted,
+            marked,
+            users,
+        })
+    }
 }
 
 /// The outcome of each insert, given the ids the statement wrote. A row with the same id

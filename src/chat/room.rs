@@ -32,7 +32,7 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::persistence::{Write, WriteOp, WriteResult, Written};
-use super::push::{ChatPush, Frame};
+use super::push::{Caller, ChatPush, Frame};
 use super::users::{MemberChange, MemberUpdate, Users};
 
 /// Why a request was refused; [`ChatError::message`] is what the client sees for a
@@ -58,6 +58,15 @@ impl ChatError {
     }
 }
 
+/// A request for a conversation's room, as the shard sees it: forwarded to the room, or
+/// refused (answering the socket that asked).
+pub trait RoomRequest: Send + 'static {
+    /// Sends the request to its room.
+    fn forward(self: Box<Self>, room: &actix::Addr<ChatRoom>);
+    /// Answers the socket that asked with `error`.
+    fn refuse(self: Box<Self>, error: ChatError);
+}
+
 /// What rooms need from the rest of the system.
 #[derive(Clone)]
 pub struct RoomDeps {
@@ -69,6 +78,52 @@ pub struct RoomDeps {
     pub db: DatabaseConnection,
     /// A room with no joined sockets and nothing in flight stops after this long.
     pub idle_timeout: Duration,
+}
+
+/// Tells the other member's sockets something (`messages_deleted`,
+/// `conversation_cleared`): delivered in the conversation's order; the sender's ack is
+/// `{ok: true}`.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Notice {
+    caller: Caller,
+    from: Arc<str>,
+    frame: Frame,
+}
+
+impl Notice {
+    /// `event` with `body` from `from`, for the other member.
+    pub fn new(caller: Caller, from: Arc<str>, event: &str, body: &serde_json::Value) -> Self {
+        Notice {
+            caller,
+            from,
+            frame: super::push::event(event, &[&body.to_string()]),
+        }
+    }
+}
+
+impl RoomRequest for Notice {
+    fn forward(self: Box<Self>, room: &actix::Addr<ChatRoom>) {
+        room.do_send(*self);
+    }
+
+    fn refuse(self: Box<Self>, error: ChatError) {
+        self.caller.fail(error.message());
+    }
+}
+
+impl Handler<Notice> for ChatRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notice, _ctx: &mut Self::Context) {
+        self.note_request();
+        let other = self.other_member(&msg.from).clone();
+        // After the writes before it, so that the other member hears in order.
+        self.after_pending(Box::new(move |room| {
+            room.deliver(&other, &msg.frame);
+            msg.caller.done(None, r#"{"ok":true}"#);
+        }));
+    }
 }
 
 /// A room asks its shard to stop it: nothing joined, nothing in flight, `received`
@@ -89,9 +144,17 @@ pub struct StopRoom;
 /// What a room does once a write is committed (or failed), in sequence order.
 pub type Completion = Box<dyn FnOnce(&mut ChatRoom, WriteResult)>;
 
+/// A step of the conversation's order.
+enum Step {
+    /// A write: completed with its result.
+    Write(Completion),
+    /// Something to do once the steps before it are done.
+    Then(Box<dyn FnOnce(&mut ChatRoom)>),
+}
+
 struct Pending {
     result: Option<WriteResult>,
-    complete: Completion,
+    step: Step,
 }
 
 /// One conversation.
@@ -197,7 +260,7 @@ impl ChatRoom {
         let seq = self.first_seq + self.pending.len() as u64;
         self.pending.push_back(Pending {
             result: None,
-            complete,
+            step: Step::Write(complete),
         });
         self.deps.persistence.do_send(Write {
             room: self.key,
@@ -208,22 +271,38 @@ impl ChatRoom {
         });
     }
 
+    /// Runs `then` once every write given a place before it is done.
+    pub fn after_pending(&mut self, then: Box<dyn FnOnce(&mut ChatRoom)>) {
+        self.pending.push_back(Pending {
+            result: None,
+            step: Step::Then(then),
+        });
+        self.complete_ready();
+    }
+
     /// Runs the completions whose turn has come: in sequence order, once both members'
     /// sockets are known.
     fn complete_ready(&mut self) {
         if !(self.synced[0] && self.synced[1]) {
             return;
         }
-        while self.pending.front().is_some_and(|p| p.result.is_some()) {
-            let Some(Pending {
-                result: Some(result),
-                complete,
-            }) = self.pending.pop_front()
-            else {
+        while let Some(front) = self.pending.front() {
+            let ready = match front.step {
+                Step::Write(_) => front.result.is_some(),
+                Step::Then(_) => true,
+            };
+            if !ready {
+                break;
+            }
+            let Some(Pending { result, step }) = self.pending.pop_front() else {
                 break;
             };
             self.first_seq += 1;
-            complete(self, result);
+            match (step, result) {
+                (Step::Write(complete), Some(result)) => complete(self, result),
+                (Step::Then(then), _) => then(self),
+                (Step::Write(_), None) => {}
+            }
         }
         self.last_activity = Instant::now();
     }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use log::{debug, error};
 
-use super::room::{ChatError, ChatRoom, RoomDeps, RoomIdle, StopRoom};
+use super::room::{ChatError, ChatRoom, RoomDeps, RoomIdle, RoomRequest, StopRoom};
 use super::sql;
 use super::users::shard_of;
 
@@ -33,15 +33,6 @@ pub const UNKNOWN_TTL: Duration = Duration::from_secs(10);
 
 /// Most connection ids a shard remembers as unknown or foreign.
 pub const MAX_REMEMBERED: usize = 10_000;
-
-/// A request for a conversation's room, as the shard sees it: forwarded to the room, or
-/// refused (answering the socket that asked).
-pub trait RoomRequest: Send + 'static {
-    /// Sends the request to its room.
-    fn forward(self: Box<Self>, room: &Addr<ChatRoom>);
-    /// Answers the socket that asked with `error`.
-    fn refuse(self: Box<Self>, error: ChatError);
-}
 
 /// A request from `user` for the room of `connection_id`.
 #[derive(Message)]

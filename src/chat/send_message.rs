@@ -153,8 +153,8 @@ mod handling {
     use crate::chat::message_json::MessageJson;
     use crate::chat::persistence::{InsertOutcome, WriteOp, WriteResult};
     use crate::chat::push::{event, Caller};
-    use crate::chat::room::{ChatError, ChatRoom};
-    use crate::chat::rooms::RoomRequest;
+    use crate::chat::rate_limit::TOO_FAST;
+    use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::socketio::{Event, SocketIo};
 
@@ -248,6 +248,9 @@ mod handling {
             let Some((sender, caller)) = self.caller(event.ack, io) else {
                 return;
             };
+            if !self.ctx.rate_limit.allow(&sender) {
+                return fail(io, event.ack, TOO_FAST);
+            }
             let id = message_id(&self.ctx.message_ids, &sender, &message);
             let connection_id: Arc<str> = message.connection_id.as_str().into();
             self.submit(

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::push::{ChatPush, CHAT_NAMESPACE};
-use super::rooms::RoomRequest;
+use super::rate_limit::TokenBucket;
+use super::room::RoomRequest;
 use super::ChatContext;
 use crate::socketio::{Event, SocketHandler, SocketIo};
 
@@ -40,16 +41,22 @@ pub struct ChatSocket {
     in_flight: usize,
     /// A request waiting for a write permit (at most one: reading is paused meanwhile).
     blocked: bool,
+    /// When the user's shard was last told the user is alive.
+    pub(super) last_heard: Option<std::time::Instant>,
+    /// The socket's share of `chat.call_rate`.
+    pub(super) call_bucket: TokenBucket,
 }
 
 impl ChatSocket {
     /// A socket that has not authenticated yet.
     pub fn new(ctx: ChatContext) -> Self {
         ChatSocket {
+            call_bucket: TokenBucket::full(ctx.call_rate),
             ctx,
             me: None,
             in_flight: 0,
             blocked: false,
+            last_heard: None,
         }
     }
 
@@ -96,6 +103,12 @@ impl ChatSocket {
                 }
             }
         }
+        self.update_flow(io);
+    }
+
+    /// Counts a request that is not a room's (its answer is a [`ChatPush::Done`] too).
+    pub(super) fn begin(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        self.in_flight += 1;
         self.update_flow(io);
     }
 
@@ -152,7 +165,9 @@ impl SocketHandler for ChatSocket {
                 debug!("session {}: authenticated as {user_id}", io.engine_sid());
                 let user: Arc<str> = user_id.into();
                 let sid: Arc<str> = Arc::from(io.engine_sid());
-                self.ctx.users.register(&user, &sid, io.recipient());
+                self.ctx
+                    .users
+                    .register(&user, &sid, io.recipient(), io.client().clone());
                 self.me = Some((user, sid));
                 Ok(())
             }
@@ -168,6 +183,10 @@ impl SocketHandler for ChatSocket {
             "join_chat" => self.join_chat(event, io),
             "send_message" => self.send_message(event, io),
             "mark_message_read" => self.mark_message_read(event, io),
+            "heartbeat" => self.heartbeat(event, io),
+            "delete_messages" => self.delete_messages(event, io),
+            "clear_conversation" => self.clear_conversation(event, io),
+            name if name.starts_with("call:") && self.call_event(&event, io) => {}
             other => debug!(
                 "session {}: unknown event {other:?} on {nsp} ignored",
                 io.engine_sid()
@@ -196,6 +215,10 @@ impl SocketHandler for ChatSocket {
                 self.update_flow(io);
             }
         }
+    }
+
+    fn on_pong(&mut self, _io: &mut SocketIo<'_, '_, Self>) {
+        self.heard();
     }
 
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {

@@ -1,20 +1,36 @@
-//! The user registry: which sockets each user has connected to this node, and which rooms
-//! want to know.
+//! The user registry: which sockets each user has connected to this node, which rooms want
+//! to know, and what each user's connections are.
 //!
 //! Users are spread over several [`UserShard`] actors (one per chat thread) by a hash of
-//! the user id; [`Users`] is the handle that finds the shard. A room subscribes to its two
-//! members ([`Subscribe`]): it gets their sockets at once and every change after, so it
-//! delivers to them directly. [`ToUser`] reaches every socket of a user (like the Node
-//! server's per-user rooms, `io.to(userId)`).
+//! the user id; [`Users`] is the handle that finds the shard. A user's entry lives on its
+//! shard while the user has a socket, a room subscribed, presence to settle or a request
+//! under way. The shard
+//!
+//! - tells subscribed rooms ([`Subscribe`]) of the user's sockets, at once and at every
+//!   change, so rooms deliver to them directly;
+//! - delivers to every socket of a user ([`ToUser`], the Node server's `io.to(userId)`) or of
+//!   everyone on this node ([`Broadcast`]);
+//! - keeps the user's presence (`chat::presence`) and relations: who they share a connection
+//!   with, and whether it is ACTIVE ([`Relations`], read on demand and kept for
+//!   `presence.peers_ttl`), for presence and call signalling (`chat::call`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Context, Handler, Message, MessageResult, Recipient};
-use log::debug;
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, Recipient,
+    SpawnHandle, WrapFuture,
+};
+use log::{debug, error};
+use sea_orm::DatabaseConnection;
 
+use super::persistence::Write;
+use super::presence::{Change, Presence, PresenceOptions};
 use super::push::{ChatPush, Frame};
+use super::sql;
+use crate::engineio::ClientInfo;
 
 /// A socket of a user.
 pub type SocketSlot = (Arc<str>, Recipient<ChatPush>);
@@ -33,6 +49,7 @@ pub struct RegisterSocket {
     pub user: Arc<str>,
     pub sid: Arc<str>,
     pub push: Recipient<ChatPush>,
+    pub client: ClientInfo,
 }
 
 /// A socket went away.
@@ -50,6 +67,11 @@ pub struct ToUser {
     pub user: Arc<str>,
     pub frame: Frame,
 }
+
+/// Deliver `frame` to every socket on this shard.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Broadcast(pub Frame);
 
 /// A room wants `user`'s sockets, now and as they change.
 #[derive(Debug, Clone, Message)]
@@ -92,15 +114,69 @@ pub struct MemberUpdate {
     pub change: MemberChange,
 }
 
+/// Who a user shares a connection with, as read from `connections`, and their name and
+/// image (for `call:incoming`).
+#[derive(Debug, Clone, Default)]
+pub struct Relations {
+    /// The other member of each of the user's connections: `true` if one of their
+    /// connections is ACTIVE.
+    pub peers: HashMap<Arc<str>, bool>,
+    /// `users.name`.
+    pub name: Option<String>,
+    /// `users.image`.
+    pub image: Option<String>,
+    loaded: Option<Instant>,
+}
+
+impl Relations {
+    /// Whether the user shares an ACTIVE connection with `other`.
+    pub fn active_with(&self, other: &str) -> bool {
+        self.peers.get(other).copied().unwrap_or(false)
+    }
+
+    /// Whether the user shares any connection with `other`.
+    pub fn connected_with(&self, other: &str) -> bool {
+        self.peers.contains_key(other)
+    }
+
+    /// The users who share an ACTIVE connection with the user.
+    pub fn active_peers(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.peers
+            .iter()
+            .filter(|(_, active)| **active)
+            .map(|(peer, _)| peer)
+    }
+}
+
+/// Something to do with a user's relations once they are read (`None`: the read failed).
+pub type RelationsWaiter =
+    Box<dyn FnOnce(&mut UserShard, &Arc<str>, Option<Arc<Relations>>, &mut Context<UserShard>)>;
+
+/// One user, on their shard.
 #[derive(Default)]
-struct UserEntry {
-    sockets: HashMap<Arc<str>, Recipient<ChatPush>>,
+pub(super) struct UserEntry {
+    pub(super) sockets: HashMap<Arc<str>, Recipient<ChatPush>>,
     rooms: HashMap<u64, Recipient<MemberUpdate>>,
+    pub(super) presence: Presence,
+    /// Presence changes not written yet, oldest first; `changing` while one is.
+    pub(super) changes: VecDeque<Change>,
+    pub(super) changing: bool,
+    /// The client of the user's latest socket (for the presence history).
+    pub(super) client: ClientInfo,
+    /// Heard from (a heartbeat, a pong) since the last flush.
+    pub(super) heard: bool,
+    relations: Option<Arc<Relations>>,
+    waiting: Option<Vec<RelationsWaiter>>,
 }
 
 impl UserEntry {
-    fn is_empty(&self) -> bool {
-        self.sockets.is_empty() && self.rooms.is_empty()
+    fn is_idle(&self) -> bool {
+        self.sockets.is_empty()
+            && self.rooms.is_empty()
+            && matches!(self.presence, Presence::Offline)
+            && self.changes.is_empty()
+            && !self.changing
+            && self.waiting.is_none()
     }
 
     fn tell_rooms(&self, user: &Arc<str>, change: &MemberChange) {
@@ -113,38 +189,180 @@ impl UserEntry {
     }
 }
 
+/// What a shard needs besides its users.
+#[derive(Clone)]
+pub struct ShardDeps {
+    /// Reads (relations, the presence sweep).
+    pub db: DatabaseConnection,
+    /// Writes (presence, heartbeats).
+    pub persistence: Recipient<Write>,
+    /// How presence works.
+    pub presence: PresenceOptions,
+}
+
+/// A presence change being written: its user, the change, the user's relations.
+pub(super) type ChangeWriting = (Arc<str>, Change, Option<Arc<Relations>>);
+
 /// One shard of the registry.
-#[derive(Default)]
 pub struct UserShard {
-    users: HashMap<Arc<str>, UserEntry>,
+    pub(super) index: usize,
+    pub(super) users: HashMap<Arc<str>, UserEntry>,
+    pub(super) deps: ShardDeps,
+    /// The whole registry (wired after every shard started).
+    pub(super) all: Option<Users>,
+    /// Presence writes under way: their user and change.
+    pub(super) writing: HashMap<u64, ChangeWriting>,
+    pub(super) next_seq: u64,
+}
+
+/// Gives a shard the whole registry (it needs the other shards to reach users there).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wire(pub Users);
+
+/// A user's relations were read.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RelationsRead {
+    user: Arc<str>,
+    relations: Option<Relations>,
+}
+
+impl UserShard {
+    /// Shard number `index`.
+    pub fn new(index: usize, deps: ShardDeps) -> Self {
+        UserShard {
+            index,
+            users: HashMap::new(),
+            deps,
+            all: None,
+            writing: HashMap::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Forgets `user` if nothing keeps their entry.
+    pub(super) fn forget_if_idle(&mut self, user: &Arc<str>) {
+        if self.users.get(user).is_some_and(UserEntry::is_idle) {
+            self.users.remove(user);
+        }
+    }
+
+    /// Delivers `frame` to every socket of `user` on this shard.
+    pub(super) fn deliver_here(&self, user: &str, frame: &Frame) -> usize {
+        match self.users.get(user) {
+            Some(entry) => {
+                for push in entry.sockets.values() {
+                    push.do_send(ChatPush::Deliver(frame.clone()));
+                }
+                entry.sockets.len()
+            }
+            None => 0,
+        }
+    }
+
+    /// Runs `then` with `user`'s relations: at once if they were read within
+    /// `presence.peers_ttl`, else once they are read again (one read for every waiter).
+    pub fn with_relations(
+        &mut self,
+        user: &Arc<str>,
+        then: RelationsWaiter,
+        ctx: &mut Context<Self>,
+    ) {
+        let ttl = Duration::from_millis(self.deps.presence.peers_ttl);
+        let entry = self.users.entry(user.clone()).or_default();
+        if let Some(relations) = entry
+            .relations
+            .clone()
+            .filter(|r| r.loaded.is_some_and(|at| at.elapsed() < ttl))
+        {
+            then(self, user, Some(relations), ctx);
+            return;
+        }
+        if let Some(waiting) = &mut entry.waiting {
+            waiting.push(then);
+            return;
+        }
+        entry.waiting = Some(vec![then]);
+        let db = self.deps.db.clone();
+        let id = user.clone();
+        let read = async move {
+            match sql::relations(&db, &id).await {
+                Ok((peers, name, image)) => Some(Relations {
+                    peers: peers
+                        .into_iter()
+                        .map(|(peer, active)| (Arc::from(peer), active))
+                        .collect(),
+                    name,
+                    image,
+                    loaded: Some(Instant::now()),
+                }),
+                Err(e) => {
+                    error!("reading the connections of user {id} failed: {e}");
+                    None
+                }
+            }
+        };
+        let user = user.clone();
+        ctx.spawn(read.into_actor(self).map(move |relations, _shard, ctx| {
+            ctx.notify(RelationsRead { user, relations });
+        }));
+    }
 }
 
 impl Actor for UserShard {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.start_presence_timers(ctx);
+    }
 }
 
-impl UserShard {
-    fn forget_if_empty(&mut self, user: &Arc<str>) {
-        if self.users.get(user).is_some_and(UserEntry::is_empty) {
-            self.users.remove(user);
+impl Handler<Wire> for UserShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: Wire, _ctx: &mut Self::Context) {
+        self.all = Some(msg.0);
+    }
+}
+
+impl Handler<RelationsRead> for UserShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: RelationsRead, ctx: &mut Self::Context) {
+        let relations = msg.relations.map(Arc::new);
+        let waiting = match self.users.get_mut(&msg.user) {
+            Some(entry) => {
+                if relations.is_some() {
+                    entry.relations = relations.clone();
+                }
+                entry.waiting.take().unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        for then in waiting {
+            then(self, &msg.user, relations.clone(), ctx);
         }
+        self.forget_if_idle(&msg.user);
     }
 }
 
 impl Handler<RegisterSocket> for UserShard {
     type Result = ();
 
-    fn handle(&mut self, msg: RegisterSocket, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RegisterSocket, ctx: &mut Self::Context) {
         let entry = self.users.entry(msg.user.clone()).or_default();
         entry.sockets.insert(msg.sid.clone(), msg.push.clone());
+        entry.client = msg.client;
         entry.tell_rooms(&msg.user, &MemberChange::Added((msg.sid, msg.push)));
+        self.socket_came(&msg.user, ctx);
     }
 }
 
 impl Handler<UnregisterSocket> for UserShard {
     type Result = ();
 
-    fn handle(&mut self, msg: UnregisterSocket, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: UnregisterSocket, ctx: &mut Self::Context) {
         let Some(entry) = self.users.get_mut(&msg.user) else {
             return;
         };
@@ -153,8 +371,9 @@ impl Handler<UnregisterSocket> for UserShard {
             if entry.sockets.is_empty() {
                 debug!("user {} has no socket left", msg.user);
             }
+            self.socket_went(&msg.user, ctx);
         }
-        self.forget_if_empty(&msg.user);
+        self.forget_if_idle(&msg.user);
     }
 }
 
@@ -162,9 +381,17 @@ impl Handler<ToUser> for UserShard {
     type Result = ();
 
     fn handle(&mut self, msg: ToUser, _ctx: &mut Self::Context) {
-        if let Some(entry) = self.users.get(&msg.user) {
+        self.deliver_here(&msg.user, &msg.frame);
+    }
+}
+
+impl Handler<Broadcast> for UserShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: Broadcast, _ctx: &mut Self::Context) {
+        for entry in self.users.values() {
             for push in entry.sockets.values() {
-                push.do_send(ChatPush::Deliver(msg.frame.clone()));
+                push.do_send(ChatPush::Deliver(msg.0.clone()));
             }
         }
     }
@@ -195,7 +422,7 @@ impl Handler<Unsubscribe> for UserShard {
         if let Some(entry) = self.users.get_mut(&msg.user) {
             entry.rooms.remove(&msg.room);
         }
-        self.forget_if_empty(&msg.user);
+        self.forget_if_idle(&msg.user);
     }
 }
 
@@ -214,11 +441,15 @@ pub struct Users {
 }
 
 impl Users {
-    /// A registry over `shards` (at least one).
+    /// A registry over `shards` (at least one); each shard is given the registry.
     pub fn new(shards: Vec<Addr<UserShard>>) -> Self {
-        Users {
+        let users = Users {
             shards: shards.into(),
+        };
+        for shard in users.shards.iter() {
+            shard.do_send(Wire(users.clone()));
         }
+        users
     }
 
     /// The shard holding `user`.
@@ -226,12 +457,19 @@ impl Users {
         &self.shards[shard_of(user, self.shards.len())]
     }
 
-    /// A socket of `user` connected.
-    pub fn register(&self, user: &Arc<str>, sid: &Arc<str>, push: Recipient<ChatPush>) {
+    /// A socket of `user` connected from `client`.
+    pub fn register(
+        &self,
+        user: &Arc<str>,
+        sid: &Arc<str>,
+        push: Recipient<ChatPush>,
+        client: ClientInfo,
+    ) {
         self.shard(user).do_send(RegisterSocket {
             user: user.clone(),
             sid: sid.clone(),
             push,
+            client,
         });
     }
 
@@ -249,6 +487,13 @@ impl Users {
             user: user.clone(),
             frame,
         });
+    }
+
+    /// Delivers `frame` to every socket on this node.
+    pub fn broadcast(&self, frame: Frame) {
+        for shard in self.shards.iter() {
+            shard.do_send(Broadcast(frame.clone()));
+        }
     }
 
     /// Sends `user`'s sockets to `updates`, now and whenever they change.
@@ -275,4 +520,9 @@ impl Users {
             .await
             .unwrap_or(0)
     }
+}
+
+/// Cancels a timer of a shard.
+pub(super) fn cancel(ctx: &mut Context<UserShard>, handle: SpawnHandle) {
+    ctx.cancel_future(handle);
 }

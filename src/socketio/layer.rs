@@ -59,6 +59,9 @@ pub trait SocketHandler: Sized + Unpin + 'static {
     /// A message from another actor.
     fn on_push(&mut self, push: Self::Push, io: &mut SocketIo<'_, '_, Self>);
 
+    /// The client answered an Engine.IO ping: it is alive.
+    fn on_pong(&mut self, _io: &mut SocketIo<'_, '_, Self>) {}
+
     /// The client left `nsp` (or the connection ended); `reason` is Socket.IO's string.
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
 }
@@ -212,6 +215,14 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
             state: &mut self.state,
         };
         self.app.on_push(push, &mut io);
+    }
+
+    fn on_pong(&mut self, eio: &mut EngineIo<'_, Self>) {
+        let mut io = SocketIo {
+            eio,
+            state: &mut self.state,
+        };
+        self.app.on_pong(&mut io);
     }
 
     fn on_close(&mut self, reason: &SessionClose) {

@@ -36,6 +36,9 @@ pub trait EngineHandler: Sized + Unpin + 'static {
     /// A message from another actor.
     fn on_push(&mut self, push: Self::Push, io: &mut EngineIo<'_, Self>);
 
+    /// The client answered a ping: it is alive.
+    fn on_pong(&mut self, _io: &mut EngineIo<'_, Self>) {}
+
     /// The session is closing; nothing more can be sent.
     fn on_close(&mut self, _reason: &SessionClose) {}
 }

@@ -350,6 +350,7 @@ impl<H: EngineHandler> EngineSession<H> {
                     ctx.cancel_future(deadline);
                     self.schedule_ping(ctx);
                 }
+                self.with_handler(ctx, |h, io| h.on_pong(io));
             }
             Packet::Ping(data) => {
                 let pong = Packet::Pong(data).encode();

@@ -1,0 +1,85 @@
+//! `clear_conversation({connectionId})`: a member cleared the conversation (through the
+//! app's REST API) and tells the other member.
+//!
+//! Members only, whatever the connection's status; the room delivers
+//! `conversation_cleared` `{connectionId, clearedBy}` to every socket of the other member.
+//! Ack (if asked): `{ok: true}`.
+
+use serde_json::Value;
+
+use super::args::{connection_id, object, ArgError, INVALID_PAYLOAD};
+
+/// The arguments of `clear_conversation`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearConversation {
+    pub connection_id: String,
+}
+
+/// Parses `clear_conversation`: `{connectionId}`.
+pub fn parse(args: &[Value]) -> Result<ClearConversation, ArgError> {
+    let obj = object(args, INVALID_PAYLOAD)?;
+    Ok(ClearConversation {
+        connection_id: connection_id(obj)?,
+    })
+}
+
+#[cfg(not(fuzzing))]
+mod handling {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::parse;
+    use crate::chat::room::Notice;
+    use crate::chat::socket::{fail, ChatSocket};
+    use crate::socketio::{Event, SocketIo};
+
+    impl ChatSocket {
+        /// The event from the client.
+        pub(in crate::chat) fn clear_conversation(
+            &mut self,
+            event: Event,
+            io: &mut SocketIo<'_, '_, Self>,
+        ) {
+            let request = match parse(&event.args) {
+                Ok(request) => request,
+                Err(e) => return fail(io, event.ack, e.message()),
+            };
+            let Some((user, caller)) = self.caller(event.ack, io) else {
+                return;
+            };
+            let body = json!({
+                "connectionId": request.connection_id,
+                "clearedBy": &*user,
+            });
+            let connection_id: Arc<str> = request.connection_id.into();
+            self.submit(
+                connection_id,
+                false,
+                move |_| Box::new(Notice::new(caller, user, "conversation_cleared", &body)),
+                io,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_the_connection_id() {
+        assert_eq!(
+            parse(&[json!({"connectionId": "c1", "x": 1})])
+                .unwrap()
+                .connection_id,
+            "c1"
+        );
+        assert_eq!(
+            parse(&[json!({})]).unwrap_err().message(),
+            "Invalid connection id."
+        );
+        assert_eq!(parse(&[]).unwrap_err().message(), "Invalid payload.");
+    }
+}
