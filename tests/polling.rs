@@ -222,6 +222,8 @@ async fn upgrade_flushes_buffered_packets_over_websocket_in_order() {
     let bob = db.user("bob").await;
     let ab = db.connection(&alice, &bob, "ACTIVE").await;
     let mut a = app.connect_user(&alice).await;
+    // Alice's presence is told (to nobody yet) before Bob connects.
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
 
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, &bob).await;
