@@ -369,7 +369,14 @@ impl UserShard {
             if stale.is_empty() {
                 return;
             }
-            match super::sql::set_stale_offline(&db, &stale, cutoff, now).await {
+            let written = async {
+                use sea_orm::TransactionTrait;
+                let txn = db.begin().await?;
+                let n = super::sql::set_stale_offline(&txn, &stale, cutoff, now).await?;
+                txn.commit().await?;
+                Ok::<usize, sea_orm::DbErr>(n)
+            };
+            match written.await {
                 Ok(n) if n > 0 => {
                     info!("presence sweep: {n} users left online by a stopped server set offline")
                 }

@@ -156,10 +156,14 @@ pub fn is_presence_frame(text: &str) -> bool {
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// The `User-Agent` of the tests' WebSocket clients.
+pub const USER_AGENT: &str = "courier-tests/1.0";
+
 impl WsClient {
     pub async fn connect(url: &str) -> WsClient {
         let (_resp, framed) = awc::Client::new()
             .ws(url)
+            .header("User-Agent", USER_AGENT)
             .max_frame_size(16 * 1024 * 1024)
             .connect()
             .await
