@@ -885,6 +885,40 @@ async fn shutdown_waits_for_every_queued_write() {
     );
 }
 
+// ---------------------------------------------------------------------------------------
+// Presence in the user shards
+// ---------------------------------------------------------------------------------------
+
+/// A user's first socket makes them online to their peers (not to others); sockets that come
+/// and go within `presence.offline_grace` (200 ms here) change nothing for the peers; the
+/// last one gone makes them offline after it.
+async fn presence_in_the_user_shards(kind: Kind) {
+    let w = world(kind, Duration::from_secs(600)).await;
+    let mut bob = w.sock(&w.bob, "b");
+    bob.skip_presence = false;
+    let mut carol = w.sock(&w.carol, "c");
+    carol.skip_presence = false;
+    sleep(Duration::from_millis(100)).await;
+    let a1 = w.sock(&w.alice, "a1");
+    let online = bob.expect("user_online_status").await;
+    assert_eq!(online["userId"], json!(w.alice));
+    assert_eq!(online["isOnline"], json!(true));
+    // A second socket, the first gone, a new one within the grace period: silence.
+    let a2 = w.sock(&w.alice, "a2");
+    w.chat.context.users.unregister(&a1.user, &a1.sid);
+    w.chat.context.users.unregister(&a2.user, &a2.sid);
+    sleep(Duration::from_millis(50)).await;
+    let a3 = w.sock(&w.alice, "a3");
+    bob.expect_silence().await;
+    assert_eq!(w.chat.context.users.socket_count(&w.alice).await, 1);
+    w.chat.context.users.unregister(&a3.user, &a3.sid);
+    let offline = bob.expect("user_offline_status").await;
+    assert_eq!(offline["userId"], json!(w.alice));
+    assert_eq!(offline["isOnline"], json!(false));
+    // Carol shares no connection with alice: told nothing (only her own peers would be).
+    carol.expect_silence().await;
+}
+
 macro_rules! on_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -910,5 +944,6 @@ on_backends!(
     a_room_stopped_mid_write_makes_no_duplicate,
     read_receipts_are_not_repeated,
     no_room_for_a_non_member_or_an_unknown_id,
-    idle_rooms_stop_and_come_back
+    idle_rooms_stop_and_come_back,
+    presence_in_the_user_shards
 );
