@@ -69,6 +69,7 @@ pub fn chat_options(settings: &Settings, presence_writes: bool) -> ChatOptions {
         shards: settings.chat.shards,
         room_idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
         batch_max: settings.database.batch_max,
+        retry_for: Duration::from_millis(settings.database.retry_for),
         write_queue: settings.database.write_queue,
         max_content_chars: settings.chat.max_content_chars,
         send_window: settings.chat.send_window,

@@ -159,6 +159,7 @@ pub struct DatabaseSettings {
     pub migrate: MigrateSetting,
     pub write_queue: usize,
     pub batch_max: usize,
+    pub retry_for: u64,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -169,6 +170,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("migrate", &self.migrate)
             .field("write_queue", &self.write_queue)
             .field("batch_max", &self.batch_max)
+            .field("retry_for", &self.retry_for)
             .finish()
     }
 }

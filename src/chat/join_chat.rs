@@ -39,6 +39,7 @@ mod handling {
     use serde_json::json;
 
     use super::parse;
+    use crate::chat::persistence::retrying;
     use crate::chat::push::Caller;
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
@@ -84,8 +85,9 @@ mod handling {
             self.note_request();
             self.reading(true);
             let db = self.deps().db.clone();
+            let retry_for = self.deps().retry_for;
             let id = self.connection_id().clone();
-            let read = async move { sql::find_connection(&db, &id).await };
+            let read = async move { retrying(retry_for, || sql::find_connection(&db, &id)).await };
             ctx.spawn(read.into_actor(self).map(move |read, room, _ctx| {
                 room.reading(false);
                 let caller = msg.caller;

@@ -94,6 +94,8 @@ pub struct ChatOptions {
     pub room_idle_timeout: Duration,
     /// Most writes committed together.
     pub batch_max: usize,
+    /// How long a failed database connection is retried before writes fail.
+    pub retry_for: Duration,
     /// Most writes queued or being committed, all sockets together.
     pub write_queue: usize,
     /// Longest accepted message content, in characters.
@@ -131,10 +133,10 @@ impl Chat {
             n => n,
         };
         let writer = Arbiter::new();
-        let batch_max = options.batch_max;
+        let (batch_max, retry_for) = (options.batch_max, options.retry_for);
         let writer_db = db.clone();
         let persistence = Persistence::start_in_arbiter(&writer.handle(), move |_| {
-            Persistence::new(writer_db, batch_max)
+            Persistence::new(writer_db, batch_max, retry_for)
         });
         let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
         let shard_deps = ShardDeps {
@@ -157,6 +159,7 @@ impl Chat {
             users: users.clone(),
             db,
             idle_timeout: options.room_idle_timeout,
+            retry_for,
         };
         let rooms = Rooms::new(
             arbiters

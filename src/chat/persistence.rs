@@ -19,7 +19,7 @@
 //! answered.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture,
@@ -33,6 +33,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use chrono::NaiveDateTime;
 
 use super::sql::{self, MarkReadRow, PresenceRow};
+use crate::db::is_transient;
 
 /// What to write.
 #[derive(Debug, Clone)]
@@ -147,6 +148,7 @@ pub struct QueueDepth;
 pub struct Persistence {
     db: DatabaseConnection,
     batch_max: usize,
+    retry_for: Duration,
     queue: VecDeque<Write>,
     /// Writes in the batch being committed (0: none).
     busy: usize,
@@ -155,11 +157,13 @@ pub struct Persistence {
 }
 
 impl Persistence {
-    /// Persistence over `db`, committing at most `batch_max` writes together.
-    pub fn new(db: DatabaseConnection, batch_max: usize) -> Self {
+    /// Persistence over `db`, committing at most `batch_max` writes together and retrying
+    /// a failed connection for up to `retry_for`.
+    pub fn new(db: DatabaseConnection, batch_max: usize, retry_for: Duration) -> Self {
         Persistence {
             db,
             batch_max: batch_max.clamp(1, MAX_BATCH),
+            retry_for,
             queue: VecDeque::new(),
             busy: 0,
             idle: watch::Sender::new(true),
@@ -177,9 +181,10 @@ impl Persistence {
         let batch: Vec<Write> = self.queue.drain(..take).collect();
         self.busy = batch.len();
         let db = self.db.clone();
+        let retry_for = self.retry_for;
         let fut = async move {
             let started = Instant::now();
-            let results = commit(&db, &batch).await;
+            let results = commit(&db, &batch, retry_for).await;
             debug!(
                 "persistence: {} writes committed in {:?}",
                 batch.len(),
@@ -219,20 +224,22 @@ fn answer(batch: Vec<Write>, results: Vec<WriteResult>) {
     }
 }
 
-/// Commits `batch`; one result per write, in order. A failed batch is retried write by
-/// write, so that only the writes that fail on their own are failed.
-async fn commit(db: &DatabaseConnection, batch: &[Write]) -> Vec<WriteResult> {
+/// Commits `batch`; one result per write, in order. A failure of the connection is retried
+/// with backoff for up to `retry_for`; a batch that fails for another reason is retried write
+/// by write, so that only the writes that fail on their own are failed.
+async fn commit(db: &DatabaseConnection, batch: &[Write], retry_for: Duration) -> Vec<WriteResult> {
     let ops: Vec<&WriteOp> = batch.iter().map(|w| &w.op).collect();
-    match write_all(db, &ops).await {
+    match retrying(retry_for, || write_all(db, &ops)).await {
         Ok(results) => results,
-        Err(e) if ops.len() > 1 => {
+        Err(e) if ops.len() > 1 && !is_transient(&e) => {
             warn!(
                 "persistence: a batch of {} writes failed ({e}); retrying them one by one",
                 ops.len()
             );
             let mut results = Vec::with_capacity(ops.len());
             for op in &ops {
-                results.push(match write_all(db, std::slice::from_ref(op)).await {
+                let one = retrying(retry_for, || write_all(db, std::slice::from_ref(op))).await;
+                results.push(match one {
                     Ok(mut one) => one.pop().unwrap_or_else(|| WriteResult::failed(op)),
                     Err(e) => {
                         error!("persistence: a write failed: {e}");
@@ -243,8 +250,45 @@ async fn commit(db: &DatabaseConnection, batch: &[Write]) -> Vec<WriteResult> {
             results
         }
         Err(e) => {
-            error!("persistence: a write failed: {e}");
+            error!("persistence: {} writes failed: {e}", ops.len());
             ops.iter().map(|op| WriteResult::failed(op)).collect()
+        }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `retry_for` has passed since the
+/// first attempt: failures of the connection ([`is_transient`]) are retried with backoff
+/// (50 ms doubling up to 1 s). A write whose outcome was unknown (the connection broke after
+/// its commit was sent) is safe to run again: ids are made once and inserts skip rows that
+/// exist; the classification tells such a row of ours from a client's retry.
+pub async fn retrying<T, F, Fut>(retry_for: Duration, mut attempt: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbErr>>,
+{
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    let mut failures = 0u32;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if failures > 0 {
+                    warn!(
+                        "database: back after {failures} failed attempts ({:?})",
+                        started.elapsed()
+                    );
+                }
+                return Ok(value);
+            }
+            Err(e) if is_transient(&e) && started.elapsed() + backoff <= retry_for => {
+                if failures == 0 {
+                    warn!("database: unavailable ({e}); retrying for up to {retry_for:?}");
+                }
+                failures += 1;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -377,6 +421,9 @@ async fn classify_inserts<C: ConnectionTrait>(
         .zip(outcomes)
         .map(|(m, outcome)| {
             outcome.unwrap_or_else(|| match found.get(&m.id) {
+                // Our own row, from an attempt whose commit we did not hear back from: the
+                // room gave it this `createdAt`, which no other write has.
+                Some(row) if row == *m => InsertOutcome::Inserted,
                 Some(row)
                     if row.sender_id == m.sender_id && row.connection_id == m.connection_id =>
                 {
@@ -418,7 +465,12 @@ async fn classify_marks<C: ConnectionTrait>(
         .map(|(r, outcome)| {
             outcome.unwrap_or_else(|| match states.get(&r.message_id) {
                 Some(s) if s.receiver_id == r.reader && s.connection_id == r.connection_id => {
-                    if s.is_read {
+                    if s.is_read && s.updated_at == r.now {
+                        // Ours, from an attempt whose commit we did not hear back from.
+                        MarkOutcome::Marked {
+                            sender: s.sender_id.clone(),
+                        }
+                    } else if s.is_read {
                         MarkOutcome::AlreadyRead
                     } else if s.status.as_deref() != Some(sql::ACTIVE) {
                         MarkOutcome::NotActive

@@ -78,6 +78,8 @@ pub struct RoomDeps {
     pub db: DatabaseConnection,
     /// A room with no joined sockets and nothing in flight stops after this long.
     pub idle_timeout: Duration,
+    /// How long a failed database connection is retried before a read fails.
+    pub retry_for: Duration,
 }
 
 /// Tells the other member's sockets something (`messages_deleted`,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, WrapFuture};
 use log::{debug, error};
 
+use super::persistence::retrying;
 use super::room::{ChatError, ChatRoom, RoomDeps, RoomIdle, RoomRequest, StopRoom};
 use super::sql;
 use super::users::shard_of;
@@ -162,9 +163,10 @@ impl RoomShard {
 
     fn load(&mut self, connection_id: Arc<str>, ctx: &mut Context<Self>) {
         let db = self.deps.db.clone();
+        let retry_for = self.deps.retry_for;
         let id = connection_id.clone();
         let read = async move {
-            match sql::find_connection(&db, &id).await {
+            match retrying(retry_for, || sql::find_connection(&db, &id)).await {
                 Ok(found) => Ok(found.map(|c| [Arc::from(c.user1_id), Arc::from(c.user2_id)])),
                 Err(e) => {
                     error!("reading connection {id} failed: {e}");

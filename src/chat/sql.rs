@@ -216,8 +216,10 @@ pub async fn find_messages<C: ConnectionTrait>(
 pub struct ReadState {
     pub id: String,
     pub connection_id: String,
+    pub sender_id: String,
     pub receiver_id: String,
     pub is_read: bool,
+    pub updated_at: NaiveDateTime,
     pub status: Option<String>,
 }
 
@@ -239,8 +241,10 @@ pub async fn find_read_states<C: ConnectionTrait>(
         .map(|(m, c)| ReadState {
             id: m.id,
             connection_id: m.connection_id,
+            sender_id: m.sender_id,
             receiver_id: m.receiver_id,
             is_read: m.is_read,
+            updated_at: m.updated_at,
             status: c.map(|c| c.status),
         })
         .collect())

@@ -63,13 +63,55 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether `e` is a failure of the connection rather than of the statement: the server
+/// restarting or unreachable, a connection dropped, the pool unable to open one, a
+/// serialization failure or deadlock, SQLite busy or locked. Retrying may succeed.
+pub fn is_transient(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout | ConnAcquireErr::ConnectionClosed) => {
+            return true
+        }
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        DbErr::Conn(_) => return true,
+        _ => return false,
+    };
+    match &**sqlx {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::Protocol(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::BeginFailed => true,
+        Sqlx::Database(db) => match db.code() {
+            // PostgreSQL: connection exceptions (08…), serialization failure, deadlock,
+            // too many connections, the server shutting down or starting up (57P…).
+            Some(code) => {
+                let code = code.as_ref();
+                code.starts_with("08")
+                    || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
+                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+                    || code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
 /// Opens the database of `settings`.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let (url, schema) = split_schema(&settings.url);
     let mut options = ConnectOptions::new(url);
+    // Short timeouts: a database that does not answer is retried (`database.retry_for`),
+    // not waited for.
     options
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(2))
+        .acquire_timeout(Duration::from_secs(2))
         .sqlx_logging(false);
     if let Some(schema) = schema {
         options.set_schema_search_path(schema);

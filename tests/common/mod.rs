@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod db;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::time::Duration;
