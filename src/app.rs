@@ -134,8 +134,12 @@ impl Application {
         }
         if settings.uses_development_secret() {
             warn!(
-                "!!! auth.secret is the built-in DEVELOPMENT secret: anyone can forge tokens. \
-                 Set SOCKET_SECRET (COURIER_ENV=production refuses to start with it). !!!"
+                "!!! auth.secret is the built-in DEVELOPMENT secret: anyone can forge tokens, so \
+                 Courier listens on {} only (server.host {:?} is ignored). Set SOCKET_SECRET \
+                 (or auth.secret) to the app's secret to serve other hosts; \
+                 COURIER_ENV=production refuses to start without one. !!!",
+                settings.bind_host(),
+                settings.server.host
             );
         }
         let database = db::connect(&settings.database)
@@ -145,7 +149,7 @@ impl Application {
             .await
             .map_err(AppError::Database)?;
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+        let listener = TcpListener::bind((settings.bind_host(), settings.server.port))
             .map_err(AppError::Bind)?;
         let addr = listener.local_addr().map_err(AppError::Bind)?;
 

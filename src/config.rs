@@ -25,6 +25,9 @@ pub use crate::engineio::{IpNet, TransportKind};
 /// The defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The name of the compiled-in defaults' layer.
+const BUILT_IN: &str = "built-in defaults";
+
 /// The development secret shipped in `config/default.toml`.
 pub const DEVELOPMENT_SECRET: &str = "courier-development-secret-do-not-use-in-production";
 
@@ -369,6 +372,20 @@ impl Settings {
         self.auth.secret == DEVELOPMENT_SECRET
     }
 
+    /// The interface to bind: `server.host`, except with the development secret, when
+    /// anyone could forge tokens: then loopback only (`::1` if `server.host` is IPv6,
+    /// `127.0.0.1` otherwise), whatever `server.host` says.
+    pub fn bind_host(&self) -> &str {
+        if !self.uses_development_secret() {
+            return &self.server.host;
+        }
+        if self.server.host.contains(':') {
+            "::1"
+        } else {
+            "127.0.0.1"
+        }
+    }
+
     fn validate(&self, layers: &[Layer]) -> Result<(), SettingsError> {
         let fail = |key: &str, message: String| SettingsError {
             key: Some(key.to_string()),
@@ -383,6 +400,14 @@ impl Settings {
                 "auth.secret",
                 "the built-in development secret is refused with COURIER_ENV=production; \
                  set SOCKET_SECRET"
+                    .into(),
+            ));
+        }
+        if self.is_production() && source_of("database.url", layers) == BUILT_IN {
+            return Err(fail(
+                "database.url",
+                "COURIER_ENV=production needs an explicit database (DATABASE_URL), not the \
+                 built-in SQLite file"
                     .into(),
             ));
         }
@@ -495,7 +520,7 @@ fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
         .unwrap_or_else(|| PathBuf::from("config"));
     let mut layers = Vec::new();
     layers.push(file_layer(
-        "built-in defaults".into(),
+        BUILT_IN.into(),
         File::from_str(DEFAULT_TOML, FileFormat::Toml),
     )?);
     let mut optional = vec![dir.join("default.toml")];
@@ -696,6 +721,36 @@ mod tests {
     }
 
     #[test]
+    fn the_development_secret_binds_loopback_only() {
+        let dev = load(&[("COURIER__SERVER__HOST", "0.0.0.0")]).unwrap();
+        assert!(dev.uses_development_secret());
+        assert_eq!(dev.bind_host(), "127.0.0.1");
+        let dev6 = load(&[("COURIER__SERVER__HOST", "::")]).unwrap();
+        assert_eq!(dev6.bind_host(), "::1");
+        let real = load(&[
+            ("COURIER__SERVER__HOST", "0.0.0.0"),
+            ("SOCKET_SECRET", "a-real-secret"),
+        ])
+        .unwrap();
+        assert_eq!(real.bind_host(), "0.0.0.0");
+    }
+
+    #[test]
+    fn production_needs_an_explicit_database() {
+        let e = load(&[("COURIER_ENV", "production"), ("SOCKET_SECRET", "s")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.url"));
+        assert!(e.message.contains("DATABASE_URL"), "{e}");
+        assert!(load(&[
+            ("COURIER_ENV", "production"),
+            ("SOCKET_SECRET", "s"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+        ])
+        .is_ok());
+        // Outside production the built-in SQLite file is fine.
+        assert!(load(&[("SOCKET_SECRET", "s")]).is_ok());
+    }
+
+    #[test]
     fn defaults_are_the_node_servers() {
         let s = load(&[]).unwrap();
         assert_eq!(s.server.host, "0.0.0.0");
@@ -776,7 +831,12 @@ mod tests {
     fn production_refuses_development_secret() {
         let e = load(&[("COURIER_ENV", "production")]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("auth.secret"));
-        let s = load(&[("COURIER_ENV", "production"), ("SOCKET_SECRET", "real")]).unwrap();
+        let s = load(&[
+            ("COURIER_ENV", "production"),
+            ("SOCKET_SECRET", "real"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+        ])
+        .unwrap();
         assert!(s.is_production());
     }
 

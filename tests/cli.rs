@@ -130,3 +130,63 @@ fn seed_demo_is_refused_in_production() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Starts the binary with `env` (port 0); returns it and the address it logged.
+fn serve(env: &[(&str, &str)]) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = courier();
+    cmd.env("PORT", "0")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(at) = line.find("listening on http://") {
+            let addr = line[at + "listening on http://".len()..].trim().to_string();
+            return (child, addr, log);
+        }
+    }
+    let _ = child.kill();
+    panic!("courier did not start:\n{log}");
+}
+
+#[test]
+fn the_development_secret_binds_loopback_whatever_the_host() {
+    let (mut child, addr, log) = serve(&[("COURIER__SERVER__HOST", "0.0.0.0")]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert!(log.contains("DEVELOPMENT secret"), "{log}");
+    assert!(
+        log.contains("SOCKET_SECRET"),
+        "the warning says how to fix it: {log}"
+    );
+    // With a real secret, server.host is honoured.
+    let (mut child, addr, _) = serve(&[
+        ("COURIER__SERVER__HOST", "0.0.0.0"),
+        ("SOCKET_SECRET", "a-real-secret"),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(addr.starts_with("0.0.0.0:"), "{addr}");
+}
+
+#[test]
+fn production_refuses_the_built_in_database() {
+    let out = courier()
+        .env("COURIER_ENV", "production")
+        .env("SOCKET_SECRET", "real-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database.url"), "{stderr}");
+}
