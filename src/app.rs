@@ -17,7 +17,7 @@ use crate::auth::Authenticator;
 use crate::chat::{Chat, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
 use crate::config::Settings;
 use crate::db;
-use crate::engineio::{EndpointOptions, EngineConfig, EngineEndpoint};
+use crate::engineio::{AdmissionLimits, EndpointOptions, EngineConfig, EngineEndpoint};
 use crate::socketio::SocketLayer;
 use crate::{engineio, http};
 
@@ -158,6 +158,7 @@ impl Application {
         let chat = start_chat(database, &settings).await;
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
+        let attachment_timeout = Duration::from_millis(settings.socketio.attachment_timeout);
         let endpoint = web::Data::new(EngineEndpoint::new(
             EndpointOptions {
                 config: engine_config(&settings),
@@ -166,8 +167,19 @@ impl Application {
                 cors_origins: settings.cors.origins.clone(),
                 allow_same_origin: demo.is_some(),
                 trusted_proxies: settings.server.trusted_proxies(),
+                admission: AdmissionLimits {
+                    max_sessions: settings.engineio.max_sessions,
+                    max_pending: settings.engineio.max_pending_sessions,
+                    max_pending_per_address: settings.engineio.max_pending_per_address,
+                    handshake_rate: settings.engineio.handshake_rate,
+                },
+                request_timeout: Duration::from_millis(settings.engineio.request_timeout),
+                fragment_timeout: Duration::from_millis(settings.engineio.fragment_timeout),
             },
-            move || SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout),
+            move || {
+                SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout)
+                    .attachment_timeout(attachment_timeout)
+            },
         ));
 
         let routes = endpoint.clone();

@@ -21,6 +21,7 @@ use config::{Config, Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::{Deserialize, Deserializer};
 
 pub use crate::engineio::{IpNet, TransportKind};
+pub use crate::rate::RateSettings;
 
 /// The defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -79,6 +80,12 @@ pub struct EngineIoSettings {
     pub max_payload: usize,
     pub transports: Vec<TransportKind>,
     pub max_buffered_packets: usize,
+    pub max_sessions: usize,
+    pub max_pending_sessions: usize,
+    pub max_pending_per_address: usize,
+    pub handshake_rate: RateSettings,
+    pub request_timeout: u64,
+    pub fragment_timeout: u64,
 }
 
 impl EngineIoSettings {
@@ -95,6 +102,7 @@ impl EngineIoSettings {
 #[serde(deny_unknown_fields)]
 pub struct SocketIoSettings {
     pub connect_timeout: u64,
+    pub attachment_timeout: u64,
 }
 
 impl SocketIoSettings {
@@ -205,19 +213,12 @@ pub struct ChatSettings {
     pub send_window: usize,
     pub room_idle_timeout: u64,
     pub shards: usize,
+    pub max_sockets_per_user: usize,
     pub rate_limit: RateSettings,
     pub call_rate: RateSettings,
     /// Replaced by `send_window`: read only to warn about it.
     #[serde(default)]
     pub max_pending_sends: Option<u64>,
-}
-
-/// A token bucket: `per_second` on average, `burst` at once; `per_second = 0` is off.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateSettings {
-    pub per_second: f64,
-    pub burst: u32,
 }
 
 /// Who is told of a user's presence.
@@ -432,6 +433,16 @@ impl Settings {
             ("database.write_queue", self.database.write_queue as u64),
             ("database.batch_max", self.database.batch_max as u64),
             ("presence.peers_ttl", self.presence.peers_ttl),
+            ("engineio.max_sessions", self.engineio.max_sessions as u64),
+            ("engineio.max_pending_sessions", self.engineio.max_pending_sessions as u64),
+            (
+                "engineio.max_pending_per_address",
+                self.engineio.max_pending_per_address as u64,
+            ),
+            ("engineio.request_timeout", self.engineio.request_timeout),
+            ("engineio.fragment_timeout", self.engineio.fragment_timeout),
+            ("socketio.attachment_timeout", self.socketio.attachment_timeout),
+            ("chat.max_sockets_per_user", self.chat.max_sockets_per_user as u64),
             ("presence.stale_after", self.presence.stale_after),
             ("presence.heartbeat_flush", self.presence.heartbeat_flush),
         ] {
@@ -442,6 +453,7 @@ impl Settings {
         for (key, rate) in [
             ("chat.rate_limit", self.chat.rate_limit),
             ("chat.call_rate", self.chat.call_rate),
+            ("engineio.handshake_rate", self.engineio.handshake_rate),
         ] {
             if !rate.per_second.is_finite() || rate.per_second < 0.0 {
                 return Err(fail(key, "per_second must be a number >= 0".into()));

@@ -18,7 +18,7 @@
 //! - [`auth`]: JWT verification (HS256, `userId`, `exp`).
 //! - [`db`]: connecting, the migration policy, `seed-demo`.
 //! - [`http`]: the routes besides Engine.IO (`/healthz`).
-//! - [`ids`]: session ids and cuids.
+//! - [`ids`]: session ids and cuids; [`rate`]: token buckets.
 //! - [`app`]: [`app::Application::build`] wires it all and binds the listener.
 //! - [`cli`]: the command line of the `courier` binary, which stays thin.
 //!
@@ -36,4 +36,5 @@ pub mod db;
 pub mod engineio;
 pub mod http;
 pub mod ids;
+pub mod rate;
 pub mod socketio;

@@ -179,7 +179,7 @@ impl Chat {
             message_ids,
             max_content_chars: options.max_content_chars,
             send_window: options.send_window.max(1),
-            rate_limit: UserRateLimiter::new(options.rate_limit),
+            rate_limit: rate_limit::user_rate_limiter(options.rate_limit),
             call_rate: options.call_rate,
         };
         let mut arbiters = arbiters;

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::push::{ChatPush, CHAT_NAMESPACE};
-use super::rate_limit::TokenBucket;
+use crate::rate::TokenBucket;
 use super::room::RoomRequest;
 use super::ChatContext;
 use crate::socketio::{Event, SocketHandler, SocketIo};

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix::Actor;
 use actix_web::http::header::{self, HeaderValue};
@@ -17,7 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::client::{client_info, IpNet};
+use super::admission::{Admission, AdmissionLimits, Ticket};
+use super::client::{client_info, ClientInfo, IpNet};
 use super::session::{EngineConfig, EngineHandler, EngineSession, Start};
 
 use super::transport::{self, CloseReason, Inbound, PollReply, TransportLink, WsEvent};
@@ -121,6 +123,12 @@ pub struct EndpointOptions {
     pub allow_same_origin: bool,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// Bounds on sessions (see [`super::admission`]).
+    pub admission: AdmissionLimits,
+    /// Longest a long-polling POST may take to arrive.
+    pub request_timeout: Duration,
+    /// Longest a fragmented WebSocket message may take to complete.
+    pub fragment_timeout: Duration,
 }
 
 /// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
@@ -157,17 +165,33 @@ pub struct EngineEndpoint<H: EngineHandler> {
     sessions: Arc<Sessions>,
     /// Set to `true` to close every session of this endpoint.
     closing: watch::Sender<bool>,
+    admission: Arc<Admission>,
 }
 
 impl<H: EngineHandler> EngineEndpoint<H> {
     /// An endpoint whose sessions get their handler from `factory`.
     pub fn new(options: EndpointOptions, factory: impl Fn() -> H + Send + Sync + 'static) -> Self {
         EngineEndpoint {
+            admission: Admission::new(options.admission),
             options,
             factory: Arc::new(factory),
             sessions: Arc::default(),
             closing: watch::Sender::new(false),
         }
+    }
+
+    /// `(sessions, sessions not established)` now.
+    pub fn load(&self) -> (usize, usize) {
+        self.admission.load()
+    }
+
+    /// A place for a new session of `client`, or the 503 that refuses it.
+    fn admit(&self, client: &ClientInfo) -> Result<Ticket, HttpResponse> {
+        self.admission.admit(client.address).map_err(|_| {
+            HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "1"))
+                .json(json!({ "code": BUSY_CODE, "message": "Server busy" }))
+        })
     }
 
     /// Closes every session, present and future, of this endpoint (before a shutdown):
@@ -296,7 +320,13 @@ async fn dispatch<H: EngineHandler>(
             None => EngineError::UnknownSid.response(),
             Some(entry) if get => poll_get(&entry.inbound).await,
             Some(entry) if post => {
-                poll_post(&entry, body, endpoint.options.config.max_payload).await
+                poll_post(
+                    &entry,
+                    body,
+                    endpoint.options.config.max_payload,
+                    endpoint.options.request_timeout,
+                )
+                .await
             }
             Some(_) => EngineError::BadRequest.response(),
         },
@@ -309,12 +339,20 @@ async fn dispatch<H: EngineHandler>(
     }
 }
 
+/// The `code` of the 503 answer to a handshake past a bound (Engine.IO's codes stop at 5).
+pub const BUSY_CODE: u8 = 6;
+
 /// `GET ?transport=websocket`: a session on a WebSocket from the start.
 fn open_websocket<H: EngineHandler>(
     req: &HttpRequest,
     body: web::Payload,
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
+    let client = client_info(req, &endpoint.options.trusted_proxies);
+    let ticket = match endpoint.admit(&client) {
+        Ok(ticket) => ticket,
+        Err(busy) => return busy,
+    };
     let (response, ws, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
         Err(e) => {
@@ -328,6 +366,7 @@ fn open_websocket<H: EngineHandler>(
         stream,
         transport_link,
         endpoint.options.config.max_payload,
+        endpoint.options.fragment_timeout,
     );
     EngineSession::new(
         ids::session_id(),
@@ -335,7 +374,7 @@ fn open_websocket<H: EngineHandler>(
         session_link,
         (endpoint.factory)(),
     )
-    .client(client_info(req, &endpoint.options.trusted_proxies))
+    .client(client, ticket)
     .closing_on(endpoint.closing.subscribe())
     .start();
     response
@@ -347,6 +386,11 @@ async fn open_polling<H: EngineHandler>(
     req: &HttpRequest,
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
+    let client = client_info(req, &endpoint.options.trusted_proxies);
+    let ticket = match endpoint.admit(&client) {
+        Ok(ticket) => ticket,
+        Err(busy) => return busy,
+    };
     let sid = ids::session_id();
     let (inbound, inbound_rx) = transport::inbound();
     let upgrades = if endpoint
@@ -380,7 +424,7 @@ async fn open_polling<H: EngineHandler>(
     .on_stop(move || {
         sessions.lock().remove(&forget);
     })
-    .client(client_info(req, &endpoint.options.trusted_proxies))
+    .client(client, ticket)
     .closing_on(endpoint.closing.subscribe())
     .start();
     poll_get(&inbound).await
@@ -436,10 +480,13 @@ impl Drop for PostingGuard {
 }
 
 /// A long-polling POST: at most `max_payload` bytes of packets for the session.
+/// A long-polling POST: at most `max_payload` bytes of packets for the session, arriving
+/// within `request_timeout` (a body that trickles in is cut off, and the session closes).
 async fn poll_post(
     entry: &SessionEntry,
     mut body: web::Payload,
     max_payload: usize,
+    request_timeout: Duration,
 ) -> HttpResponse {
     if entry.posting.swap(true, Ordering::SeqCst) {
         // Two POSTs at once: refused, and the session closes.
@@ -447,18 +494,30 @@ async fn poll_post(
         return EngineError::BadRequest.response();
     }
     let _posting = PostingGuard(entry.posting.clone());
-    let mut data = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else {
-            return EngineError::BadRequest.response();
-        };
-        if data.len() + chunk.len() > max_payload {
-            let _ = entry.inbound.send(Inbound::PollTooLarge).await;
-            return HttpResponse::PayloadTooLarge()
-                .json(json!({ "code": 3, "message": "Payload too large" }));
+    let read = async {
+        let mut data = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                return Err(EngineError::BadRequest.response());
+            };
+            if data.len() + chunk.len() > max_payload {
+                let _ = entry.inbound.send(Inbound::PollTooLarge).await;
+                return Err(HttpResponse::PayloadTooLarge()
+                    .json(json!({ "code": 3, "message": "Payload too large" })));
+            }
+            data.extend_from_slice(&chunk);
         }
-        data.extend_from_slice(&chunk);
-    }
+        Ok(data)
+    };
+    let data = match tokio::time::timeout(request_timeout, read).await {
+        Ok(Ok(data)) => data,
+        Ok(Err(refused)) => return refused,
+        Err(_) => {
+            let _ = entry.inbound.send(Inbound::PollTimeout).await;
+            return HttpResponse::RequestTimeout()
+                .json(json!({ "code": 3, "message": "Request timeout" }));
+        }
+    };
     let (reply, answer) = oneshot::channel();
     if entry
         .inbound
@@ -537,6 +596,7 @@ async fn upgrade_websocket<H: EngineHandler>(
             kill: kill_switch,
         },
         endpoint.options.config.max_payload,
+        endpoint.options.fragment_timeout,
     );
     response
 }

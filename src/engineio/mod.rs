@@ -6,10 +6,12 @@
 //! - [`websocket`]: the WebSocket transport over actix-ws.
 //! - [`session`]: the session actor (heartbeat, framing, polling, upgrade) and the
 //!   [`EngineHandler`] trait, the seam to the layer above.
+//! - [`admission`]: bounds on sessions that have not authenticated, and on handshakes.
 //! - [`client`]: who the client is (address through trusted proxies, `User-Agent`).
 //! - [`endpoint`]: the HTTP endpoint: origin checks and CORS, the handshake, long-polling
 //!   requests, WebSocket sessions and upgrades.
 
+pub mod admission;
 pub mod client;
 pub mod endpoint;
 pub mod packet;
@@ -17,6 +19,7 @@ pub mod session;
 pub mod transport;
 pub mod websocket;
 
+pub use admission::AdmissionLimits;
 pub use client::{ClientInfo, IpNet};
 pub use endpoint::{mount, EndpointOptions, EngineEndpoint, TransportKind, SOCKET_IO_PATH};
 pub use session::{

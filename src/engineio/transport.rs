@@ -29,6 +29,8 @@ pub enum Inbound {
     PollAbort,
     /// A POST body above `max_payload` arrived.
     PollTooLarge,
+    /// A POST body did not arrive within the request timeout.
+    PollTimeout,
     /// A POST arrived while another was still in progress.
     PollConcurrentPost,
     /// A WebSocket (transport `id`) asks to upgrade this polling session; the session

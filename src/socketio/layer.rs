@@ -73,7 +73,14 @@ struct SocketState {
     namespaces: HashMap<String, String>,
     connect_timeout: Duration,
     connect_timer: Option<SpawnHandle>,
+    /// How long a binary packet's attachments may take, and the timer running for the
+    /// packet being received.
+    attachment_timeout: Duration,
+    attachment_timer: Option<SpawnHandle>,
 }
+
+/// How long a binary packet's attachments may take by default.
+pub const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Socket.IO protocol as an Engine.IO handler.
 pub struct SocketLayer<A: SocketHandler> {
@@ -92,8 +99,17 @@ impl<A: SocketHandler> SocketLayer<A> {
                 namespaces: HashMap::new(),
                 connect_timeout,
                 connect_timer: None,
+                attachment_timeout: ATTACHMENT_TIMEOUT,
+                attachment_timer: None,
             },
         }
+    }
+
+    /// Closes a client whose binary packet's attachments do not all arrive within
+    /// `timeout` of its header (default [`ATTACHMENT_TIMEOUT`]).
+    pub fn attachment_timeout(mut self, timeout: Duration) -> Self {
+        self.state.attachment_timeout = timeout;
+        self
     }
 
     fn handle_packet(&mut self, packet: Packet, eio: &mut EngineIo<'_, Self>) {
@@ -122,6 +138,8 @@ impl<A: SocketHandler> SocketLayer<A> {
                         if let Some(timer) = io.state.connect_timer.take() {
                             io.eio.cancel(timer);
                         }
+                        // Accepted by the application: no longer a stranger's session.
+                        io.eio.established();
                         self.app.on_connected(&nsp, &mut io);
                     }
                     Err(data) => io.send(&Packet {
@@ -199,9 +217,28 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
             EngineMessage::Text(text) => self.state.decoder.decode_text(&text),
             EngineMessage::Binary(data) => self.state.decoder.decode_binary(data),
         };
+        if let Some(timer) = self.state.attachment_timer.take() {
+            // The binary packet being received got its next message (or failed).
+            io.cancel(timer);
+        }
         match decoded {
             Ok(Decoded::Packet(packet)) => self.handle_packet(packet, io),
-            Ok(Decoded::Incomplete) => {}
+            Ok(Decoded::Incomplete) if self.state.namespaces.is_empty() => {
+                // Attachments are held until the packet is complete: only for a client
+                // that connected, not for anybody who opened a session.
+                io.close(SessionClose::ProtocolError(
+                    "a binary packet before CONNECT".into(),
+                ));
+            }
+            Ok(Decoded::Incomplete) => {
+                let timeout = self.state.attachment_timeout;
+                self.state.attachment_timer = Some(io.run_later(timeout, |layer, io| {
+                    layer.state.attachment_timer = None;
+                    io.close(SessionClose::ProtocolError(
+                        "a binary packet's attachments took too long".into(),
+                    ));
+                }));
+            }
             Err(e) => {
                 debug!("session {}: bad Socket.IO packet: {e}", io.sid());
                 io.close(SessionClose::ProtocolError(e.to_string()));

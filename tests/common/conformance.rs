@@ -45,6 +45,9 @@ pub fn endpoint_options() -> EndpointOptions {
         cors_origins: Vec::new(),
         allow_same_origin: false,
         trusted_proxies: Vec::new(),
+        admission: courier::engineio::AdmissionLimits::unbounded(),
+        request_timeout: Duration::from_secs(10),
+        fragment_timeout: Duration::from_secs(10),
     }
 }
 

@@ -60,6 +60,14 @@ impl<H: EngineHandler> EngineIo<'_, H> {
         &self.core.client
     }
 
+    /// The session is established (the layer above accepted the client, e.g. its token): it
+    /// no longer counts against the bounds on sessions that are not.
+    pub fn established(&mut self) {
+        if let Some(ticket) = &mut self.core.ticket {
+            ticket.established();
+        }
+    }
+
     /// Sends a text message (`4` + `text`).
     pub fn send_text(&mut self, text: &str) {
         self.core

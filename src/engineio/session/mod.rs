@@ -45,6 +45,7 @@ use log::{debug, info, warn};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
 
+use super::admission::Ticket;
 use super::client::ClientInfo;
 use super::packet::{Handshake, Packet};
 use super::transport::{
@@ -210,6 +211,8 @@ struct Core {
     resume_scheduled: bool,
     /// Who the client is.
     client: ClientInfo,
+    /// The session's place among the endpoint's sessions (given back when it stops).
+    ticket: Option<Ticket>,
     closed: Option<SessionClose>,
 }
 
@@ -274,6 +277,7 @@ impl<H: EngineHandler> EngineSession<H> {
                 held: VecDeque::new(),
                 resume_scheduled: false,
                 client: ClientInfo::default(),
+                ticket: None,
                 closed: None,
             },
             handler,
@@ -291,9 +295,11 @@ impl<H: EngineHandler> EngineSession<H> {
         self
     }
 
-    /// What the request that opened the session tells about the client.
-    pub fn client(mut self, client: ClientInfo) -> Self {
+    /// What the request that opened the session tells about the client, and the
+    /// session's place among the endpoint's sessions.
+    pub fn client(mut self, client: ClientInfo, ticket: Ticket) -> Self {
         self.core.client = client;
+        self.core.ticket = Some(ticket);
         self
     }
 
@@ -631,6 +637,10 @@ impl<H: EngineHandler> StreamHandler<Inbound> for EngineSession<H> {
                 }
             }
             Inbound::PollTooLarge => self.core.close(SessionClose::TooLarge, ctx),
+            Inbound::PollTimeout => self.core.close(
+                SessionClose::TransportError("a POST body took too long".into()),
+                ctx,
+            ),
             Inbound::PollConcurrentPost => self.core.close(
                 SessionClose::ProtocolError("concurrent POST requests".into()),
                 ctx,
