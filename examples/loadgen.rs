@@ -262,6 +262,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
     if urls.is_empty() {
         urls.push("http://127.0.0.1:4000".to_string());
     }
+    for url in &urls {
+        websocket_url(url, &path)?;
+    }
     let finite_pos = |x: f64| x.is_finite() && x > 0.0;
     let finite_nonneg = |x: f64| x.is_finite() && x >= 0.0;
     let load = match (window, rate) {
@@ -697,7 +700,7 @@ fn plans(cfg: &Config) -> Vec<Plan> {
     (0..cfg.sockets())
         .map(|socket| {
             let user = socket / s;
-            let sender = !cfg.one_way || user % 2 == 0;
+            let sender = !cfg.one_way || user.is_multiple_of(2);
             let p = Plan {
                 socket,
                 user,
@@ -1678,6 +1681,7 @@ mod tests {
         assert!(args("--window 2 --rate 5").is_err());
         assert!(args("--window").is_err());
         assert!(args("--bogus 1").is_err());
+        assert!(args("--url https://h:1").is_err());
         assert_eq!(
             websocket_url("http://h:4/ns", "socket.io").unwrap(),
             "ws://h:4/socket.io/?EIO=4&transport=websocket"
