@@ -1311,6 +1311,10 @@ async fn run(cfg: Config) -> Result<(Value, bool), String> {
                 if acked + errors >= sent && deliveries >= acked * s as u64 {
                     break;
                 }
+                if c.alive.load(Relaxed) == 0 {
+                    eprintln!("  no socket left alive");
+                    break;
+                }
                 if now >= deadline {
                     eprintln!("  drain deadline reached");
                     break;
