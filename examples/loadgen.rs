@@ -55,7 +55,8 @@
 //! warm-up) divided by the time from the end of the warm-up to the last measured ack.
 //!
 //! The file is laid out as: options, time, protocol, the client (one task per socket and one
-//! writer task beside it), the run (connect, start, drain, stop) and the report.
+//! writer task beside it), the run (connect, start, drain, stop) and the report. Its unit
+//! tests (framing, markers, options) run with `cargo test --example loadgen`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
