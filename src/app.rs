@@ -75,6 +75,7 @@ pub fn chat_options(settings: &Settings, presence_writes: bool) -> ChatOptions {
         send_window: settings.chat.send_window,
         rate_limit: settings.chat.rate_limit,
         call_rate: settings.chat.call_rate,
+        max_sockets_per_user: settings.chat.max_sockets_per_user,
     }
 }
 
@@ -172,6 +173,7 @@ impl Application {
                     max_pending: settings.engineio.max_pending_sessions,
                     max_pending_per_address: settings.engineio.max_pending_per_address,
                     handshake_rate: settings.engineio.handshake_rate,
+                    exempt_loopback: settings.engineio.exempt_loopback,
                 },
                 request_timeout: Duration::from_millis(settings.engineio.request_timeout),
                 fragment_timeout: Duration::from_millis(settings.engineio.fragment_timeout),

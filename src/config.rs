@@ -84,6 +84,7 @@ pub struct EngineIoSettings {
     pub max_pending_sessions: usize,
     pub max_pending_per_address: usize,
     pub handshake_rate: RateSettings,
+    pub exempt_loopback: bool,
     pub request_timeout: u64,
     pub fragment_timeout: u64,
 }
@@ -434,15 +435,24 @@ impl Settings {
             ("database.batch_max", self.database.batch_max as u64),
             ("presence.peers_ttl", self.presence.peers_ttl),
             ("engineio.max_sessions", self.engineio.max_sessions as u64),
-            ("engineio.max_pending_sessions", self.engineio.max_pending_sessions as u64),
+            (
+                "engineio.max_pending_sessions",
+                self.engineio.max_pending_sessions as u64,
+            ),
             (
                 "engineio.max_pending_per_address",
                 self.engineio.max_pending_per_address as u64,
             ),
             ("engineio.request_timeout", self.engineio.request_timeout),
             ("engineio.fragment_timeout", self.engineio.fragment_timeout),
-            ("socketio.attachment_timeout", self.socketio.attachment_timeout),
-            ("chat.max_sockets_per_user", self.chat.max_sockets_per_user as u64),
+            (
+                "socketio.attachment_timeout",
+                self.socketio.attachment_timeout,
+            ),
+            (
+                "chat.max_sockets_per_user",
+                self.chat.max_sockets_per_user as u64,
+            ),
             ("presence.stale_after", self.presence.stale_after),
             ("presence.heartbeat_flush", self.presence.heartbeat_flush),
         ] {

@@ -126,7 +126,10 @@ mod tests {
         assert!(b.take(r, t0));
         assert!(!b.take(r, t0), "the burst is used");
         assert!(!b.take(r, t0 + Duration::from_millis(100)), "half a token");
-        assert!(b.take(r, t0 + Duration::from_millis(200)), "one token after 200 ms");
+        assert!(
+            b.take(r, t0 + Duration::from_millis(200)),
+            "one token after 200 ms"
+        );
         assert!(!b.take(r, t0 + Duration::from_millis(200)));
         // Never more than the burst, however long it waited.
         let later = t0 + Duration::from_secs(60);

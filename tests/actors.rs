@@ -15,7 +15,7 @@ use courier::auth::Authenticator;
 use courier::chat::join_chat::Join;
 use courier::chat::mark_message_read::MarkRequest;
 use courier::chat::persistence::{
-    InsertOutcome, Persistence, Shutdown, Write, WriteOp, WriteResult, Written,
+    InsertOutcome, Persistence, QueueDepth, Shutdown, Write, WriteOp, WriteResult, Written,
 };
 use courier::chat::push::{Caller, ChatPush};
 use courier::chat::room::{ChatRoom, RoomIdle, StopRoom};
@@ -223,6 +223,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
                 per_second: 10.0,
                 burst: 20,
             },
+            max_sockets_per_user: 32,
             presence: PresenceOptions {
                 writes: true,
                 offline_grace: 200,
@@ -461,7 +462,16 @@ async fn queued_messages_are_committed_in_one_transaction() {
     for i in 0..n {
         w.post(&a, &w.ab, &format!("m{i}"), None);
     }
-    sleep(Duration::from_millis(300)).await;
+    // Every write has reached persistence (one waits on the lock, the others behind it).
+    let mut queued = 0;
+    for _ in 0..200 {
+        queued = w.chat.persistence.send(QueueDepth).await.unwrap();
+        if queued == n as usize {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(queued, n as usize);
     a.expect_silence().await;
     lock.release().await;
     for _ in 0..n {

@@ -155,6 +155,7 @@ fn serve(env: &[(&str, &str)]) -> (std::process::Child, String, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("courier did not start:\n{log}");
 }
 

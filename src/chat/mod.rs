@@ -53,6 +53,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Authenticator;
 use crate::config::RateSettings;
+use crate::engineio::admission::RefusalLog;
 use persistence::{Persistence, Shutdown};
 pub use presence::PresenceOptions;
 use rate_limit::UserRateLimiter;
@@ -60,7 +61,7 @@ use room::RoomDeps;
 use rooms::{RoomShard, Rooms};
 pub use send_message::MessageIdKey;
 pub use socket::ChatSocket;
-use users::{ShardDeps, UserShard, Users};
+use users::{ShardDeps, SocketSlots, UserShard, Users};
 
 /// What every chat socket shares.
 #[derive(Clone)]
@@ -83,6 +84,10 @@ pub struct ChatContext {
     pub rate_limit: Arc<UserRateLimiter>,
     /// The per-socket limit on call signalling.
     pub call_rate: RateSettings,
+    /// Sockets per user on this node (`chat.max_sockets_per_user`).
+    pub socket_slots: Arc<SocketSlots>,
+    /// Refused CONNECTs, logged at info without flooding the log.
+    pub refusals: Arc<RefusalLog>,
 }
 
 /// How the chat runs.
@@ -106,6 +111,8 @@ pub struct ChatOptions {
     pub rate_limit: RateSettings,
     /// The per-socket limit on call signalling.
     pub call_rate: RateSettings,
+    /// Sockets one user may have connected to this node.
+    pub max_sockets_per_user: usize,
     /// How presence works.
     pub presence: PresenceOptions,
 }
@@ -181,6 +188,8 @@ impl Chat {
             send_window: options.send_window.max(1),
             rate_limit: rate_limit::user_rate_limiter(options.rate_limit),
             call_rate: options.call_rate,
+            socket_slots: SocketSlots::new(options.max_sockets_per_user),
+            refusals: Arc::new(RefusalLog::new("CONNECTs")),
         };
         let mut arbiters = arbiters;
         arbiters.push(writer);

@@ -21,10 +21,13 @@ use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::push::{ChatPush, CHAT_NAMESPACE};
-use crate::rate::TokenBucket;
 use super::room::RoomRequest;
 use super::ChatContext;
+use crate::rate::TokenBucket;
 use crate::socketio::{Event, SocketHandler, SocketIo};
+
+/// The `connect_error` message past `chat.max_sockets_per_user`.
+pub const TOO_MANY_CONNECTIONS: &str = "Too many connections";
 
 /// A request that waits for a write permit before it goes to its room.
 struct Blocked {
@@ -164,6 +167,12 @@ impl SocketHandler for ChatSocket {
             Ok(user_id) => {
                 debug!("session {}: authenticated as {user_id}", io.engine_sid());
                 let user: Arc<str> = user_id.into();
+                if !self.ctx.socket_slots.take(&user) {
+                    self.ctx
+                        .refusals
+                        .refused("too many sockets for one user", io.client().address);
+                    return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
+                }
                 let sid: Arc<str> = Arc::from(io.engine_sid());
                 self.ctx
                     .users
@@ -173,6 +182,9 @@ impl SocketHandler for ChatSocket {
             }
             Err(e) => {
                 debug!("session {}: authentication refused: {e:?}", io.engine_sid());
+                self.ctx
+                    .refusals
+                    .refused(e.client_message(), io.client().address);
                 Err(json!({ "message": e.client_message() }))
             }
         }
@@ -225,6 +237,7 @@ impl SocketHandler for ChatSocket {
         if let Some((user, sid)) = self.me.take() {
             // The rooms learn it from the registry (and forget the socket as joined).
             self.ctx.users.unregister(&user, &sid);
+            self.ctx.socket_slots.give_back(&user);
         }
     }
 }

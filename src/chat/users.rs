@@ -522,6 +522,54 @@ impl Users {
     }
 }
 
+/// How many sockets each user has on this node, checked when a socket connects (so it is
+/// kept apart from the shards, which answer asynchronously): at most `max` per user.
+pub struct SocketSlots {
+    max: usize,
+    maps: Vec<std::sync::Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl SocketSlots {
+    /// At most `max` sockets per user.
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(SocketSlots {
+            max,
+            maps: (0..16)
+                .map(|_| std::sync::Mutex::new(HashMap::new()))
+                .collect(),
+        })
+    }
+
+    fn map(&self, user: &str) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
+        // A panic while holding the lock cannot leave a count inconsistent.
+        self.maps[shard_of(user, self.maps.len())]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot for a new socket of `user`; `false` if they have `max` already.
+    pub fn take(&self, user: &Arc<str>) -> bool {
+        let mut map = self.map(user);
+        let n = map.entry(user.clone()).or_default();
+        if *n >= self.max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Gives back the slot of a socket of `user` that went.
+    pub fn give_back(&self, user: &Arc<str>) {
+        let mut map = self.map(user);
+        if let Some(n) = map.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(user);
+            }
+        }
+    }
+}
+
 /// Cancels a timer of a shard.
 pub(super) fn cancel(ctx: &mut Context<UserShard>, handle: SpawnHandle) {
     ctx.cancel_future(handle);

@@ -34,6 +34,10 @@ pub struct AdmissionLimits {
     pub max_pending_per_address: usize,
     /// New sessions per client address.
     pub handshake_rate: RateSettings,
+    /// The per-address bounds do not apply to loopback addresses (local tools, load
+    /// generators, a reverse proxy on the same host, whose clients `server.trusted_proxies`
+    /// names); the global bounds do.
+    pub exempt_loopback: bool,
 }
 
 impl AdmissionLimits {
@@ -47,6 +51,7 @@ impl AdmissionLimits {
                 per_second: 0.0,
                 burst: 0,
             },
+            exempt_loopback: true,
         }
     }
 }
@@ -120,9 +125,11 @@ impl Admission {
             self.log.refused(refusal.as_str(), address);
             return Err(refusal);
         }
+        let exempt = self.limits.exempt_loopback && address.is_some_and(|a| a.is_loopback());
         Ok(Ticket {
             admission: self.clone(),
-            address,
+            // The address a ticket counts against (none for an exempt one).
+            address: address.filter(|_| !exempt),
             pending: true,
         })
     }
@@ -136,7 +143,8 @@ impl Admission {
         if counts.pending >= limits.max_pending {
             return Err(Refusal::TooManyPending);
         }
-        if let Some(address) = address {
+        let per_address = address.filter(|a| !(limits.exempt_loopback && a.is_loopback()));
+        if let Some(address) = per_address {
             if counts.per_address.get(&address).copied().unwrap_or(0)
                 >= limits.max_pending_per_address
             {
@@ -271,7 +279,29 @@ mod tests {
                 per_second: 0.0,
                 burst: 0,
             },
+            exempt_loopback: true,
         }
+    }
+
+    #[test]
+    fn loopback_is_exempt_from_the_per_address_bounds_only_if_configured() {
+        let a = Admission::new(limits());
+        let _t: Vec<Ticket> = (0..4).map(|_| a.admit(ip("127.0.0.1")).unwrap()).collect();
+        assert_eq!(
+            a.admit(ip("127.0.0.1")).unwrap_err(),
+            Refusal::TooManyPending
+        );
+        let strict = Admission::new(AdmissionLimits {
+            exempt_loopback: false,
+            ..limits()
+        });
+        let _t: Vec<Ticket> = (0..2)
+            .map(|_| strict.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert_eq!(
+            strict.admit(ip("127.0.0.1")).unwrap_err(),
+            Refusal::TooManyFromAddress
+        );
     }
 
     #[test]
@@ -286,13 +316,19 @@ mod tests {
         // Others still get in.
         let _t3 = a.admit(ip("10.0.0.2")).unwrap();
         let _t4 = a.admit(ip("10.0.0.3")).unwrap();
-        assert_eq!(a.admit(ip("10.0.0.4")).unwrap_err(), Refusal::TooManyPending);
+        assert_eq!(
+            a.admit(ip("10.0.0.4")).unwrap_err(),
+            Refusal::TooManyPending
+        );
         // A session that connects no longer counts as pending.
         let mut t1 = t1;
         t1.established();
         let _t5 = a.admit(ip("10.0.0.1")).unwrap();
         assert_eq!(a.load(), (5, 4));
-        assert_eq!(a.admit(ip("10.0.0.9")).unwrap_err(), Refusal::TooManySessions);
+        assert_eq!(
+            a.admit(ip("10.0.0.9")).unwrap_err(),
+            Refusal::TooManySessions
+        );
         drop(t1);
         assert_eq!(a.load(), (4, 4));
     }

@@ -185,13 +185,9 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         self.admission.load()
     }
 
-    /// A place for a new session of `client`, or the 503 that refuses it.
-    fn admit(&self, client: &ClientInfo) -> Result<Ticket, HttpResponse> {
-        self.admission.admit(client.address).map_err(|_| {
-            HttpResponse::ServiceUnavailable()
-                .insert_header((header::RETRY_AFTER, "1"))
-                .json(json!({ "code": BUSY_CODE, "message": "Server busy" }))
-        })
+    /// A place for a new session of `client`, if there is one (see [`busy`]).
+    fn admit(&self, client: &ClientInfo) -> Option<Ticket> {
+        self.admission.admit(client.address).ok()
     }
 
     /// Closes every session, present and future, of this endpoint (before a shutdown):
@@ -342,6 +338,13 @@ async fn dispatch<H: EngineHandler>(
 /// The `code` of the 503 answer to a handshake past a bound (Engine.IO's codes stop at 5).
 pub const BUSY_CODE: u8 = 6;
 
+/// The answer to a handshake past a bound: 503 `{"code":6,"message":"Server busy"}`.
+fn busy() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, "1"))
+        .json(json!({ "code": BUSY_CODE, "message": "Server busy" }))
+}
+
 /// `GET ?transport=websocket`: a session on a WebSocket from the start.
 fn open_websocket<H: EngineHandler>(
     req: &HttpRequest,
@@ -349,9 +352,8 @@ fn open_websocket<H: EngineHandler>(
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
     let client = client_info(req, &endpoint.options.trusted_proxies);
-    let ticket = match endpoint.admit(&client) {
-        Ok(ticket) => ticket,
-        Err(busy) => return busy,
+    let Some(ticket) = endpoint.admit(&client) else {
+        return busy();
     };
     let (response, ws, stream) = match actix_ws::handle(req, body) {
         Ok(parts) => parts,
@@ -387,9 +389,8 @@ async fn open_polling<H: EngineHandler>(
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
     let client = client_info(req, &endpoint.options.trusted_proxies);
-    let ticket = match endpoint.admit(&client) {
-        Ok(ticket) => ticket,
-        Err(busy) => return busy,
+    let Some(ticket) = endpoint.admit(&client) else {
+        return busy();
     };
     let sid = ids::session_id();
     let (inbound, inbound_rx) = transport::inbound();

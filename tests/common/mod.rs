@@ -162,17 +162,33 @@ pub const USER_AGENT: &str = "courier-tests/1.0";
 
 impl WsClient {
     pub async fn connect(url: &str) -> WsClient {
-        let (_resp, framed) = awc::Client::new()
+        Self::try_connect(url, &[])
+            .await
+            .unwrap_or_else(|status| panic!("websocket connects: {status}"))
+    }
+
+    /// Opens a WebSocket with extra request `headers`; the refusal's status if refused.
+    pub async fn try_connect(url: &str, headers: &[(&str, &str)]) -> Result<WsClient, u16> {
+        let mut request = awc::Client::new()
             .ws(url)
             .header("User-Agent", USER_AGENT)
-            .max_frame_size(16 * 1024 * 1024)
-            .connect()
-            .await
-            .expect("websocket connects");
-        WsClient {
-            framed,
-            skip_presence: true,
+            .max_frame_size(16 * 1024 * 1024);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
+        match request.connect().await {
+            Ok((_resp, framed)) => Ok(WsClient {
+                framed,
+                skip_presence: true,
+            }),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+            Err(e) => panic!("websocket: {e}"),
+        }
+    }
+
+    /// Sends one raw WebSocket frame (e.g. a continuation).
+    pub async fn send_frame(&mut self, message: ws::Message) {
+        self.framed.send(message).await.expect("send a frame");
     }
 
     pub async fn send_text(&mut self, text: &str) {
