@@ -102,18 +102,32 @@ pub async fn start_chat(database: DatabaseConnection, settings: &Settings) -> Ch
     )
 }
 
-/// Stops a running [`Application`] gracefully: every session is closed first (WebSocket
-/// clients get a close frame, pending long-polls a close packet, so clients reconnect at
-/// once instead of waiting out `server.shutdown_timeout`), then the server stops.
+/// Stops a running [`Application`] gracefully, within `server.shutdown_timeout`: the
+/// sessions drain first (nothing more is read from the clients; what they sent is saved and
+/// answered, then each session closes: WebSocket clients get a close frame, pending
+/// long-polls a close packet, so clients reconnect at once), new sessions are refused, what
+/// is left when the time is up is closed, then the server stops.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     server: ServerHandle,
     endpoint: web::Data<EngineEndpoint<SocketLayer<ChatSocket>>>,
+    timeout: Duration,
 }
 
 impl ShutdownHandle {
-    /// Closes every session and stops the server; resolves when it has stopped.
+    /// Drains and closes every session and stops the server; resolves when it has stopped.
     pub async fn shutdown(&self) {
+        self.endpoint.drain_all();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while self.endpoint.load().0 > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (left, _) = self.endpoint.load();
+        if left > 0 {
+            warn!(
+                "shutdown: {left} sessions still busy after server.shutdown_timeout, closing them"
+            );
+        }
         self.endpoint.close_all();
         self.server.stop(true).await;
     }
@@ -122,6 +136,7 @@ impl ShutdownHandle {
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
+    shutdown_timeout: Duration,
     server: Server,
     chat: Chat,
     endpoint: web::Data<EngineEndpoint<SocketLayer<ChatSocket>>>,
@@ -204,6 +219,7 @@ impl Application {
         info!("listening on http://{addr}");
         Ok(Application {
             port: addr.port(),
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout),
             server,
             chat,
             endpoint,
@@ -225,6 +241,7 @@ impl Application {
         ShutdownHandle {
             server: self.server.handle(),
             endpoint: self.endpoint.clone(),
+            timeout: self.shutdown_timeout,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct ChatSocket {
     pub(super) last_heard: Option<std::time::Instant>,
     /// The socket's share of `chat.call_rate`.
     pub(super) call_bucket: TokenBucket,
+    /// The server is shutting down: close once nothing is in flight.
+    draining: bool,
 }
 
 impl ChatSocket {
@@ -60,6 +62,7 @@ impl ChatSocket {
             in_flight: 0,
             blocked: false,
             last_heard: None,
+            draining: false,
         }
     }
 
@@ -225,7 +228,18 @@ impl SocketHandler for ChatSocket {
                     }
                 }
                 self.update_flow(io);
+                if self.draining && self.in_flight == 0 {
+                    io.close();
+                }
             }
+        }
+    }
+
+    fn on_drain(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        // What the client sent before is finished first: saved, then answered.
+        self.draining = true;
+        if self.in_flight == 0 {
+            io.close();
         }
     }
 

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::admission::{Admission, AdmissionLimits, Ticket};
 use super::client::{client_info, ClientInfo, IpNet};
-use super::session::{EngineConfig, EngineHandler, EngineSession, Start};
+use super::session::{EngineConfig, EngineHandler, EngineSession, Stage, Start};
 
 use super::transport::{self, CloseReason, Inbound, PollReply, TransportLink, WsEvent};
 use crate::ids;
@@ -163,8 +163,8 @@ pub struct EngineEndpoint<H: EngineHandler> {
     options: EndpointOptions,
     factory: Arc<dyn Fn() -> H + Send + Sync>,
     sessions: Arc<Sessions>,
-    /// Set to `true` to close every session of this endpoint.
-    closing: watch::Sender<bool>,
+    /// Drains, then closes, every session of this endpoint.
+    closing: watch::Sender<Stage>,
     admission: Arc<Admission>,
 }
 
@@ -176,7 +176,7 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             options,
             factory: Arc::new(factory),
             sessions: Arc::default(),
-            closing: watch::Sender::new(false),
+            closing: watch::Sender::new(Stage::Running),
         }
     }
 
@@ -185,15 +185,32 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         self.admission.load()
     }
 
-    /// A place for a new session of `client`, if there is one (see [`busy`]).
+    /// A place for a new session of `client`, if there is one (see [`busy`]); none while
+    /// shutting down.
     fn admit(&self, client: &ClientInfo) -> Option<Ticket> {
+        if *self.closing.borrow() != Stage::Running {
+            return None;
+        }
         self.admission.admit(client.address).ok()
+    }
+
+    /// Drains every session (the server is shutting down): nothing more is read from the
+    /// clients, each session closes once its handler has finished what it was given, and
+    /// new sessions are refused (503).
+    pub fn drain_all(&self) {
+        self.closing.send_if_modified(|stage| {
+            let changed = *stage < Stage::Draining;
+            if changed {
+                *stage = Stage::Draining;
+            }
+            changed
+        });
     }
 
     /// Closes every session, present and future, of this endpoint (before a shutdown):
     /// WebSocket clients get a close frame, a pending long-poll GET a close packet.
     pub fn close_all(&self) {
-        self.closing.send_replace(true);
+        self.closing.send_replace(Stage::Closing);
     }
 
     fn check(&self, query: &EngineQuery) -> Result<TransportKind, EngineError> {

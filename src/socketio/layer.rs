@@ -62,6 +62,12 @@ pub trait SocketHandler: Sized + Unpin + 'static {
     /// The client answered an Engine.IO ping: it is alive.
     fn on_pong(&mut self, _io: &mut SocketIo<'_, '_, Self>) {}
 
+    /// The server is shutting down and nothing more is read from the client: close once
+    /// what the client asked for is done ([`SocketIo::close`]); by default at once.
+    fn on_drain(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        io.close();
+    }
+
     /// The client left `nsp` (or the connection ended); `reason` is Socket.IO's string.
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
 }
@@ -262,6 +268,14 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         self.app.on_pong(&mut io);
     }
 
+    fn on_drain(&mut self, eio: &mut EngineIo<'_, Self>) {
+        let mut io = SocketIo {
+            eio,
+            state: &mut self.state,
+        };
+        self.app.on_drain(&mut io);
+    }
+
     fn on_close(&mut self, reason: &SessionClose) {
         let reason = disconnect_reason(reason);
         for (nsp, _) in self.state.namespaces.drain() {
@@ -333,6 +347,12 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// e.g. one encoded once for many recipients.
     pub fn send_framed(&mut self, frame: bytestring::ByteString) {
         self.eio.send_framed(frame);
+    }
+
+    /// Closes the connection (the server is shutting down).
+    pub fn close(&mut self) {
+        self.eio
+            .close(SessionClose::ServerClose("server shutting down"));
     }
 
     /// Stops taking packets from the client until [`SocketIo::resume_reading`] (see

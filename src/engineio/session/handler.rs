@@ -39,6 +39,13 @@ pub trait EngineHandler: Sized + Unpin + 'static {
     /// The client answered a ping: it is alive.
     fn on_pong(&mut self, _io: &mut EngineIo<'_, Self>) {}
 
+    /// The server is shutting down: nothing more is read from the client. The handler
+    /// closes the session once it has finished what it was given (by default at once); the
+    /// endpoint closes what is left when its shutdown time is up.
+    fn on_drain(&mut self, io: &mut EngineIo<'_, Self>) {
+        io.close(SessionClose::ServerClose("server shutting down"));
+    }
+
     /// The session is closing; nothing more can be sent.
     fn on_close(&mut self, _reason: &SessionClose) {}
 }

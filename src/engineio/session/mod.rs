@@ -128,6 +128,18 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long a closed polling session keeps its last answer for the client's next GET.
 const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
+/// Where the endpoint is in its life; sessions follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Serving.
+    Running,
+    /// Shutting down: sessions read nothing more from their clients and close once their
+    /// handlers have finished what they were given ([`EngineHandler::on_drain`]).
+    Draining,
+    /// Every session closes now.
+    Closing,
+}
+
 /// How a new session starts.
 pub enum Start {
     /// On a WebSocket.
@@ -209,6 +221,8 @@ struct Core {
     held: VecDeque<Packet>,
     /// Held packets are to be handled at the end of the current turn (reading resumed).
     resume_scheduled: bool,
+    /// The server is shutting down: reading stays paused.
+    draining: bool,
     /// Who the client is.
     client: ClientInfo,
     /// The session's place among the endpoint's sessions (given back when it stops).
@@ -223,7 +237,7 @@ pub struct EngineSession<H: EngineHandler> {
     inbound: Option<mpsc::Receiver<Inbound>>,
     upgrades: Vec<String>,
     on_stop: Option<Box<dyn FnOnce()>>,
-    closing: Option<watch::Receiver<bool>>,
+    closing: Option<watch::Receiver<Stage>>,
     /// The handler was told the session closed.
     close_notified: bool,
 }
@@ -276,6 +290,7 @@ impl<H: EngineHandler> EngineSession<H> {
                 flow: Flow::default(),
                 held: VecDeque::new(),
                 resume_scheduled: false,
+                draining: false,
                 client: ClientInfo::default(),
                 ticket: None,
                 closed: None,
@@ -289,8 +304,8 @@ impl<H: EngineHandler> EngineSession<H> {
         }
     }
 
-    /// Closes the session (as a server shutdown) once `closing` turns `true`.
-    pub fn closing_on(mut self, closing: watch::Receiver<bool>) -> Self {
+    /// Follows the endpoint's `stage`: drains, then closes, as the server shuts down.
+    pub fn closing_on(mut self, closing: watch::Receiver<Stage>) -> Self {
         self.closing = Some(closing);
         self
     }
@@ -497,7 +512,7 @@ impl Core {
     }
 
     fn resume<H: EngineHandler>(&mut self, ctx: &mut Context<EngineSession<H>>) {
-        if !self.flow.paused {
+        if !self.flow.paused || self.draining {
             return;
         }
         self.flow.paused = false;
@@ -584,17 +599,34 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
             });
         }
         self.schedule_ping(ctx);
-        if let Some(mut closing) = self.closing.take() {
-            let closed = async move {
-                // An error means the endpoint is gone: close as well.
-                let _ = closing.wait_for(|closing| *closing).await;
+        if let Some(mut stage) = self.closing.take() {
+            // The endpoint's shutdown: first drain (read nothing more, let the handler finish
+            // what it has), then close whatever is left. A gone endpoint closes too.
+            let draining = async move {
+                let drained = stage.wait_for(|s| *s >= Stage::Draining).await.is_err();
+                (stage, drained)
             };
-            ctx.spawn(
-                actix::fut::wrap_future::<_, Self>(closed).map(|_, act, ctx| {
-                    act.core
-                        .close(SessionClose::ServerClose("server shutting down"), ctx);
-                }),
-            );
+            ctx.spawn(actix::fut::wrap_future::<_, Self>(draining).map(
+                |(mut stage, gone), act, ctx| {
+                    if gone {
+                        return act
+                            .core
+                            .close(SessionClose::ServerClose("server shutting down"), ctx);
+                    }
+                    act.core.draining = true;
+                    act.core.pause();
+                    act.with_handler(ctx, |h, io| h.on_drain(io));
+                    let closing = async move {
+                        let _ = stage.wait_for(|s| *s >= Stage::Closing).await;
+                    };
+                    ctx.spawn(
+                        actix::fut::wrap_future::<_, Self>(closing).map(|_, act, ctx| {
+                            act.core
+                                .close(SessionClose::ServerClose("server shutting down"), ctx);
+                        }),
+                    );
+                },
+            ));
         }
         debug!("session {} opened", self.core.sid);
         self.with_handler(ctx, |h, io| h.on_open(io));
