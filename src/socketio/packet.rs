@@ -738,6 +738,18 @@ mod tests {
     }
 
     #[test]
+    fn floats_round_trip_exactly() {
+        // Found by the socketio_decoder fuzz target: serde_json without its `float_roundtrip`
+        // feature parses this (the shortest form of a double) as the next double, so an
+        // argument echoed back to a client came back changed.
+        let s = r#"42["ev",-6.538675300763526e-245]"#;
+        round_trip(
+            event("/", "ev", vec![json!(-6.538675300763526e-245)], None),
+            s,
+        );
+    }
+
+    #[test]
     fn acks() {
         round_trip(
             Packet::new(
