@@ -158,6 +158,53 @@ async fn a_client_close_answers_the_pending_get_with_noop() {
     assert_eq!(polling.post(&sid, "3").await.0, 400);
 }
 
+/// The client's close, then its GET (what the Engine.IO suite's "forcefully closes the
+/// session" does when the POST wins the race): that GET gets the noop, later ones 400.
+#[actix_web::test]
+async fn a_client_close_before_the_get_leaves_the_noop_for_it() {
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    let sid = polling.connect_user(&app, "u1").await;
+    assert_eq!(polling.post(&sid, "1").await, (200, "ok".to_string()));
+    assert_eq!(polling.get(&sid).await, (200, "6".to_string()));
+    assert_eq!(polling.get(&sid).await.0, 400);
+    assert_eq!(polling.post(&sid, "3").await.0, 400);
+}
+
+/// The GET and the close sent at the same moment, whichever arrives first: the GET gets the
+/// noop, and the session is gone after.
+#[actix_web::test]
+async fn a_client_close_racing_the_get_gives_the_get_the_noop() {
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    for _ in 0..20 {
+        let sid = polling.connect_user(&app, "u1").await;
+        let get = polling.spawn_get(&sid);
+        let post = polling.post(&sid, "1");
+        let (posted, got) = futures_util::future::join(post, get).await;
+        assert_eq!(posted, (200, "ok".to_string()));
+        assert_eq!(got.unwrap(), (200, "6".to_string()));
+        assert_eq!(polling.get(&sid).await.0, 400);
+    }
+}
+
+/// The close as one of several packets of a POST: the packets before it are taken, the
+/// pending GET gets the noop.
+#[actix_web::test]
+async fn a_client_close_after_other_packets_in_one_post() {
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    let sid = polling.connect_user(&app, "u1").await;
+    let pending = polling.spawn_get(&sid);
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        polling.post(&sid, "3\u{1e}1").await,
+        (200, "ok".to_string())
+    );
+    assert_eq!(pending.await.unwrap(), (200, "6".to_string()));
+    assert_eq!(polling.get(&sid).await.0, 400);
+}
+
 #[actix_web::test]
 async fn heartbeat_rides_on_the_pending_get() {
     let app = spawn_app(&[
