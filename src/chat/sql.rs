@@ -2,7 +2,9 @@
 //!
 //! Writes are multi-row statements that carry their own checks, so that a batch of many
 //! messages is one round trip and a connection the app has just ended or blocked refuses
-//! the write without a read per message:
+//! the write without a read per message. On PostgreSQL the rows travel as one array per
+//! column (`unnest($1::text[], …)`), so a statement's text does not depend on how many rows
+//! it carries and is prepared and planned once; on SQLite they are a `VALUES` list:
 //!
 //! - [`insert_messages`]: one `INSERT … SELECT … FROM (VALUES …) JOIN "connections"`; a row
 //!   is written only if its connection is `ACTIVE` and its sender and receiver are the
@@ -17,6 +19,7 @@
 
 use chrono::NaiveDateTime;
 use entity::{connections, messages};
+use sea_orm::sea_query::ArrayType;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
 };
@@ -109,6 +112,28 @@ impl Row<'_> {
 /// a statement, SQLite 32766).
 pub const INSERT_PARAMS_PER_ROW: usize = 11;
 
+/// A PostgreSQL array of `items` of type `ty`. The driver binds arrays without NULL
+/// elements only: nullable columns travel with a mask (see [`insert_messages`]).
+fn pg_array(ty: ArrayType, items: impl Iterator<Item = Value>) -> Value {
+    Value::Array(ty, Some(Box::new(items.collect())))
+}
+
+/// A text array; absent values become `""` (their NULL travels in a mask).
+fn text_array<'a>(items: impl Iterator<Item = Option<&'a String>>) -> Value {
+    pg_array(
+        ArrayType::String,
+        items.map(|s| Value::String(Some(s.cloned().unwrap_or_default()))),
+    )
+}
+
+/// The rows of [`insert_messages`]: `v.id`, `v.conn`, `v.sender`, `v.receiver`,
+/// `v.content`, `v.created`, then the media columns.
+const INSERT_HEAD: &str = r#"INSERT INTO "messages" ("id","connectionId","senderId","receiverId","content","isRead","createdAt","updatedAt","mediaUrl","mediaType","mediaName","mediaSize","mediaThumbnail") SELECT v.id, c."id", v.sender, v.receiver, v.content, false, v.created, v.created, v.media_url, v.media_type, v.media_name, v.media_size, v.media_thumbnail FROM "#;
+
+/// The checks of [`insert_messages`]: the connection is ACTIVE, sender and receiver are its
+/// members; an id already there is skipped.
+const INSERT_TAIL: &str = r#" JOIN "connections" AS c ON c."id" = v.conn WHERE c."status" = 'ACTIVE' AND ((c."user1Id" = v.sender AND c."user2Id" = v.receiver) OR (c."user2Id" = v.sender AND c."user1Id" = v.receiver)) ON CONFLICT ("id") DO NOTHING RETURNING "id""#;
+
 /// Inserts `rows` in one statement (see the module doc); returns the ids written.
 pub async fn insert_messages<C: ConnectionTrait>(
     db: &C,
@@ -118,28 +143,86 @@ pub async fn insert_messages<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
-    let mut p = Params::new(backend, rows.len() * INSERT_PARAMS_PER_ROW);
-    // VALUES columns are named column1, column2, … on both backends.
-    let mut sql = String::from(
-        r#"INSERT INTO "messages" ("id","connectionId","senderId","receiverId","content","isRead","createdAt","updatedAt","mediaUrl","mediaType","mediaName","mediaSize","mediaThumbnail") SELECT v.column1, c."id", v.column3, v.column4, v.column5, false, v.column6, v.column6, v.column7, v.column8, v.column9, v.column10, v.column11 FROM ("#,
-    );
-    p.values(&mut sql, rows, |r, m| {
-        r.push(m.id.clone());
-        r.push(m.connection_id.clone());
-        r.push(m.sender_id.clone());
-        r.push(m.receiver_id.clone());
-        r.push(m.content.clone());
-        r.push(m.created_at);
-        r.push(m.media_url.clone());
-        r.push(m.media_type.clone());
-        r.push(m.media_name.clone());
-        r.push(m.media_size);
-        r.push(m.media_thumbnail.clone());
-    });
-    sql.push_str(
-        r#") AS v JOIN "connections" AS c ON c."id" = v.column2 WHERE c."status" = 'ACTIVE' AND ((c."user1Id" = v.column3 AND c."user2Id" = v.column4) OR (c."user2Id" = v.column3 AND c."user1Id" = v.column4)) ON CONFLICT ("id") DO NOTHING RETURNING "id""#,
-    );
-    let returned = db.query_all_raw(p.statement(sql)).await?;
+    let statement = match backend {
+        DbBackend::Postgres => {
+            let text = |f: &dyn Fn(&messages::Model) -> Option<&String>| {
+                text_array(rows.iter().map(|m| f(m)))
+            };
+            // Which of the nullable media columns each row has: bit 1 mediaUrl, 2 mediaType,
+            // 4 mediaName, 8 mediaSize, 16 mediaThumbnail.
+            let present = rows.iter().map(|m| {
+                let bits = [
+                    m.media_url.is_some(),
+                    m.media_type.is_some(),
+                    m.media_name.is_some(),
+                    m.media_size.is_some(),
+                    m.media_thumbnail.is_some(),
+                ];
+                let mask = bits
+                    .iter()
+                    .enumerate()
+                    .fold(0i32, |mask, (i, on)| mask | (i32::from(*on) << i));
+                Value::Int(Some(mask))
+            });
+            let values = vec![
+                text(&|m| Some(&m.id)),
+                text(&|m| Some(&m.connection_id)),
+                text(&|m| Some(&m.sender_id)),
+                text(&|m| Some(&m.receiver_id)),
+                text(&|m| Some(&m.content)),
+                pg_array(
+                    ArrayType::ChronoDateTime,
+                    rows.iter()
+                        .map(|m| Value::ChronoDateTime(Some(m.created_at))),
+                ),
+                text(&|m| m.media_url.as_ref()),
+                text(&|m| m.media_type.as_ref()),
+                text(&|m| m.media_name.as_ref()),
+                pg_array(
+                    ArrayType::Int,
+                    rows.iter()
+                        .map(|m| Value::Int(Some(m.media_size.unwrap_or(0)))),
+                ),
+                text(&|m| m.media_thumbnail.as_ref()),
+                pg_array(ArrayType::Int, present),
+            ];
+            let sql = format!(
+                "{INSERT_HEAD}(SELECT id, conn, sender, receiver, content, created, \
+                 CASE WHEN present & 1 <> 0 THEN url END AS media_url, \
+                 CASE WHEN present & 2 <> 0 THEN kind END AS media_type, \
+                 CASE WHEN present & 4 <> 0 THEN name END AS media_name, \
+                 CASE WHEN present & 8 <> 0 THEN size END AS media_size, \
+                 CASE WHEN present & 16 <> 0 THEN thumbnail END AS media_thumbnail \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::timestamp[], $7::text[], $8::text[], $9::text[], $10::int4[], $11::text[], \
+                 $12::int4[]) AS u(id, conn, sender, receiver, content, created, url, kind, name, \
+                 size, thumbnail, present)) AS v{INSERT_TAIL}"
+            );
+            Statement::from_sql_and_values(backend, sql, values)
+        }
+        _ => {
+            let mut p = Params::new(backend, rows.len() * INSERT_PARAMS_PER_ROW);
+            let mut sql = String::from(INSERT_HEAD);
+            sql.push_str("(SELECT column1 AS id, column2 AS conn, column3 AS sender, column4 AS receiver, column5 AS content, column6 AS created, column7 AS media_url, column8 AS media_type, column9 AS media_name, column10 AS media_size, column11 AS media_thumbnail FROM (");
+            p.values(&mut sql, rows, |r, m| {
+                r.push(m.id.clone());
+                r.push(m.connection_id.clone());
+                r.push(m.sender_id.clone());
+                r.push(m.receiver_id.clone());
+                r.push(m.content.clone());
+                r.push(m.created_at);
+                r.push(m.media_url.clone());
+                r.push(m.media_type.clone());
+                r.push(m.media_name.clone());
+                r.push(m.media_size);
+                r.push(m.media_thumbnail.clone());
+            });
+            sql.push_str(")) AS v");
+            sql.push_str(INSERT_TAIL);
+            p.statement(sql)
+        }
+    };
+    let returned = db.query_all_raw(statement).await?;
     returned
         .iter()
         .map(|row| row.try_get::<String>("", "id"))
@@ -164,27 +247,47 @@ pub async fn mark_read<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
+    const HEAD: &str = r#"UPDATE "messages" AS m SET "isRead" = true, "updatedAt" = v.at FROM "#;
+    const TAIL: &str = r#", "connections" AS c WHERE m."id" = v.id AND m."connectionId" = v.conn AND m."receiverId" = v.reader AND m."isRead" = false AND c."id" = m."connectionId" AND c."status" = 'ACTIVE' RETURNING "#;
     let backend = db.get_database_backend();
-    let mut p = Params::new(backend, rows.len() * 4);
-    let mut sql = String::from(
-        r#"UPDATE "messages" AS m SET "isRead" = true, "updatedAt" = v.column4 FROM ("#,
-    );
-    p.values(&mut sql, rows, |r, row| {
-        r.push(row.message_id.clone());
-        r.push(row.connection_id.clone());
-        r.push(row.reader.clone());
-        r.push(row.now);
-    });
-    sql.push_str(
-        r#") AS v, "connections" AS c WHERE m."id" = v.column1 AND m."connectionId" = v.column2 AND m."receiverId" = v.column3 AND m."isRead" = false AND c."id" = m."connectionId" AND c."status" = 'ACTIVE' RETURNING "#,
-    );
-    // PostgreSQL needs the target's columns qualified here (`c` has an "id" too); SQLite
-    // refuses qualified names in RETURNING, which only sees the target's columns anyway.
-    sql.push_str(match backend {
-        DbBackend::Postgres => r#"m."id", m."senderId""#,
-        _ => r#""id", "senderId""#,
-    });
-    let returned = db.query_all_raw(p.statement(sql)).await?;
+    let statement = match backend {
+        DbBackend::Postgres => {
+            let text = |f: fn(&MarkReadRow) -> &String| text_array(rows.iter().map(|r| Some(f(r))));
+            let values = vec![
+                text(|r| &r.message_id),
+                text(|r| &r.connection_id),
+                text(|r| &r.reader),
+                pg_array(
+                    ArrayType::ChronoDateTime,
+                    rows.iter().map(|r| Value::ChronoDateTime(Some(r.now))),
+                ),
+            ];
+            // The target's columns are qualified here (`c` has an "id" too).
+            let sql = format!(
+                r#"{HEAD}unnest($1::text[], $2::text[], $3::text[], $4::timestamp[]) AS v(id, conn, reader, at){TAIL}m."id", m."senderId""#
+            );
+            Statement::from_sql_and_values(backend, sql, values)
+        }
+        _ => {
+            let mut p = Params::new(backend, rows.len() * 4);
+            let mut sql = String::from(HEAD);
+            sql.push_str(
+                "(SELECT column1 AS id, column2 AS conn, column3 AS reader, column4 AS at FROM (",
+            );
+            p.values(&mut sql, rows, |r, row| {
+                r.push(row.message_id.clone());
+                r.push(row.connection_id.clone());
+                r.push(row.reader.clone());
+                r.push(row.now);
+            });
+            sql.push_str(")) AS v");
+            sql.push_str(TAIL);
+            // SQLite refuses qualified names in RETURNING, which sees the target only.
+            sql.push_str(r#""id", "senderId""#);
+            p.statement(sql)
+        }
+    };
+    let returned = db.query_all_raw(statement).await?;
     returned
         .iter()
         .map(|row| {
