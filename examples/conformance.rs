@@ -5,10 +5,11 @@
 //! example wires two others, the ones the reference test suites expect:
 //!
 //! - `/engine.io/`: a raw Engine.IO echo ([`Echo`]). Every text message comes back as text,
-//!   every binary message as binary. This is the server of
-//!   <https://github.com/socketio/engine.io-protocol> (`test-suite/`).
+//!   every binary message as binary. This is the server of the Engine.IO v4 suite
+//!   (<https://github.com/socketio/socket.io>, `docs/engine.io-protocol/v4-test-suite/`).
 //! - `/socket.io/`: Socket.IO ([`SocketLayer`] over [`ConformanceApp`]). This is the server
-//!   of <https://github.com/socketio/socket.io-protocol> (`test-suite/`):
+//!   of the Socket.IO v5 suite (the same repository,
+//!   `docs/socket.io-protocol/v5-test-suite/`):
 //!   - namespaces `/` and `/custom` are accepted; any other gets a CONNECT_ERROR
 //!     `{"message":"Invalid namespace"}`;
 //!   - once connected to a namespace, the socket emits `auth` with the CONNECT's auth
@@ -118,6 +119,9 @@ async fn serve(port: u16) -> std::io::Result<()> {
     })
     .shutdown_timeout(SHUTDOWN_TIMEOUT)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+    // A client that closes its side is gone: its pending long-poll GET must be dropped
+    // (actix-web otherwise keeps a half-closed connection's request waiting).
+    .h1_allow_half_closed(false)
     .listen(listener)?
     .run();
     info!("listening on http://{addr}");

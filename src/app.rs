@@ -210,6 +210,9 @@ impl Application {
         .shutdown_timeout(settings.server.shutdown_timeout)
         // Closing a connection (a WebSocket close, a refused request) should not linger.
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+        // A client that closes its side is gone: its pending long-poll GET must be dropped
+        // (actix-web otherwise keeps a half-closed connection's request waiting).
+        .h1_allow_half_closed(false)
         // Signals are handled by `handle_signals`, which closes the sessions first.
         .disable_signals();
         if settings.server.workers > 0 {

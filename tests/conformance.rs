@@ -31,6 +31,7 @@ fn start() -> Server {
         App::new().configure(move |cfg| conformance::configure(cfg, &endpoints))
     })
     .workers(2)
+    .h1_allow_half_closed(false)
     .listen(listener)
     .unwrap()
     .run();

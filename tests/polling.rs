@@ -205,6 +205,20 @@ async fn a_client_close_after_other_packets_in_one_post() {
     assert_eq!(polling.get(&sid).await.0, 400);
 }
 
+/// A GET the client gives up on closes the session: the next request (a POST here, so the
+/// "two GETs" rule cannot be what refuses it) gets 400.
+#[actix_web::test]
+async fn an_abandoned_get_is_noticed_and_closes_the_session() {
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    let sid = polling.connect_user(&app, "u1").await;
+    let get = polling.spawn_get(&sid);
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    get.abort();
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(polling.post(&sid, "3").await.0, 400, "the session is gone");
+}
+
 #[actix_web::test]
 async fn heartbeat_rides_on_the_pending_get() {
     let app = spawn_app(&[

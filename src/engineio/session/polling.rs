@@ -120,9 +120,16 @@ impl<H: EngineHandler> EngineSession<H> {
             let _ = reply.send(PollReply::BadRequest);
             return;
         };
-        // A GET whose client went away no longer counts.
         if polling.get.as_ref().is_some_and(|get| get.is_closed()) {
+            // The previous GET's client went away (its notice is on its way): a cancelled
+            // long-poll closes the session, as Engine.IO specifies.
             polling.get = None;
+            let _ = reply.send(PollReply::BadRequest);
+            self.core.close(
+                SessionClose::TransportError("polling request cancelled".into()),
+                ctx,
+            );
+            return;
         }
         if polling.get.is_some() {
             // Two GETs at once: the second is refused and the session closes (the first
