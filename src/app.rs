@@ -213,6 +213,9 @@ impl Application {
         // A client that closes its side is gone: its pending long-poll GET must be dropped
         // (actix-web otherwise keeps a half-closed connection's request waiting).
         .h1_allow_half_closed(false)
+        // Real-time frames go out at once: with Nagle's algorithm a small frame can wait for
+        // the client's delayed ACK (tens of milliseconds).
+        .tcp_nodelay(true)
         // Signals are handled by `handle_signals`, which closes the sessions first.
         .disable_signals();
         if settings.server.workers > 0 {

@@ -194,10 +194,6 @@ async fn writer(mut ws: Session, mut outbound: mpsc::Receiver<Outbound>, mut kil
         if !sent {
             break;
         }
-        // Let the connection write this frame out before the next is queued, so frames
-        // are not coalesced into one TCP segment (Node's engine.io waits for each write;
-        // the protocol test suites rely on it).
-        tokio::task::yield_now().await;
     }
     // Killed (or the socket failed): one short try at a close frame, then let go.
     close(ws, CloseCode::Policy).await;
