@@ -5,9 +5,6 @@ use std::process::ExitCode;
 use courier::cli::{self, Outcome};
 use courier::config::{LoadOptions, Settings};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args().skip(1)) {
         Ok(cli) => cli,

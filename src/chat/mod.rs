@@ -119,8 +119,8 @@ pub struct ChatOptions {
 
 /// The running chat: its shared actors and their threads.
 pub struct Chat {
-    /// What sockets need.
-    pub context: ChatContext,
+    /// What sockets need (shared by all of them).
+    pub context: Arc<ChatContext>,
     /// The writer.
     pub persistence: Addr<Persistence>,
     arbiters: Vec<Arbiter>,
@@ -194,7 +194,7 @@ impl Chat {
         let mut arbiters = arbiters;
         arbiters.push(writer);
         Chat {
-            context,
+            context: Arc::new(context),
             persistence,
             arbiters,
         }

@@ -280,6 +280,10 @@ impl UserShard {
         }
         if let Some(entry) = self.users.get_mut(user) {
             entry.changing = false;
+            if at.is_some_and(|(online, _)| online) {
+                // Only the history row of going online needed it.
+                entry.client = Default::default();
+            }
         }
         self.next_change(user, ctx);
         self.forget_if_idle(user);

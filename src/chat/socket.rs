@@ -37,7 +37,7 @@ struct Blocked {
 
 /// One browser socket of the chat.
 pub struct ChatSocket {
-    pub(super) ctx: ChatContext,
+    pub(super) ctx: Arc<ChatContext>,
     /// The authenticated user and the socket's session id, once connected to `/`.
     pub(super) me: Option<(Arc<str>, Arc<str>)>,
     /// Requests sent to rooms and not answered yet.
@@ -54,7 +54,7 @@ pub struct ChatSocket {
 
 impl ChatSocket {
     /// A socket that has not authenticated yet.
-    pub fn new(ctx: ChatContext) -> Self {
+    pub fn new(ctx: Arc<ChatContext>) -> Self {
         ChatSocket {
             call_bucket: TokenBucket::full(ctx.call_rate),
             ctx,

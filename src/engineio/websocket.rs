@@ -1,10 +1,9 @@
 //! The WebSocket transport over actix-ws.
 //!
-//! Two local tasks per connection: a reader that aggregates continuation frames (up to
-//! `max_payload`, within a time limit), answers WebSocket-level pings and forwards
-//! text/binary messages to the session, and a writer that drains the session's outbound
-//! queue into the socket. Both end when the session fires the transport's kill switch, even
-//! with the socket stuck.
+//! One local task per connection: it drains the session's outbound queue into the socket,
+//! and reads from the socket (aggregating continuation frames up to `max_payload`, within a
+//! time limit, answering WebSocket-level pings) what it forwards to the session. It ends
+//! when the session fires the transport's kill switch, even with the socket stuck.
 
 use std::time::Duration;
 
@@ -12,9 +11,10 @@ use actix_ws::{CloseCode, Item, Message, MessageStream, ProtocolError, Session};
 use bytes::BytesMut;
 use bytestring::ByteString;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
-use super::transport::{report, CloseReason, KillSwitch, Outbound, TransportLink, WsEvent};
+use super::transport::{
+    report, CloseReason, Inbound, KillSwitch, Outbound, TransportLink, WsEvent,
+};
 
 /// How long a last close frame may take to go out before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
@@ -25,7 +25,22 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// fragmented message not complete within `fragment_timeout` of its first frame ends it with
 /// 1008 (a client cannot hold a growing buffer open for ever). Must be called on an actix
 /// (Tokio local) runtime, e.g. inside an actix-web handler.
+///
+/// One task per connection does both directions: it writes what the session queues, and
+/// reads the next message only once the previous one was handed to the session (the
+/// session's bounded channel is the back-pressure: a paused or busy session stops the
+/// reading, never the writing).
 pub fn attach(
+    ws: Session,
+    stream: MessageStream,
+    link: TransportLink,
+    max_payload: usize,
+    fragment_timeout: Duration,
+) {
+    actix_web::rt::spawn(pump(ws, stream, link, max_payload, fragment_timeout));
+}
+
+async fn pump(
     ws: Session,
     stream: MessageStream,
     link: TransportLink,
@@ -35,79 +50,131 @@ pub fn attach(
     let TransportLink {
         id,
         inbound,
-        outbound,
-        kill,
+        mut outbound,
+        mut kill,
     } = link;
-    let mut reader_kill = kill.clone();
     let mut stream = stream.max_frame_size(max_payload);
-
-    let mut pong_ws = ws.clone();
-    let close_ws = ws.clone();
-    actix_web::rt::spawn(async move {
-        // A fragmented message being received: text or binary, its bytes, its deadline.
-        let mut partial: Option<(bool, BytesMut, tokio::time::Instant)> = None;
-        let reason = loop {
-            let deadline = partial.as_ref().map(|(_, _, deadline)| *deadline);
-            let item = tokio::select! {
-                biased;
-                _ = reader_kill.fired() => return,
-                _ = sleep_until_some(deadline) => {
-                    let _ = close_ws.clone().close(Some(CloseCode::Policy.into())).await;
-                    break CloseReason::TransportError("a fragmented message took too long".into());
-                }
-                item = stream.next() => match item {
-                    Some(item) => item,
-                    None => break CloseReason::ClientClosed,
-                },
-            };
-            let forward = match item {
-                Ok(Message::Text(text)) => WsEvent::Text(text),
-                Ok(Message::Binary(bytes)) => WsEvent::Binary(bytes),
-                Ok(Message::Continuation(item)) => {
-                    match continuation(&mut partial, item, max_payload, fragment_timeout) {
-                        Ok(Some(event)) => event,
-                        Ok(None) => continue,
-                        Err(reason) => {
-                            let code = match reason {
-                                CloseReason::TooLarge => CloseCode::Size,
-                                _ => CloseCode::Protocol,
-                            };
-                            let _ = close_ws.clone().close(Some(code.into())).await;
-                            break reason;
-                        }
-                    }
-                }
-                Ok(Message::Ping(data)) => {
-                    if pong_ws.pong(&data).await.is_err() {
-                        break CloseReason::ClientClosed;
-                    }
-                    continue;
-                }
-                Ok(Message::Pong(_)) | Ok(Message::Nop) => continue,
-                Ok(Message::Close(_)) => break CloseReason::ClientClosed,
-                Err(ProtocolError::Overflow) => {
-                    let _ = close_ws.clone().close(Some(CloseCode::Size.into())).await;
-                    break CloseReason::TooLarge;
-                }
-                Err(e) => {
-                    let _ = close_ws
-                        .clone()
-                        .close(Some(CloseCode::Protocol.into()))
-                        .await;
-                    break CloseReason::TransportError(e.to_string());
-                }
-            };
-            // Awaiting here is the inbound back-pressure: a busy session slows its reader.
-            if !report(&inbound, id, forward).await {
+    let mut ws = ws;
+    // A fragmented message being received: text or binary, its bytes, its deadline.
+    let mut partial: Option<(bool, BytesMut, tokio::time::Instant)> = None;
+    // A message read and not yet taken by the session.
+    let mut unread: Option<WsEvent> = None;
+    // Why the client side ended, once it has (the session still hears of it).
+    let mut ended: Option<CloseReason> = None;
+    loop {
+        let deadline = partial.as_ref().map(|(_, _, deadline)| *deadline);
+        tokio::select! {
+            biased;
+            _ = kill.fired() => {
+                // Killed (or the socket failed): one short try at a close frame, then let go.
+                close(ws, CloseCode::Policy).await;
                 return;
             }
-        };
-        report(&inbound, id, WsEvent::Closed(reason)).await;
-        // Make sure the socket is closed even when the session is gone already.
-        let _ = tokio::time::timeout(CLOSE_WAIT, close_ws.close(None)).await;
-    });
+            item = outbound.recv() => {
+                let sent = match item {
+                    Some(Outbound::Text(text)) => send_or_kill(ws.text(text), &mut kill).await,
+                    Some(Outbound::Binary(bytes)) => send_or_kill(ws.binary(bytes), &mut kill).await,
+                    Some(Outbound::Close(code)) => {
+                        close(ws, CloseCode::from(code)).await;
+                        return;
+                    }
+                    // The session dropped its sender without a close: close normally.
+                    None => {
+                        close(ws, CloseCode::Normal).await;
+                        return;
+                    }
+                };
+                if !sent {
+                    close(ws, CloseCode::Policy).await;
+                    return;
+                }
+            }
+            permit = inbound.reserve(), if unread.is_some() => {
+                let Ok(permit) = permit else {
+                    // The session is gone.
+                    close(ws, CloseCode::Normal).await;
+                    return;
+                };
+                if let Some(event) = unread.take() {
+                    permit.send(Inbound::Ws { id, event });
+                }
+            }
+            _ = sleep_until_some(deadline), if unread.is_none() && ended.is_none() => {
+                let _ = ws.clone().close(Some(CloseCode::Policy.into())).await;
+                ended = Some(CloseReason::TransportError("a fragmented message took too long".into()));
+            }
+            item = stream.next(), if unread.is_none() && ended.is_none() => {
+                match read(item, &mut partial, &mut ws, max_payload, fragment_timeout).await {
+                    Read::Event(event) => unread = Some(event),
+                    Read::Nothing => {}
+                    Read::End(reason) => ended = Some(reason),
+                }
+            }
+        }
+        if let Some(reason) = ended.take() {
+            // The session learns why; the socket is closed even if it is gone already.
+            report(&inbound, id, WsEvent::Closed(reason)).await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, ws.close(None)).await;
+            return;
+        }
+    }
+}
 
-    actix_web::rt::spawn(writer(ws, outbound, kill));
+/// What one item of the WebSocket stream gives.
+enum Read {
+    /// A message for the session.
+    Event(WsEvent),
+    /// Nothing for the session (a ping answered, a fragment kept).
+    Nothing,
+    /// The client side ended.
+    End(CloseReason),
+}
+
+async fn read(
+    item: Option<Result<Message, ProtocolError>>,
+    partial: &mut Option<(bool, BytesMut, tokio::time::Instant)>,
+    ws: &mut Session,
+    max_payload: usize,
+    fragment_timeout: Duration,
+) -> Read {
+    let Some(item) = item else {
+        return Read::End(CloseReason::ClientClosed);
+    };
+    match item {
+        Ok(Message::Text(text)) => Read::Event(WsEvent::Text(text)),
+        Ok(Message::Binary(bytes)) => Read::Event(WsEvent::Binary(bytes)),
+        Ok(Message::Continuation(item)) => {
+            match continuation(partial, item, max_payload, fragment_timeout) {
+                Ok(Some(event)) => Read::Event(event),
+                Ok(None) => Read::Nothing,
+                Err(reason) => {
+                    let code = match reason {
+                        CloseReason::TooLarge => CloseCode::Size,
+                        _ => CloseCode::Protocol,
+                    };
+                    let _ = ws.clone().close(Some(code.into())).await;
+                    Read::End(reason)
+                }
+            }
+        }
+        Ok(Message::Ping(data)) => {
+            if ws.pong(&data).await.is_err() {
+                Read::End(CloseReason::ClientClosed)
+            } else {
+                Read::Nothing
+            }
+        }
+        Ok(Message::Pong(_)) | Ok(Message::Nop) => Read::Nothing,
+        Ok(Message::Close(_)) => Read::End(CloseReason::ClientClosed),
+        Err(ProtocolError::Overflow) => {
+            let _ = ws.clone().close(Some(CloseCode::Size.into())).await;
+            Read::End(CloseReason::TooLarge)
+        }
+        Err(e) => {
+            let _ = ws.clone().close(Some(CloseCode::Protocol.into())).await;
+            Read::End(CloseReason::TransportError(e.to_string()))
+        }
+    }
 }
 
 /// Resolves at `deadline`, or never without one.
@@ -169,34 +236,6 @@ fn continuation(
     } else {
         Ok(Some(WsEvent::Binary(bytes)))
     }
-}
-
-async fn writer(mut ws: Session, mut outbound: mpsc::Receiver<Outbound>, mut kill: KillSwitch) {
-    loop {
-        let item = tokio::select! {
-            biased;
-            _ = kill.fired() => break,
-            item = outbound.recv() => item,
-        };
-        let sent = match item {
-            Some(Outbound::Text(text)) => send_or_kill(ws.text(text), &mut kill).await,
-            Some(Outbound::Binary(bytes)) => send_or_kill(ws.binary(bytes), &mut kill).await,
-            Some(Outbound::Close(code)) => {
-                close(ws, CloseCode::from(code)).await;
-                return;
-            }
-            // The session dropped its sender without a close: close normally.
-            None => {
-                close(ws, CloseCode::Normal).await;
-                return;
-            }
-        };
-        if !sent {
-            break;
-        }
-    }
-    // Killed (or the socket failed): one short try at a close frame, then let go.
-    close(ws, CloseCode::Policy).await;
 }
 
 /// Sends, unless the kill switch fires first; `false` when the message did not go out.

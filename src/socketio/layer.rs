@@ -10,7 +10,6 @@
 //! client never joined) closes the transport; a well-formed event with bad arguments is the
 //! application's business (it answers with an `error` event and the socket stays up).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -72,11 +71,40 @@ pub trait SocketHandler: Sized + Unpin + 'static {
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
 }
 
+/// The namespaces a client is connected to, and its socket id in each: a short list.
+#[derive(Default)]
+struct Namespaces(Vec<(String, String)>);
+
+impl Namespaces {
+    fn contains_key(&self, nsp: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == nsp)
+    }
+
+    fn insert(&mut self, nsp: String, sid: String) {
+        if !self.contains_key(&nsp) {
+            self.0.push((nsp, sid));
+        }
+    }
+
+    fn remove(&mut self, nsp: &str) -> Option<String> {
+        let at = self.0.iter().position(|(n, _)| n == nsp)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn drain(&mut self) -> std::vec::Drain<'_, (String, String)> {
+        self.0.drain(..)
+    }
+}
+
 /// Socket.IO state of one Engine.IO session.
 struct SocketState {
     decoder: Decoder,
-    /// Connected namespaces and their Socket.IO socket ids.
-    namespaces: HashMap<String, String>,
+    /// Connected namespaces and their Socket.IO socket ids (a client has one or two).
+    namespaces: Namespaces,
     connect_timeout: Duration,
     connect_timer: Option<SpawnHandle>,
     /// How long a binary packet's attachments may take, and the timer running for the
@@ -102,7 +130,7 @@ impl<A: SocketHandler> SocketLayer<A> {
             app,
             state: SocketState {
                 decoder: Decoder::new(),
-                namespaces: HashMap::new(),
+                namespaces: Namespaces::default(),
                 connect_timeout,
                 connect_timer: None,
                 attachment_timeout: ATTACHMENT_TIMEOUT,

@@ -352,8 +352,9 @@ struct Partial {
 /// from their text header and the binary attachments that follow it.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    /// The binary packet whose attachments are awaited, if any.
-    partial: Option<Partial>,
+    /// The binary packet whose attachments are awaited, if any (boxed: rare, and every
+    /// connection has a decoder).
+    partial: Option<Box<Partial>>,
 }
 
 impl Decoder {
@@ -381,11 +382,11 @@ impl Decoder {
         if expected == 0 {
             Ok(Decoded::Packet(packet))
         } else {
-            self.partial = Some(Partial {
+            self.partial = Some(Box::new(Partial {
                 packet,
                 expected,
                 received: Vec::with_capacity(expected),
-            });
+            }));
             Ok(Decoded::Incomplete)
         }
     }

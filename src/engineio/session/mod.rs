@@ -112,8 +112,8 @@ enum Transport {
         out: mpsc::Sender<Outbound>,
         kill: Kill,
     },
-    /// HTTP long-polling.
-    Polling(Polling),
+    /// HTTP long-polling (boxed: most sessions are WebSockets).
+    Polling(Box<Polling>),
     /// Closed, with one last answer for the client's next long-polling GET (for at most
     /// [`DRAIN_WAIT`]): what was buffered and the close packet when the server closed, a
     /// noop when the client did.
@@ -278,7 +278,10 @@ impl<H: EngineHandler> EngineSession<H> {
             Start::Polling {
                 buffer_limit,
                 upgrades,
-            } => (Transport::Polling(Polling::new(buffer_limit)), upgrades),
+            } => (
+                Transport::Polling(Box::new(Polling::new(buffer_limit))),
+                upgrades,
+            ),
         };
         EngineSession {
             core: Core {
