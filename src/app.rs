@@ -14,10 +14,12 @@ use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::Authenticator;
-use crate::chat::{Chat, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
+use crate::chat::{Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
 use crate::config::Settings;
 use crate::db;
+use crate::engineio::metrics::EngineMetrics;
 use crate::engineio::{AdmissionLimits, EndpointOptions, EngineConfig, EngineEndpoint};
+use crate::http::ops::{CheckFuture, Ops, ReadinessCheck};
 use crate::socketio::SocketLayer;
 use crate::{engineio, http};
 
@@ -28,6 +30,8 @@ pub enum AppError {
     Bind(io::Error),
     /// The database could not be opened or migrated.
     Database(DbErr),
+    /// The metrics could not be registered.
+    Metrics(prometheus::Error),
 }
 
 impl fmt::Display for AppError {
@@ -35,6 +39,7 @@ impl fmt::Display for AppError {
         match self {
             AppError::Bind(e) => write!(f, "cannot listen: {e}"),
             AppError::Database(e) => write!(f, "database: {e}"),
+            AppError::Metrics(e) => write!(f, "metrics: {e}"),
         }
     }
 }
@@ -53,8 +58,12 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
-/// The chat's options from `settings`.
-pub fn chat_options(settings: &Settings, presence_writes: bool) -> ChatOptions {
+/// The chat's options from `settings`, counting in `metrics`.
+pub fn chat_options(
+    settings: &Settings,
+    presence_writes: bool,
+    metrics: Arc<ChatMetrics>,
+) -> ChatOptions {
     let p = &settings.presence;
     ChatOptions {
         presence: PresenceOptions {
@@ -76,12 +85,17 @@ pub fn chat_options(settings: &Settings, presence_writes: bool) -> ChatOptions {
         rate_limit: settings.chat.rate_limit,
         call_rate: settings.chat.call_rate,
         max_sockets_per_user: settings.chat.max_sockets_per_user,
+        metrics,
     }
 }
 
 /// Starts the chat's shared actors (persistence, room and user shards) on threads of their
-/// own. Presence is written only if the database has its columns.
-pub async fn start_chat(database: DatabaseConnection, settings: &Settings) -> Chat {
+/// own, counting in `metrics`. Presence is written only if the database has its columns.
+pub async fn start_chat(
+    database: DatabaseConnection,
+    settings: &Settings,
+    metrics: Arc<ChatMetrics>,
+) -> Chat {
     let presence_writes = crate::chat::sql::has_presence_columns(&database).await;
     if !presence_writes {
         warn!(
@@ -98,7 +112,7 @@ pub async fn start_chat(database: DatabaseConnection, settings: &Settings) -> Ch
         database,
         auth,
         MessageIdKey::new(&settings.auth.secret),
-        &chat_options(settings, presence_writes),
+        &chat_options(settings, presence_writes, metrics),
     )
 }
 
@@ -136,6 +150,8 @@ impl ShutdownHandle {
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
+    /// The operators' server and its port, when `metrics.enabled`.
+    ops: Option<(Server, u16)>,
     shutdown_timeout: Duration,
     server: Server,
     chat: Chat,
@@ -171,7 +187,18 @@ impl Application {
 
         // The demo page and its session route: only with the built-in development secret.
         let demo = http::demo::enabled(&settings, &database);
-        let chat = start_chat(database, &settings).await;
+        let registry = prometheus::Registry::new();
+        let (engine_metrics, chat_metrics) = if settings.metrics.enabled {
+            (
+                Some(Arc::new(
+                    EngineMetrics::new(&registry).map_err(AppError::Metrics)?,
+                )),
+                Arc::new(ChatMetrics::new(&registry).map_err(AppError::Metrics)?),
+            )
+        } else {
+            (None, Arc::new(ChatMetrics::off()))
+        };
+        let chat = start_chat(database.clone(), &settings, chat_metrics.clone()).await;
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let attachment_timeout = Duration::from_millis(settings.socketio.attachment_timeout);
@@ -192,6 +219,7 @@ impl Application {
                 },
                 request_timeout: Duration::from_millis(settings.engineio.request_timeout),
                 fragment_timeout: Duration::from_millis(settings.engineio.fragment_timeout),
+                metrics: engine_metrics.clone(),
             },
             move || {
                 SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout)
@@ -223,8 +251,32 @@ impl Application {
         }
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
         info!("listening on http://{addr}");
+
+        let ops = match engine_metrics {
+            Some(engine_metrics) => Some(ops_server(
+                &settings,
+                Ops {
+                    registry,
+                    refresh: {
+                        let (endpoint, chat) = (endpoint.clone(), chat.context.clone());
+                        Box::new(move || {
+                            engine_metrics.pending.set(endpoint.load().1 as i64);
+                            chat.metrics.set_write_queue(chat.write_queue_depth());
+                        })
+                    },
+                    accepting: {
+                        let endpoint = endpoint.clone();
+                        Box::new(move || endpoint.accepting())
+                    },
+                    checks: vec![database_check(database)],
+                    timeout: Duration::from_millis(settings.metrics.ready_timeout),
+                },
+            )?),
+            None => None,
+        };
         Ok(Application {
             port: addr.port(),
+            ops,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout),
             server,
             chat,
@@ -235,6 +287,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `/metrics` and `/readyz` (`metrics.bind`), when `metrics.enabled`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(_, port)| *port)
     }
 
     /// A handle to stop the server (graceful or not) without closing sessions first.
@@ -264,10 +321,45 @@ impl Application {
     /// Runs until stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), then lets
     /// persistence finish every queued write before returning.
     pub async fn run_until_stopped(self) -> io::Result<()> {
+        let ops = self.ops.map(|(server, _)| {
+            let handle = server.handle();
+            (actix_web::rt::spawn(server), handle)
+        });
         let served = self.server.await;
         info!("server stopped; finishing queued writes");
         self.chat.shutdown().await;
+        if let Some((task, handle)) = ops {
+            handle.stop(false).await;
+            let _ = task.await;
+        }
         served
+    }
+}
+
+/// The operators' server on `metrics.bind`: one worker, `/metrics` and `/readyz`.
+fn ops_server(settings: &Settings, ops: Ops) -> Result<(Server, u16), AppError> {
+    let listener = TcpListener::bind(settings.metrics.bind.as_str()).map_err(AppError::Bind)?;
+    let addr = listener.local_addr().map_err(AppError::Bind)?;
+    let ops = Arc::new(ops);
+    let server = HttpServer::new(move || App::new().configure(http::ops::routes(ops.clone())))
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)
+        .map_err(AppError::Bind)?
+        .run();
+    info!("metrics and readiness on http://{addr}/metrics, http://{addr}/readyz");
+    Ok((server, addr.port()))
+}
+
+/// `/readyz`'s check of the database: a ping.
+fn database_check(database: DatabaseConnection) -> ReadinessCheck {
+    ReadinessCheck {
+        name: "database",
+        check: Box::new(move || -> CheckFuture {
+            let database = database.clone();
+            Box::pin(async move { database.ping().await.map_err(|e| e.to_string()) })
+        }),
     }
 }
 

@@ -45,6 +45,7 @@ pub struct Settings {
     pub presence: PresenceSettings,
     pub cors: CorsSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -251,6 +252,18 @@ pub struct CorsSettings {
     pub origins: Vec<String>,
 }
 
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` and `/readyz` (and count).
+    pub enabled: bool,
+    /// Where they listen (`host:port`), apart from the public port.
+    pub bind: String,
+    /// Milliseconds `/readyz` waits for the database (and Redis) to answer.
+    pub ready_timeout: u64,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -455,6 +468,7 @@ impl Settings {
             ),
             ("presence.stale_after", self.presence.stale_after),
             ("presence.heartbeat_flush", self.presence.heartbeat_flush),
+            ("metrics.ready_timeout", self.metrics.ready_timeout),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
@@ -472,6 +486,23 @@ impl Settings {
                 return Err(fail(
                     key,
                     "burst must be at least 1 when the limit is on".into(),
+                ));
+            }
+        }
+        if self.metrics.enabled {
+            use std::net::ToSocketAddrs;
+            if self
+                .metrics
+                .bind
+                .to_socket_addrs()
+                .map_or(true, |mut a| a.next().is_none())
+            {
+                return Err(fail(
+                    "metrics.bind",
+                    format!(
+                        "{:?} is not an address to listen on (host:port, e.g. 127.0.0.1:9464)",
+                        self.metrics.bind
+                    ),
                 ));
             }
         }

@@ -20,7 +20,7 @@ use courier::chat::persistence::{
 use courier::chat::push::{Caller, ChatPush};
 use courier::chat::room::{ChatRoom, RoomIdle, StopRoom};
 use courier::chat::send_message::{message_id, parse, Post, SendMessage};
-use courier::chat::{Chat, ChatOptions, MessageIdKey, PresenceOptions};
+use courier::chat::{Chat, ChatMetrics, ChatOptions, MessageIdKey, PresenceOptions};
 use courier::config::{PresenceScope, RateSettings};
 use entity::messages;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -183,6 +183,8 @@ impl Sock {
 struct World {
     db: TestDb,
     chat: Chat,
+    /// The chat's series.
+    registry: prometheus::Registry,
     key: MessageIdKey,
     alice: String,
     bob: String,
@@ -203,6 +205,8 @@ async fn world(kind: Kind, idle: Duration) -> World {
     let ab = db.connection(&alice, &bob, "ACTIVE").await;
     let conn = db.connect(8).await;
     let key = MessageIdKey::new(SECRET);
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(ChatMetrics::new(&registry).expect("metrics register"));
     let chat = Chat::start(
         conn,
         Arc::new(Authenticator::new(SECRET, 0)),
@@ -233,11 +237,13 @@ async fn world(kind: Kind, idle: Duration) -> World {
                 stale_after: 90_000,
                 heartbeat_flush: 10_000,
             },
+            metrics,
         },
     );
     World {
         db,
         chat,
+        registry,
         key,
         alice,
         bob,
@@ -284,6 +290,7 @@ impl World {
                 id,
                 message,
                 permit: None,
+                accepted: std::time::Instant::now(),
             }),
         );
     }
@@ -322,6 +329,21 @@ impl World {
 
     async fn lock(&self) -> MessagesLock {
         self.db.lock_messages().await
+    }
+
+    /// The value of the series `name` (with its labels, as `/metrics` writes them).
+    fn metric(&self, name: &str) -> f64 {
+        use prometheus::Encoder;
+        let mut text = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("metrics encode");
+        let text = String::from_utf8(text).expect("utf-8");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no series {name} in\n{text}"))
+            .parse()
+            .expect("a number")
     }
 }
 
@@ -682,6 +704,7 @@ async fn a_room_stopped_mid_write_makes_no_duplicate(kind: Kind) {
             db: w.other_session().await,
             idle_timeout: Duration::from_secs(600),
             retry_for: Duration::from_secs(5),
+            metrics: Arc::new(ChatMetrics::off()),
         },
         NoShard.start().recipient(),
     )
@@ -693,6 +716,7 @@ async fn a_room_stopped_mid_write_makes_no_duplicate(kind: Kind) {
         id: id.clone(),
         message: message.clone(),
         permit: None,
+        accepted: std::time::Instant::now(),
     });
     sleep(Duration::from_millis(100)).await;
     room.do_send(StopRoom);
@@ -950,7 +974,62 @@ macro_rules! on_backends {
     };
 }
 
+/// What the chat does shows in its series: messages saved, a retry counted as a duplicate
+/// (not saved again), refusals by reason, read receipts, batches, the ack latency, users
+/// online and rooms alive.
+async fn metrics_count_what_the_chat_does(kind: Kind) {
+    let w = world(kind, Duration::from_millis(300)).await;
+    let mut a = w.sock(&w.alice, "a");
+    let mut b = w.sock(&w.bob, "b");
+    let mut c = w.sock(&w.carol, "c");
+    sleep(Duration::from_millis(50)).await;
+    assert_eq!(w.metric("courier_users_online"), 3.0);
+    assert_eq!(w.metric("courier_rooms_alive"), 0.0);
+    let message = w.message(&w.ab, "counted", "t-counted");
+    w.post_message(&a, message.clone(), None);
+    let sent = a.expect("message_sent").await;
+    let id = sent["savedMessage"]["id"].as_str().unwrap().to_string();
+    b.expect("receive_message").await;
+    assert_eq!(w.metric("courier_rooms_alive"), 1.0);
+    // The retry: answered with the row, counted as a duplicate.
+    w.post_message(&a, message, None);
+    a.expect("message_sent").await;
+    // Carol is no member: refused.
+    w.post(&c, &w.ab, "intruder", None);
+    c.expect("error").await;
+    w.mark(&b, &w.ab, &id, None);
+    a.expect("message_read").await;
+    assert_eq!(w.metric("courier_messages_saved_total"), 1.0);
+    assert_eq!(w.metric("courier_messages_duplicate_total"), 1.0);
+    assert_eq!(
+        w.metric(r#"courier_messages_refused_total{reason="not_member"}"#),
+        1.0
+    );
+    assert_eq!(w.metric("courier_messages_failed_total"), 0.0);
+    assert_eq!(w.metric("courier_read_receipts_total"), 1.0);
+    assert_eq!(w.metric("courier_message_ack_seconds_count"), 2.0);
+    // Two inserts and a mark (and the presence writes), committed in batches.
+    assert!(w.metric("courier_persistence_batch_size_sum") >= 3.0);
+    assert!(w.metric("courier_persistence_commit_seconds_count") >= 1.0);
+    // Everyone leaves: nobody online; the idle room stops.
+    for sock in [&a, &b, &c] {
+        w.chat.context.users.unregister(&sock.user, &sock.sid);
+    }
+    sleep(Duration::from_millis(50)).await;
+    assert_eq!(w.metric("courier_users_online"), 0.0);
+    let mut stopped = false;
+    for _ in 0..100 {
+        if w.metric("courier_rooms_alive") == 0.0 {
+            stopped = true;
+            break;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stopped, "the idle room stopped and is no longer counted");
+}
+
 on_backends!(
+    metrics_count_what_the_chat_does,
     one_order_across_members_and_sockets,
     receive_message_goes_to_every_receiver_socket_only,
     a_bad_row_fails_alone,

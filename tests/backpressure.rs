@@ -104,6 +104,16 @@ async fn over_websocket(kind: Kind) {
         }
     }
     assert_saved_in_order(saved(&db, &ab).await);
+    // Seen by operators: the pause, every message saved and acknowledged.
+    assert!(app.metric("courier_backpressure_pauses_total").await >= 1.0);
+    assert_eq!(
+        app.metric("courier_messages_saved_total").await,
+        COUNT as f64
+    );
+    assert_eq!(
+        app.metric("courier_message_ack_seconds_count").await,
+        COUNT as f64
+    );
 }
 
 async fn over_polling(kind: Kind) {

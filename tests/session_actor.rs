@@ -2,6 +2,7 @@
 //! plays the transport through the session's channels.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
@@ -27,7 +28,9 @@ async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> T
     })
     .unwrap();
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-    let chat = start_chat(db, &settings).await.context;
+    let chat = start_chat(db, &settings, Arc::new(courier::chat::ChatMetrics::off()))
+        .await
+        .context;
     EngineSession::new(
         "test-sid".into(),
         EngineConfig {

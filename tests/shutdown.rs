@@ -38,6 +38,7 @@ fn start(db: &TestDb) -> Server {
         .env("SOCKET_SECRET", SECRET)
         .env("DATABASE_URL", &db.url)
         .env("COURIER__SERVER__HOST", "127.0.0.1")
+        .env("COURIER__METRICS__BIND", "127.0.0.1:0")
         .env("COURIER__SERVER__SHUTDOWN_TIMEOUT", "5")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

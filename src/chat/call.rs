@@ -259,6 +259,9 @@ mod handling {
                 }
             };
             if !self.call_bucket.take(self.ctx.call_rate, Instant::now()) {
+                self.ctx
+                    .metrics
+                    .rate_limited(crate::chat::metrics::Limited::Call);
                 answer_now(RATE_LIMITED);
                 return true;
             }

@@ -44,6 +44,7 @@ mod handling {
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql;
+    use crate::chat::ChatMetrics;
     use crate::socketio::{Event, SocketIo};
 
     /// A socket joins the conversation.
@@ -58,7 +59,7 @@ mod handling {
             room.do_send(*self);
         }
 
-        fn refuse(self: Box<Self>, error: ChatError) {
+        fn refuse(self: Box<Self>, error: ChatError, _metrics: &ChatMetrics) {
             self.caller.fail(error.message());
         }
     }

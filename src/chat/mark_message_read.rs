@@ -54,6 +54,7 @@ mod handling {
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql::MarkReadRow;
+    use crate::chat::ChatMetrics;
     use crate::socketio::{Event, SocketIo};
 
     /// A mark-read for the room.
@@ -71,7 +72,7 @@ mod handling {
             room.do_send(*self);
         }
 
-        fn refuse(self: Box<Self>, error: ChatError) {
+        fn refuse(self: Box<Self>, error: ChatError, _metrics: &ChatMetrics) {
             self.caller.fail(match error {
                 ChatError::Failed => MARK_READ_FAILED,
                 ChatError::NotActive | ChatError::NotMember => CANNOT_MARK_READ,
@@ -147,6 +148,7 @@ mod handling {
     fn marked(room: &mut ChatRoom, caller: Caller, notice: &str, result: WriteResult) {
         match result {
             WriteResult::Mark(MarkOutcome::Marked { sender }) => {
+                room.deps().metrics.read_receipt();
                 room.deliver(&sender, &event("message_read", &[notice]));
                 caller.done(None, notice);
             }

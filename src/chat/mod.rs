@@ -20,7 +20,7 @@
 //! - [`heartbeat`], [`delete_messages`], [`clear_conversation`]: more events, one file each;
 //!   [`call`]: the call signalling events; [`rate_limit`]: token buckets.
 //! - [`push`]: frames for sockets, encoded once; [`message_json`]: the saved message's JSON;
-//!   [`args`]: what the events' argument checks share.
+//!   [`args`]: what the events' argument checks share; [`metrics`]: what the chat counts.
 //!
 //! Threads: the room and user shards run on `chat.shards` arbiters of their own, the
 //! persistence actor on another, the sockets on actix-web's workers.
@@ -33,6 +33,7 @@ pub mod heartbeat;
 pub mod join_chat;
 pub mod mark_message_read;
 pub mod message_json;
+pub mod metrics;
 pub mod persistence;
 pub mod presence;
 pub mod push;
@@ -54,6 +55,7 @@ use tokio::sync::Semaphore;
 use crate::auth::Authenticator;
 use crate::config::RateSettings;
 use crate::engineio::admission::RefusalLog;
+pub use metrics::ChatMetrics;
 use persistence::{Persistence, Shutdown};
 pub use presence::PresenceOptions;
 use rate_limit::UserRateLimiter;
@@ -74,6 +76,8 @@ pub struct ChatContext {
     pub users: Users,
     /// The database's write queue (`database.write_queue`), shared by all sockets.
     pub write_permits: Arc<Semaphore>,
+    /// Its size.
+    pub write_queue: usize,
     /// Makes message ids.
     pub message_ids: MessageIdKey,
     /// Longest accepted message content, in characters.
@@ -88,6 +92,16 @@ pub struct ChatContext {
     pub socket_slots: Arc<SocketSlots>,
     /// Refused CONNECTs, logged at info without flooding the log.
     pub refusals: Arc<RefusalLog>,
+    /// What the chat counts (`/metrics`).
+    pub metrics: Arc<ChatMetrics>,
+}
+
+impl ChatContext {
+    /// Writes queued or being committed now.
+    pub fn write_queue_depth(&self) -> usize {
+        self.write_queue
+            .saturating_sub(self.write_permits.available_permits())
+    }
 }
 
 /// How the chat runs.
@@ -115,6 +129,8 @@ pub struct ChatOptions {
     pub max_sockets_per_user: usize,
     /// How presence works.
     pub presence: PresenceOptions,
+    /// Where the chat counts what it does ([`ChatMetrics::off`] counts nothing).
+    pub metrics: Arc<ChatMetrics>,
 }
 
 /// The running chat: its shared actors and their threads.
@@ -142,14 +158,16 @@ impl Chat {
         let writer = Arbiter::new();
         let (batch_max, retry_for) = (options.batch_max, options.retry_for);
         let writer_db = db.clone();
+        let writer_metrics = options.metrics.clone();
         let persistence = Persistence::start_in_arbiter(&writer.handle(), move |_| {
-            Persistence::new(writer_db, batch_max, retry_for)
+            Persistence::new(writer_db, batch_max, retry_for).metrics(writer_metrics)
         });
         let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
         let shard_deps = ShardDeps {
             db: db.clone(),
             persistence: persistence.clone().recipient(),
             presence: options.presence.clone(),
+            metrics: options.metrics.clone(),
         };
         let users = Users::new(
             arbiters
@@ -167,6 +185,7 @@ impl Chat {
             db,
             idle_timeout: options.room_idle_timeout,
             retry_for,
+            metrics: options.metrics.clone(),
         };
         let rooms = Rooms::new(
             arbiters
@@ -183,6 +202,7 @@ impl Chat {
             rooms,
             users,
             write_permits: socket::write_permits(options.write_queue),
+            write_queue: options.write_queue.clamp(1, Semaphore::MAX_PERMITS),
             message_ids,
             max_content_chars: options.max_content_chars,
             send_window: options.send_window.max(1),
@@ -190,6 +210,7 @@ impl Chat {
             call_rate: options.call_rate,
             socket_slots: SocketSlots::new(options.max_sockets_per_user),
             refusals: Arc::new(RefusalLog::new("CONNECTs")),
+            metrics: options.metrics.clone(),
         };
         let mut arbiters = arbiters;
         arbiters.push(writer);

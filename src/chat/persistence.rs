@@ -19,6 +19,7 @@
 //! answered.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::{
@@ -33,6 +34,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use chrono::NaiveDateTime;
 
 use super::sql::{self, MarkReadRow, PresenceRow};
+use super::ChatMetrics;
 use crate::db::is_transient;
 
 /// What to write.
@@ -154,6 +156,8 @@ pub struct Persistence {
     busy: usize,
     /// `true` while nothing is queued or being committed.
     idle: watch::Sender<bool>,
+    /// Batch sizes and commit times.
+    metrics: Arc<ChatMetrics>,
 }
 
 impl Persistence {
@@ -167,7 +171,14 @@ impl Persistence {
             queue: VecDeque::new(),
             busy: 0,
             idle: watch::Sender::new(true),
+            metrics: Arc::new(ChatMetrics::off()),
         }
+    }
+
+    /// Counts batches in `metrics`.
+    pub fn metrics(mut self, metrics: Arc<ChatMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Commits the next batch unless one is being committed.
@@ -182,14 +193,13 @@ impl Persistence {
         self.busy = batch.len();
         let db = self.db.clone();
         let retry_for = self.retry_for;
+        let metrics = self.metrics.clone();
         let fut = async move {
             let started = Instant::now();
             let results = commit(&db, &batch, retry_for).await;
-            debug!(
-                "persistence: {} writes committed in {:?}",
-                batch.len(),
-                started.elapsed()
-            );
+            let took = started.elapsed();
+            metrics.batch(batch.len(), took);
+            debug!("persistence: {} writes committed in {took:?}", batch.len());
             (batch, results)
         };
         ctx.spawn(fut.into_actor(self).map(|(batch, results), act, ctx| {

@@ -34,6 +34,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::persistence::{Write, WriteOp, WriteResult, Written};
 use super::push::{Caller, ChatPush, Frame};
 use super::users::{MemberChange, MemberUpdate, Users};
+use super::ChatMetrics;
 
 /// Why a request was refused; [`ChatError::message`] is what the client sees for a
 /// message or a join.
@@ -64,7 +65,7 @@ pub trait RoomRequest: Send + 'static {
     /// Sends the request to its room.
     fn forward(self: Box<Self>, room: &actix::Addr<ChatRoom>);
     /// Answers the socket that asked with `error`.
-    fn refuse(self: Box<Self>, error: ChatError);
+    fn refuse(self: Box<Self>, error: ChatError, metrics: &ChatMetrics);
 }
 
 /// What rooms need from the rest of the system.
@@ -80,6 +81,8 @@ pub struct RoomDeps {
     pub idle_timeout: Duration,
     /// How long a failed database connection is retried before a read fails.
     pub retry_for: Duration,
+    /// What the chat counts.
+    pub metrics: Arc<ChatMetrics>,
 }
 
 /// Tells the other member's sockets something (`messages_deleted`,
@@ -109,7 +112,7 @@ impl RoomRequest for Notice {
         room.do_send(*self);
     }
 
-    fn refuse(self: Box<Self>, error: ChatError) {
+    fn refuse(self: Box<Self>, error: ChatError, _metrics: &ChatMetrics) {
         self.caller.fail(error.message());
     }
 }
@@ -343,6 +346,7 @@ impl Actor for ChatRoom {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.deps.metrics.room_alive(true);
         for member in &self.members {
             self.deps
                 .users
@@ -368,6 +372,7 @@ impl Actor for ChatRoom {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         debug!("room {} stopped", self.connection_id);
+        self.deps.metrics.room_alive(false);
         for member in &self.members {
             self.deps.users.unsubscribe(member, self.key);
         }

@@ -102,17 +102,21 @@ impl RoomShard {
                     *forwarded += 1;
                     route.request.forward(addr);
                 } else {
-                    route.request.refuse(ChatError::NotMember);
+                    route
+                        .request
+                        .refuse(ChatError::NotMember, &self.deps.metrics);
                 }
             }
             Some(Entry::Loading(waiting)) => waiting.push(route),
-            Some(Entry::Unknown(until)) if Instant::now() < *until => {
-                route.request.refuse(ChatError::NotActive)
-            }
+            Some(Entry::Unknown(until)) if Instant::now() < *until => route
+                .request
+                .refuse(ChatError::NotActive, &self.deps.metrics),
             Some(Entry::Foreign(members, until))
                 if Instant::now() < *until && !members.contains(&route.user) =>
             {
-                route.request.refuse(ChatError::NotMember)
+                route
+                    .request
+                    .refuse(ChatError::NotMember, &self.deps.metrics)
             }
             Some(Entry::Foreign(members, until)) if Instant::now() < *until => {
                 // A member after all: the room is started without reading again.
@@ -193,13 +197,15 @@ impl RoomShard {
         let members = match members {
             Err(()) => {
                 for route in waiting {
-                    route.request.refuse(ChatError::Failed);
+                    route.request.refuse(ChatError::Failed, &self.deps.metrics);
                 }
                 return;
             }
             Ok(None) => {
                 for route in waiting {
-                    route.request.refuse(ChatError::NotActive);
+                    route
+                        .request
+                        .refuse(ChatError::NotActive, &self.deps.metrics);
                 }
                 self.remember(connection_id, Entry::Unknown(Instant::now() + UNKNOWN_TTL));
                 return;
@@ -210,7 +216,9 @@ impl RoomShard {
         let is_member = |user: &Arc<str>| members[0] != members[1] && members.contains(user);
         if !waiting.iter().any(|route| is_member(&route.user)) {
             for route in waiting {
-                route.request.refuse(ChatError::NotMember);
+                route
+                    .request
+                    .refuse(ChatError::NotMember, &self.deps.metrics);
             }
             self.remember(
                 connection_id,

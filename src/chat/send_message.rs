@@ -142,6 +142,7 @@ pub use handling::{message_id, MessageIdKey, Post};
 #[cfg(not(fuzzing))]
 mod handling {
     use std::sync::Arc;
+    use std::time::Instant;
 
     use actix::{Addr, Handler, Message};
     use entity::messages;
@@ -151,11 +152,13 @@ mod handling {
 
     use super::{parse, SendMessage};
     use crate::chat::message_json::MessageJson;
+    use crate::chat::metrics::{Limited, Refusal};
     use crate::chat::persistence::{InsertOutcome, WriteOp, WriteResult};
     use crate::chat::push::{event, Caller};
     use crate::chat::rate_limit::TOO_FAST;
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
+    use crate::chat::ChatMetrics;
     use crate::socketio::{Event, SocketIo};
 
     /// The key message ids are made with, derived from the shared secret, so every node
@@ -222,6 +225,8 @@ mod handling {
         pub id: String,
         pub message: SendMessage,
         pub permit: Option<OwnedSemaphorePermit>,
+        /// When the socket accepted it.
+        pub accepted: Instant,
     }
 
     impl RoomRequest for Post {
@@ -229,7 +234,12 @@ mod handling {
             room.do_send(*self);
         }
 
-        fn refuse(self: Box<Self>, error: ChatError) {
+        fn refuse(self: Box<Self>, error: ChatError, metrics: &ChatMetrics) {
+            match error {
+                ChatError::NotMember => metrics.refused(Refusal::NotMember),
+                ChatError::NotActive => metrics.refused(Refusal::NotActive),
+                ChatError::Failed => metrics.failed(),
+            }
             self.caller.fail(error.message());
         }
     }
@@ -241,14 +251,20 @@ mod handling {
             event: Event,
             io: &mut SocketIo<'_, '_, Self>,
         ) {
+            let accepted = Instant::now();
             let message = match parse(&event.args, self.ctx.max_content_chars) {
                 Ok(message) => message,
-                Err(e) => return fail(io, event.ack, e.message()),
+                Err(e) => {
+                    self.ctx.metrics.refused(Refusal::Invalid);
+                    return fail(io, event.ack, e.message());
+                }
             };
             let Some((sender, caller)) = self.caller(event.ack, io) else {
                 return;
             };
             if !self.ctx.rate_limit.allow(&sender) {
+                self.ctx.metrics.refused(Refusal::RateLimited);
+                self.ctx.metrics.rate_limited(Limited::Message);
                 return fail(io, event.ack, TOO_FAST);
             }
             let id = message_id(&self.ctx.message_ids, &sender, &message);
@@ -263,6 +279,7 @@ mod handling {
                         id,
                         message,
                         permit,
+                        accepted,
                     })
                 },
                 io,
@@ -281,6 +298,7 @@ mod handling {
                 id,
                 message,
                 permit,
+                accepted,
             } = msg;
             let receiver = self.other_member(&sender).to_string();
             let created_at = self.next_created_at();
@@ -309,7 +327,9 @@ mod handling {
             self.persist(
                 write,
                 permit,
-                Box::new(move |room, result| saved(room, caller, &temp_id, model, result)),
+                Box::new(move |room, result| {
+                    saved(room, caller, &temp_id, model, result, accepted)
+                }),
                 ctx,
             );
         }
@@ -322,21 +342,33 @@ mod handling {
         temp_id: &str,
         model: messages::Model,
         result: WriteResult,
+        accepted: Instant,
     ) {
+        let metrics = room.deps().metrics.clone();
         let row = match result {
             WriteResult::Insert(InsertOutcome::Inserted) => {
+                metrics.saved();
                 let json = MessageJson(&model).to_string();
                 room.deliver(&model.receiver_id, &event("receive_message", &[&json]));
-                return sent(&caller, temp_id, &json);
+                sent(&caller, temp_id, &json);
+                return metrics.acked(accepted.elapsed());
             }
             // A retry of a message saved before: answered with that row, delivered once.
-            WriteResult::Insert(InsertOutcome::Existing(row)) => row,
-            WriteResult::Insert(InsertOutcome::Refused) => {
-                return caller.fail(ChatError::NotActive.message())
+            WriteResult::Insert(InsertOutcome::Existing(row)) => {
+                metrics.duplicate();
+                row
             }
-            _ => return caller.fail(ChatError::Failed.message()),
+            WriteResult::Insert(InsertOutcome::Refused) => {
+                metrics.refused(Refusal::NotActive);
+                return caller.fail(ChatError::NotActive.message());
+            }
+            _ => {
+                metrics.failed();
+                return caller.fail(ChatError::Failed.message());
+            }
         };
         sent(&caller, temp_id, &MessageJson(&row).to_string());
+        metrics.acked(accepted.elapsed());
     }
 
     /// `message_sent` `{tempId, savedMessage}` to the sender, and the same as its ack.

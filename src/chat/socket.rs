@@ -194,6 +194,7 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_event(&mut self, nsp: &str, event: Event, io: &mut SocketIo<'_, '_, Self>) {
+        self.ctx.metrics.event(&event.name);
         match event.name.as_str() {
             "join_chat" => self.join_chat(event, io),
             "send_message" => self.send_message(event, io),

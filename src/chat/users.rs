@@ -198,6 +198,8 @@ pub struct ShardDeps {
     pub persistence: Recipient<Write>,
     /// How presence works.
     pub presence: PresenceOptions,
+    /// What the chat counts.
+    pub metrics: Arc<super::ChatMetrics>,
 }
 
 /// A presence change being written: its user, the change, the user's relations.
@@ -352,6 +354,9 @@ impl Handler<RegisterSocket> for UserShard {
 
     fn handle(&mut self, msg: RegisterSocket, ctx: &mut Self::Context) {
         let entry = self.users.entry(msg.user.clone()).or_default();
+        if entry.sockets.is_empty() {
+            self.deps.metrics.user_online(true);
+        }
         entry.sockets.insert(msg.sid.clone(), msg.push.clone());
         entry.client = msg.client;
         entry.tell_rooms(&msg.user, &MemberChange::Added((msg.sid, msg.push)));
@@ -370,6 +375,7 @@ impl Handler<UnregisterSocket> for UserShard {
             entry.tell_rooms(&msg.user, &MemberChange::Removed(msg.sid));
             if entry.sockets.is_empty() {
                 debug!("user {} has no socket left", msg.user);
+                self.deps.metrics.user_online(false);
             }
             self.socket_went(&msg.user, ctx);
         }

@@ -79,6 +79,16 @@ impl Refusal {
             Refusal::TooFast => "too many handshakes from one address",
         }
     }
+
+    /// The `cause` label of `courier_handshakes_refused_total`: the limit's setting.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::TooManySessions => "max_sessions",
+            Refusal::TooManyPending => "max_pending_sessions",
+            Refusal::TooManyFromAddress => "max_pending_per_address",
+            Refusal::TooFast => "handshake_rate",
+        }
+    }
 }
 
 impl fmt::Display for Refusal {

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::admission::{Admission, AdmissionLimits, Ticket};
 use super::client::{client_info, ClientInfo, IpNet};
+use super::metrics::EngineMetrics;
 use super::session::{EngineConfig, EngineHandler, EngineSession, Stage, Start};
 
 use super::transport::{self, CloseReason, Inbound, PollReply, TransportLink, WsEvent};
@@ -129,6 +130,8 @@ pub struct EndpointOptions {
     pub request_timeout: Duration,
     /// Longest a fragmented WebSocket message may take to complete.
     pub fragment_timeout: Duration,
+    /// Where sessions are counted, if anywhere.
+    pub metrics: Option<Arc<EngineMetrics>>,
 }
 
 /// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
@@ -185,13 +188,30 @@ impl<H: EngineHandler> EngineEndpoint<H> {
         self.admission.load()
     }
 
+    /// Whether new sessions are admitted (`false` from the start of a shutdown).
+    pub fn accepting(&self) -> bool {
+        *self.closing.borrow() == Stage::Running
+    }
+
     /// A place for a new session of `client`, if there is one (see [`busy`]); none while
     /// shutting down.
     fn admit(&self, client: &ClientInfo) -> Option<Ticket> {
+        let refused = |cause: &str| {
+            if let Some(m) = &self.options.metrics {
+                m.refused.with_label_values(&[cause]).inc();
+            }
+        };
         if *self.closing.borrow() != Stage::Running {
+            refused("shutting_down");
             return None;
         }
-        self.admission.admit(client.address).ok()
+        match self.admission.admit(client.address) {
+            Ok(ticket) => Some(ticket),
+            Err(refusal) => {
+                refused(refusal.label());
+                None
+            }
+        }
     }
 
     /// Drains every session (the server is shutting down): nothing more is read from the
@@ -394,6 +414,7 @@ fn open_websocket<H: EngineHandler>(
         (endpoint.factory)(),
     )
     .client(client, ticket)
+    .metrics(endpoint.options.metrics.clone())
     .closing_on(endpoint.closing.subscribe())
     .start();
     response
@@ -443,6 +464,7 @@ async fn open_polling<H: EngineHandler>(
         sessions.lock().remove(&forget);
     })
     .client(client, ticket)
+    .metrics(endpoint.options.metrics.clone())
     .closing_on(endpoint.closing.subscribe())
     .start();
     poll_get(&inbound).await

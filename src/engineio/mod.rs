@@ -8,12 +8,14 @@
 //!   [`EngineHandler`] trait, the seam to the layer above.
 //! - [`admission`]: bounds on sessions that have not authenticated, and on handshakes.
 //! - [`client`]: who the client is (address through trusted proxies, `User-Agent`).
+//! - [`metrics`]: what the layer counts for `/metrics`.
 //! - [`endpoint`]: the HTTP endpoint: origin checks and CORS, the handshake, long-polling
 //!   requests, WebSocket sessions and upgrades.
 
 pub mod admission;
 pub mod client;
 pub mod endpoint;
+pub mod metrics;
 pub mod packet;
 pub mod session;
 pub mod transport;
@@ -22,6 +24,7 @@ pub mod websocket;
 pub use admission::AdmissionLimits;
 pub use client::{ClientInfo, IpNet};
 pub use endpoint::{mount, EndpointOptions, EngineEndpoint, TransportKind, SOCKET_IO_PATH};
+pub use metrics::EngineMetrics;
 pub use session::{
     EngineConfig, EngineHandler, EngineIo, EngineMessage, EngineSession, SessionClose,
 };

@@ -1,7 +1,9 @@
 //! HTTP routes besides Engine.IO's (which `engineio::endpoint` serves): the health check,
-//! and the demo page (only with the built-in development secret, see [`demo`]).
+//! and the demo page (only with the built-in development secret, see [`demo`]); [`ops`]:
+//! `/metrics` and `/readyz` on the operators' port (`metrics.bind`).
 
 pub mod demo;
+pub mod ops;
 
 use actix_web::HttpResponse;
 

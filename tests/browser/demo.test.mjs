@@ -52,6 +52,7 @@ function courierEnv(db, extra = {}) {
     RUST_LOG: "info",
     COURIER__SERVER__HOST: "127.0.0.1",
     PORT: "0",
+    COURIER__METRICS__BIND: "127.0.0.1:0",
     DATABASE_URL: db.url,
     ...extra,
   };

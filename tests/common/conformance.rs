@@ -48,6 +48,7 @@ pub fn endpoint_options() -> EndpointOptions {
         admission: courier::engineio::AdmissionLimits::unbounded(),
         request_timeout: Duration::from_secs(10),
         fragment_timeout: Duration::from_secs(10),
+        metrics: None,
     }
 }
 

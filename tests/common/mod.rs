@@ -23,8 +23,12 @@ pub const SECRET: &str = "integration-test-secret";
 /// A running server; stopped when dropped.
 pub struct TestApp {
     pub port: u16,
+    /// The port of `/metrics` and `/readyz`, when `metrics.enabled`.
+    pub metrics_port: Option<u16>,
     pub settings: Settings,
     handle: ServerHandle,
+    /// A graceful shutdown (sessions drained first).
+    pub shutdown: courier::app::ShutdownHandle,
 }
 
 impl Drop for TestApp {
@@ -43,6 +47,7 @@ pub fn test_settings(overrides: &[(&str, &str)]) -> Settings {
     env.insert("COURIER__SERVER__PORT".into(), "0".into());
     env.insert("COURIER__SERVER__WORKERS".into(), "2".into());
     env.insert("COURIER__SERVER__SHUTDOWN_TIMEOUT".into(), "1".into());
+    env.insert("COURIER__METRICS__BIND".into(), "127.0.0.1:0".into());
     env.insert("SOCKET_SECRET".into(), SECRET.into());
     env.insert("COURIER__DATABASE__URL".into(), "sqlite::memory:".into());
     for (k, v) in overrides {
@@ -62,12 +67,16 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .await
         .expect("the app builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let handle = app.handle();
+    let shutdown = app.shutdown_handle();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         port,
+        metrics_port,
         settings,
         handle,
+        shutdown,
     }
 }
 
@@ -83,7 +92,32 @@ pub async fn spawn_app(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_with(test_settings(overrides)).await
 }
 
+/// The value of the series `name` (with its labels, as `/metrics` writes them) in `text`.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
 impl TestApp {
+    /// `GET /metrics` on the operators' port.
+    pub async fn metrics(&self) -> String {
+        let port = self.metrics_port.expect("metrics are on");
+        let mut response = awc::Client::default()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers");
+        let body = response.body().await.expect("a body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// The value of the series `name` now.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        metric_value(&text, name).unwrap_or_else(|| panic!("no series {name} in\n{text}"))
+    }
+
     pub fn http(&self, path_and_query: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path_and_query)
     }

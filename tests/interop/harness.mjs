@@ -38,6 +38,7 @@ function courierEnv(extra = {}) {
     SOCKET_SECRET: SECRET,
     COURIER__SERVER__HOST: "127.0.0.1",
     PORT: "0",
+    COURIER__METRICS__BIND: "127.0.0.1:0",
     DATABASE_URL: "sqlite::memory:",
     ...extra,
   };

@@ -73,6 +73,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
         if let Some(ticket) = &mut self.core.ticket {
             ticket.established();
         }
+        self.core.count_established();
     }
 
     /// Sends a text message (`4` + `text`).

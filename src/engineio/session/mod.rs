@@ -47,6 +47,8 @@ use tokio::sync::watch;
 
 use super::admission::Ticket;
 use super::client::ClientInfo;
+use super::endpoint::TransportKind;
+use super::metrics::EngineMetrics;
 use super::packet::{Handshake, Packet};
 use super::transport::{
     CloseReason, Inbound, Kill, Outbound, PollReply, SessionLink, WsEvent, CLOSE_NORMAL,
@@ -227,6 +229,10 @@ struct Core {
     client: ClientInfo,
     /// The session's place among the endpoint's sessions (given back when it stops).
     ticket: Option<Ticket>,
+    /// Where the session is counted, if anywhere.
+    metrics: Option<Arc<EngineMetrics>>,
+    /// The transport this session is counted on as established.
+    counted: Option<TransportKind>,
     closed: Option<SessionClose>,
 }
 
@@ -296,6 +302,8 @@ impl<H: EngineHandler> EngineSession<H> {
                 draining: false,
                 client: ClientInfo::default(),
                 ticket: None,
+                metrics: None,
+                counted: None,
                 closed: None,
             },
             handler,
@@ -318,6 +326,12 @@ impl<H: EngineHandler> EngineSession<H> {
     pub fn client(mut self, client: ClientInfo, ticket: Ticket) -> Self {
         self.core.client = client;
         self.core.ticket = Some(ticket);
+        self
+    }
+
+    /// Counts the session in `metrics`.
+    pub fn metrics(mut self, metrics: Option<Arc<EngineMetrics>>) -> Self {
+        self.core.metrics = metrics;
         self
     }
 
@@ -453,6 +467,9 @@ impl Core {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     warn!("session {}: outgoing queue full, disconnecting", self.sid);
+                    if let Some(m) = &self.metrics {
+                        m.slow_clients.inc();
+                    }
                     self.close(SessionClose::SlowClient, ctx);
                 }
                 Err(TrySendError::Closed(_)) => self.close(SessionClose::TransportClose, ctx),
@@ -460,6 +477,9 @@ impl Core {
             Transport::Polling(polling) => {
                 if !polling.push(item, ctx) {
                     warn!("session {}: polling buffer full, disconnecting", self.sid);
+                    if let Some(m) = &self.metrics {
+                        m.slow_clients.inc();
+                    }
                     self.close(SessionClose::SlowClient, ctx);
                 }
             }
@@ -510,8 +530,50 @@ impl Core {
     }
 
     fn pause(&mut self) {
+        if !self.flow.paused {
+            if let Some(m) = &self.metrics {
+                m.pauses.inc();
+            }
+        }
         self.flow.paused = true;
         self.update_gate();
+    }
+
+    /// The transport the session is on, if it is open.
+    fn transport_kind(&self) -> Option<TransportKind> {
+        match self.transport {
+            Transport::WebSocket { .. } => Some(TransportKind::Websocket),
+            Transport::Polling(_) => Some(TransportKind::Polling),
+            Transport::Draining(_) | Transport::Closed => None,
+        }
+    }
+
+    /// The session is established: counted on its transport (once).
+    fn count_established(&mut self) {
+        if self.counted.is_some() {
+            return;
+        }
+        if let (Some(m), Some(kind)) = (&self.metrics, self.transport_kind()) {
+            m.sockets_on(kind).inc();
+            self.counted = Some(kind);
+        }
+    }
+
+    /// Moves the session's count to the transport it is on now (none once it closed).
+    fn recount(&mut self) {
+        let Some(was) = self.counted else {
+            return;
+        };
+        let now = self.transport_kind();
+        if now != Some(was) {
+            if let Some(m) = &self.metrics {
+                m.sockets_on(was).dec();
+                if let Some(now) = now {
+                    m.sockets_on(now).inc();
+                }
+            }
+            self.counted = now;
+        }
     }
 
     fn resume<H: EngineHandler>(&mut self, ctx: &mut Context<EngineSession<H>>) {
@@ -542,6 +604,7 @@ impl Core {
             _ => info!("session {} closed: {:?}", self.sid, reason),
         }
         let transport = std::mem::replace(&mut self.transport, Transport::Closed);
+        self.recount();
         self.update_gate();
         match transport {
             Transport::WebSocket { out, kill, .. } => {

@@ -141,6 +141,7 @@ impl<H: EngineHandler> EngineSession<H> {
         }
         debug!("session {} upgraded to websocket", self.core.sid);
         self.core.transport = Transport::WebSocket { id, out, kill };
+        self.core.recount();
         for item in polling.take_buffer() {
             self.core.queue(item, ctx);
         }

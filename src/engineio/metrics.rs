@@ -1,0 +1,84 @@
+//! What the Engine.IO layer counts, for `/metrics` (the application registers it).
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use super::TransportKind;
+
+/// Engine.IO's series.
+#[derive(Clone)]
+pub struct EngineMetrics {
+    /// Established sessions (the layer above accepted the client) by current transport.
+    pub sockets: IntGaugeVec,
+    /// Sessions not established yet (set at scrape time).
+    pub pending: IntGauge,
+    /// Sessions closed because the client stopped reading.
+    pub slow_clients: IntCounter,
+    /// Times a session stopped reading from its client (back-pressure).
+    pub pauses: IntCounter,
+    /// Handshakes refused, by cause.
+    pub refused: IntCounterVec,
+}
+
+impl EngineMetrics {
+    /// The series, registered in `registry`.
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let m = EngineMetrics {
+            sockets: IntGaugeVec::new(
+                Opts::new(
+                    "courier_sockets",
+                    "Connected sockets (Socket.IO CONNECT accepted), by transport",
+                ),
+                &["transport"],
+            )?,
+            pending: IntGauge::new(
+                "courier_sessions_pending",
+                "Engine.IO sessions that have not completed a Socket.IO CONNECT",
+            )?,
+            slow_clients: IntCounter::new(
+                "courier_slow_clients_total",
+                "Sessions closed because the client stopped reading its output",
+            )?,
+            pauses: IntCounter::new(
+                "courier_backpressure_pauses_total",
+                "Times Courier stopped reading from a client until its requests were answered",
+            )?,
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "courier_handshakes_refused_total",
+                    "Handshakes refused with 503 Server busy, by cause (max_sessions, \
+                     max_pending_sessions, max_pending_per_address, handshake_rate, shutting_down)",
+                ),
+                &["cause"],
+            )?,
+        };
+        registry.register(Box::new(m.sockets.clone()))?;
+        registry.register(Box::new(m.pending.clone()))?;
+        registry.register(Box::new(m.slow_clients.clone()))?;
+        registry.register(Box::new(m.pauses.clone()))?;
+        registry.register(Box::new(m.refused.clone()))?;
+        for transport in [TransportKind::Polling, TransportKind::Websocket] {
+            m.sockets.with_label_values(&[transport.as_str()]).set(0);
+        }
+        for cause in [
+            "max_sessions",
+            "max_pending_sessions",
+            "max_pending_per_address",
+            "handshake_rate",
+            "shutting_down",
+        ] {
+            m.refused.with_label_values(&[cause]).reset();
+        }
+        Ok(m)
+    }
+
+    /// The gauge of established sessions on `transport`.
+    pub fn sockets_on(&self, transport: TransportKind) -> IntGauge {
+        self.sockets.with_label_values(&[transport.as_str()])
+    }
+}
+
+impl std::fmt::Debug for EngineMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineMetrics")
+    }
+}
