@@ -14,7 +14,9 @@ use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::Authenticator;
+use crate::chat::remote::RemoteNodes;
 use crate::chat::{Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
+use crate::cluster::{Cluster, ClusterError, ClusterMetrics};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::metrics::EngineMetrics;
@@ -32,6 +34,8 @@ pub enum AppError {
     Database(DbErr),
     /// The metrics could not be registered.
     Metrics(prometheus::Error),
+    /// `redis.url` could not be used.
+    Cluster(ClusterError),
 }
 
 impl fmt::Display for AppError {
@@ -40,6 +44,7 @@ impl fmt::Display for AppError {
             AppError::Bind(e) => write!(f, "cannot listen: {e}"),
             AppError::Database(e) => write!(f, "database: {e}"),
             AppError::Metrics(e) => write!(f, "metrics: {e}"),
+            AppError::Cluster(e) => write!(f, "cluster: {e}"),
         }
     }
 }
@@ -58,7 +63,7 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
     }
 }
 
-/// The chat's options from `settings`, counting in `metrics`.
+/// The chat's options from `settings`, counting in `metrics`, on a single node.
 pub fn chat_options(
     settings: &Settings,
     presence_writes: bool,
@@ -86,6 +91,7 @@ pub fn chat_options(
         call_rate: settings.chat.call_rate,
         max_sockets_per_user: settings.chat.max_sockets_per_user,
         metrics,
+        remote: None,
     }
 }
 
@@ -95,6 +101,16 @@ pub async fn start_chat(
     database: DatabaseConnection,
     settings: &Settings,
     metrics: Arc<ChatMetrics>,
+) -> Chat {
+    start_chat_with(database, settings, metrics, None).await
+}
+
+/// [`start_chat`], reaching the other nodes of a cluster through `remote`.
+pub async fn start_chat_with(
+    database: DatabaseConnection,
+    settings: &Settings,
+    metrics: Arc<ChatMetrics>,
+    remote: Option<Arc<dyn RemoteNodes>>,
 ) -> Chat {
     let presence_writes = crate::chat::sql::has_presence_columns(&database).await;
     if !presence_writes {
@@ -112,7 +128,10 @@ pub async fn start_chat(
         database,
         auth,
         MessageIdKey::new(&settings.auth.secret),
-        &chat_options(settings, presence_writes, metrics),
+        &ChatOptions {
+            remote,
+            ..chat_options(settings, presence_writes, metrics)
+        },
     )
 }
 
@@ -198,7 +217,24 @@ impl Application {
         } else {
             (None, Arc::new(ChatMetrics::off()))
         };
-        let chat = start_chat(database.clone(), &settings, chat_metrics.clone()).await;
+        let cluster = match settings.redis.url() {
+            Some(_) => {
+                let metrics = match engine_metrics {
+                    Some(_) => ClusterMetrics::new(&registry).map_err(AppError::Metrics)?,
+                    None => ClusterMetrics::off(),
+                };
+                Some(
+                    Cluster::start(&settings.redis, Arc::new(metrics))
+                        .map_err(AppError::Cluster)?,
+                )
+            }
+            None => None,
+        };
+        let remote = cluster.clone().map(|c| c as Arc<dyn RemoteNodes>);
+        let chat = start_chat_with(database.clone(), &settings, chat_metrics.clone(), remote).await;
+        if let Some(cluster) = &cluster {
+            cluster.attach(chat.context.users.clone());
+        }
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let attachment_timeout = Duration::from_millis(settings.socketio.attachment_timeout);
@@ -268,7 +304,11 @@ impl Application {
                         let endpoint = endpoint.clone();
                         Box::new(move || endpoint.accepting())
                     },
-                    checks: vec![database_check(database)],
+                    checks: {
+                        let mut checks = vec![database_check(database)];
+                        checks.extend(cluster.clone().map(redis_check));
+                        checks
+                    },
                     timeout: Duration::from_millis(settings.metrics.ready_timeout),
                 },
             )?),
@@ -359,6 +399,17 @@ fn database_check(database: DatabaseConnection) -> ReadinessCheck {
         check: Box::new(move || -> CheckFuture {
             let database = database.clone();
             Box::pin(async move { database.ping().await.map_err(|e| e.to_string()) })
+        }),
+    }
+}
+
+/// `/readyz`'s check of Redis (when `redis.url` is set): a `PING`.
+fn redis_check(cluster: Arc<Cluster>) -> ReadinessCheck {
+    ReadinessCheck {
+        name: "redis",
+        check: Box::new(move || -> CheckFuture {
+            let cluster = cluster.clone();
+            Box::pin(async move { cluster.ping().await })
         }),
     }
 }

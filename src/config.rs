@@ -8,7 +8,7 @@
 //! 5. the file given with `--config PATH` (must exist);
 //! 6. environment variables `COURIER__SECTION__KEY` (`COURIER__SERVER__PORT=4001`);
 //! 7. the Node server's plain variables, for drop-in use: `PORT`, `DATABASE_URL`,
-//!    `SOCKET_SECRET`, `NEXTJS_URL` (a comma-separated list of allowed origins).
+//!    `SOCKET_SECRET`, `NEXTJS_URL` (a comma-separated list of allowed origins), `REDIS_URL`.
 //!
 //! Every layer is kept apart so that a bad value can be reported with the layer it came from.
 
@@ -46,6 +46,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub redis: RedisSettings,
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -264,6 +265,42 @@ pub struct MetricsSettings {
     pub ready_timeout: u64,
 }
 
+/// `[redis]`: clustering over Redis, on the wire protocol of `@socket.io/redis-adapter`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://` or `rediss://` URL; empty: a single node, no Redis.
+    pub url: String,
+    /// The adapter's channel prefix (`socket.io`).
+    pub key: String,
+    /// Milliseconds a node's presence keys live unless it refreshes them.
+    pub presence_ttl: u64,
+    /// Milliseconds between two refreshes of this node's keys.
+    pub refresh: u64,
+    /// Milliseconds a request to the other nodes waits for their answers.
+    pub request_timeout: u64,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .field("presence_ttl", &self.presence_ttl)
+            .field("refresh", &self.refresh)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl RedisSettings {
+    /// The URL, when clustering is on.
+    pub fn url(&self) -> Option<&str> {
+        Some(self.url.trim()).filter(|u| !u.is_empty())
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,11 +361,12 @@ impl fmt::Display for SettingsError {
 impl std::error::Error for SettingsError {}
 
 /// The Node server's plain variables and the key each one sets.
-const PLAIN_VARIABLES: [(&str, &str); 4] = [
+const PLAIN_VARIABLES: [(&str, &str); 5] = [
     ("PORT", "server.port"),
     ("DATABASE_URL", "database.url"),
     ("SOCKET_SECRET", "auth.secret"),
     ("NEXTJS_URL", "cors.origins"),
+    ("REDIS_URL", "redis.url"),
 ];
 
 /// Keys whose environment value is a comma-separated list.
@@ -376,6 +414,13 @@ impl Settings {
             warnings.push(
                 "chat.max_pending_sends is no longer used: a busy server slows a client \
                  down instead of refusing its messages; set chat.send_window instead"
+                    .to_string(),
+            );
+        }
+        if self.is_production() && self.redis.url().is_none() {
+            warnings.push(
+                "redis.url is not set: this node is a cluster of one (no Redis); several \
+                 nodes behind one load balancer would not deliver between each other"
                     .to_string(),
             );
         }
@@ -469,6 +514,9 @@ impl Settings {
             ("presence.stale_after", self.presence.stale_after),
             ("presence.heartbeat_flush", self.presence.heartbeat_flush),
             ("metrics.ready_timeout", self.metrics.ready_timeout),
+            ("redis.presence_ttl", self.redis.presence_ttl),
+            ("redis.refresh", self.redis.refresh),
+            ("redis.request_timeout", self.redis.request_timeout),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
@@ -532,6 +580,23 @@ impl Settings {
         }
         if self.server.host.trim().is_empty() {
             return Err(fail("server.host", "must not be empty".into()));
+        }
+        if let Some(url) = self.redis.url() {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(fail(
+                    "redis.url",
+                    "must be a redis:// or rediss:// URL".into(),
+                ));
+            }
+        }
+        if self.redis.url().is_some() && self.redis.key.is_empty() {
+            return Err(fail("redis.key", "must not be empty".into()));
+        }
+        if self.redis.refresh >= self.redis.presence_ttl {
+            return Err(fail(
+                "redis.refresh",
+                "must be shorter than redis.presence_ttl, or live nodes' keys would expire".into(),
+            ));
         }
         if self.database.url.trim().is_empty() {
             return Err(fail("database.url", "must not be empty".into()));
@@ -843,9 +908,12 @@ mod tests {
             ("SOCKET_SECRET", "s3cret"),
             ("DATABASE_URL", "postgres://u:pw@localhost/db"),
             ("NEXTJS_URL", "http://a.example, https://b.example"),
+            ("REDIS_URL", "redis://:rpw@redis.example:6380/0"),
         ])
         .unwrap();
         assert_eq!(s.server.port, 4200);
+        assert_eq!(s.redis.url(), Some("redis://:rpw@redis.example:6380/0"));
+        assert!(!format!("{:?}", s).contains("rpw"));
         assert_eq!(s.auth.secret, "s3cret");
         assert_eq!(s.database.url, "postgres://u:pw@localhost/db");
         assert_eq!(
@@ -854,6 +922,25 @@ mod tests {
         );
         assert!(!format!("{:?}", s).contains("pw@"));
         assert!(!format!("{:?}", s).contains("s3cret"));
+    }
+
+    #[test]
+    fn redis_is_off_by_default_and_checked_when_set() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.redis.url(), None);
+        assert_eq!(s.redis.key, "socket.io");
+        let e = load(&[("REDIS_URL", "http://nope")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("redis.url"), "{e}");
+        assert!(load(&[("COURIER__REDIS__URL", "rediss://u:p@h:6380")]).is_ok());
+        let production = [
+            ("COURIER_ENV", "production"),
+            ("SOCKET_SECRET", "s"),
+            ("DATABASE_URL", "postgres://u@h/db"),
+        ];
+        let s = load(&production).unwrap();
+        assert!(s.warnings().iter().any(|w| w.contains("redis.url")));
+        let s = load(&[production.as_slice(), &[("REDIS_URL", "redis://h")]].concat()).unwrap();
+        assert!(!s.warnings().iter().any(|w| w.contains("redis.url")));
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - [`chat`]: the application: one file per event (its parsing and handling), the
 //!   `ChatRoom` actors that order and deliver each conversation, the user registry, the
 //!   `Persistence` actor and the chat's SQL.
+//! - [`cluster`]: many nodes as one service over Redis, on the wire protocol of
+//!   `@socket.io/redis-adapter` (on with `redis.url`); the chat reaches it through
+//!   `chat::remote::RemoteNodes` only, and `engineio`/`socketio` know nothing of it.
 //! - [`config`]: layered settings (built-in TOML, files, `COURIER__*`, the Node server's
 //!   plain variables).
 //! - [`auth`]: JWT verification (HS256, `userId`, `exp`).
@@ -31,6 +34,7 @@ pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod engineio;

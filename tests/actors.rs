@@ -238,6 +238,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
                 heartbeat_flush: 10_000,
             },
             metrics,
+            remote: None,
         },
     );
     World {

@@ -14,7 +14,7 @@
 //!
 //! - `call:initiate` `{recipientId, callType, roomName}` → `call:incoming` `{callerId,
 //!   callerName, callerImage, callType, roomName, connectionId: roomName, timestamp}` to every
-//!   socket of the recipient; no socket: `call:failed` `{reason: "Recipient is offline",
+//!   socket of the recipient, on every node; no socket on any node: `call:failed` `{reason: "Recipient is offline",
 //!   code: "USER_OFFLINE"}`; the caller's row unreadable: `call:failed` `{reason: "Failed to
 //!   initiate call"}`.
 //! - `call:answer` `{callerId, connectionId}` → `call:accepted` `{participantId: <me>,
@@ -176,7 +176,7 @@ mod handling {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use actix::{Context, Handler, Message};
+    use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
     use serde_json::{json, Value};
 
     use super::{parse, Call};
@@ -409,12 +409,29 @@ mod handling {
     impl Handler<Ring> for UserShard {
         type Result = ();
 
-        fn handle(&mut self, msg: Ring, _ctx: &mut Self::Context) {
-            if self.deliver_here(&msg.to, &msg.frame) == 0 {
-                fail(&msg.caller, USER_OFFLINE);
-            } else {
-                msg.caller.done(None, OK);
+        fn handle(&mut self, msg: Ring, ctx: &mut Self::Context) {
+            let here = self.deliver_here(&msg.to, &msg.frame);
+            let Some(remote) = self.all.as_ref().and_then(|all| all.remote()).cloned() else {
+                return if here == 0 {
+                    fail(&msg.caller, USER_OFFLINE)
+                } else {
+                    msg.caller.done(None, OK)
+                };
+            };
+            // In a cluster: ring the sockets on the other nodes too; offline only when no
+            // node has a socket of the recipient.
+            remote.to_user(&msg.to, &msg.frame);
+            if here > 0 {
+                return msg.caller.done(None, OK);
             }
+            let online = remote.online_anywhere(&msg.to);
+            ctx.spawn(online.into_actor(self).map(move |online, _shard, _ctx| {
+                if online {
+                    msg.caller.done(None, OK)
+                } else {
+                    fail(&msg.caller, USER_OFFLINE)
+                }
+            }));
         }
     }
 }

@@ -19,6 +19,8 @@
 //! - [`persistence`]: the `Persistence` actor, the one writer, committing in groups.
 //! - [`heartbeat`], [`delete_messages`], [`clear_conversation`]: more events, one file each;
 //!   [`call`]: the call signalling events; [`rate_limit`]: token buckets.
+//! - [`remote`]: the other nodes of a cluster ([`remote::RemoteNodes`], `crate::cluster`
+//!   over Redis), and what they ask of this node's registry.
 //! - [`push`]: frames for sockets, encoded once; [`message_json`]: the saved message's JSON;
 //!   [`args`]: what the events' argument checks share; [`metrics`]: what the chat counts.
 //!
@@ -38,6 +40,7 @@ pub mod persistence;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
+pub mod remote;
 pub mod room;
 pub mod rooms;
 pub mod send_message;
@@ -131,6 +134,8 @@ pub struct ChatOptions {
     pub presence: PresenceOptions,
     /// Where the chat counts what it does ([`ChatMetrics::off`] counts nothing).
     pub metrics: Arc<ChatMetrics>,
+    /// The other nodes of the cluster (`None`: a single node).
+    pub remote: Option<Arc<dyn remote::RemoteNodes>>,
 }
 
 /// The running chat: its shared actors and their threads.
@@ -178,6 +183,7 @@ impl Chat {
                     UserShard::start_in_arbiter(&a.handle(), move |_| UserShard::new(i, deps))
                 })
                 .collect(),
+            options.remote.clone(),
         );
         let deps = RoomDeps {
             persistence: persistence.clone().recipient(),

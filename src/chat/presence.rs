@@ -24,6 +24,14 @@
 //! whose `"lastHeartbeatAt"` is older than that and who have no socket here are set offline
 //! (with a history row, without events) — after a crash nobody stays online.
 //!
+//! In a cluster (`crate::cluster`) presence is the cluster's: before a change is written the
+//! shard asks how many sockets the other nodes have ([`Change::in_cluster`]): a user's first
+//! socket here while they have one elsewhere is only a new `"connectionCount"` (the total of
+//! all nodes), and their last socket here going while they have one elsewhere changes
+//! nothing; the node holding their last socket tells. The users of a node that died go
+//! offline when its keys expire ([`NodeGone`]), and the sweep spares users with a socket on
+//! any node.
+//!
 //! On a database without the presence columns (an app older than its presence migration),
 //! nothing is written (`PresenceOptions::writes` is off) but the events still go out. A user
 //! with no row in `users` still connects; the writes for them change nothing.
@@ -31,7 +39,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{AsyncContext, Context, Handler, Message, SpawnHandle};
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, WrapFuture};
 use chrono::NaiveDateTime;
 use log::{debug, error, info};
 use serde_json::json;
@@ -40,7 +48,7 @@ use super::message_json::iso_millis;
 use super::persistence::{UserOutcome, Write, WriteOp, WriteResult, Written};
 use super::push::{event, Frame};
 use super::sql::{HistoryRow, PresenceRow};
-use super::users::{cancel, Relations, UserShard};
+use super::users::{cancel, Relations, UserShard, Users};
 use crate::config::PresenceScope;
 use crate::ids;
 
@@ -78,6 +86,52 @@ pub enum Change {
     Offline { at: NaiveDateTime },
     /// The number of sockets changed.
     Count { count: i32, at: NaiveDateTime },
+}
+
+impl Change {
+    /// The change as the cluster sees it when the other nodes have `elsewhere` sockets of
+    /// the user: going online there is only a new count, going offline here is nothing.
+    pub fn in_cluster(self, elsewhere: usize) -> Option<Change> {
+        let more = i32::try_from(elsewhere).unwrap_or(i32::MAX);
+        match self {
+            Change::Online { count, at } if elsewhere > 0 => Some(Change::Count {
+                count: count.saturating_add(more),
+                at,
+            }),
+            Change::Offline { .. } if elsewhere > 0 => None,
+            Change::Count { count, at } => Some(Change::Count {
+                count: count.saturating_add(more),
+                at,
+            }),
+            change => Some(change),
+        }
+    }
+}
+
+/// A node of the cluster died and `user` had sockets there: offline, unless they have a
+/// socket here or on another node.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct NodeGone(pub Arc<str>);
+
+impl Handler<NodeGone> for UserShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: NodeGone, ctx: &mut Self::Context) {
+        let entry = self.users.entry(msg.0.clone()).or_default();
+        if entry.sockets.is_empty() && matches!(entry.presence, Presence::Offline) {
+            let at = entity::now_utc_ms();
+            self.enqueue(&msg.0, Change::Offline { at }, ctx);
+        }
+        self.forget_if_idle(&msg.0);
+    }
+}
+
+impl super::users::Users {
+    /// A node of the cluster died while `user` had sockets there.
+    pub fn node_gone(&self, user: &str) {
+        self.shard(user).do_send(NodeGone(user.into()));
+    }
 }
 
 /// The user was heard from (a `heartbeat` event, an Engine.IO pong).
@@ -185,6 +239,34 @@ impl UserShard {
             return;
         };
         entry.changing = true;
+        if let Some(remote) = self.all.as_ref().and_then(Users::remote) {
+            // In a cluster the change is the cluster's: ask how many sockets the other
+            // nodes have first.
+            let who = user.clone();
+            let elsewhere = remote.sockets_elsewhere(user);
+            ctx.spawn(
+                elsewhere
+                    .into_actor(self)
+                    .map(
+                        move |elsewhere, shard, ctx| match change.in_cluster(elsewhere) {
+                            Some(change) => shard.settle_change(&who, change, ctx),
+                            None => {
+                                if let Some(entry) = shard.users.get_mut(&who) {
+                                    entry.changing = false;
+                                }
+                                shard.next_change(&who, ctx);
+                                shard.forget_if_idle(&who);
+                            }
+                        },
+                    ),
+            );
+            return;
+        }
+        self.settle_change(user, change, ctx);
+    }
+
+    /// Writes and tells `change`, with the user's relations when it tells their peers.
+    fn settle_change(&mut self, user: &Arc<str>, change: Change, ctx: &mut Context<Self>) {
         let tells = !matches!(change, Change::Count { .. });
         if tells && self.deps.presence.scope == PresenceScope::Peers {
             let then = Box::new(
@@ -277,6 +359,11 @@ impl UserShard {
         };
         if let Some((online, at)) = at {
             self.tell(user, online, at, relations.as_deref());
+            if let Some(remote) = self.all.as_ref().and_then(Users::remote) {
+                if !online {
+                    remote.went_offline(user);
+                }
+            }
         }
         if let Some(entry) = self.users.get_mut(user) {
             entry.changing = false;
@@ -366,7 +453,11 @@ impl UserShard {
             };
             let mut stale = Vec::new();
             for user in candidates {
-                if all.socket_count(&user).await == 0 {
+                let elsewhere = match all.remote() {
+                    Some(remote) => remote.sockets_elsewhere(&user).await,
+                    None => 0,
+                };
+                if elsewhere == 0 && all.socket_count(&user).await == 0 {
                     stale.push(user);
                 }
             }

@@ -312,8 +312,9 @@ impl ChatRoom {
         self.last_activity = Instant::now();
     }
 
-    /// Delivers `frame` to every connected socket of `user`.
+    /// Delivers `frame` to every connected socket of `user`, on every node.
     pub fn deliver(&self, user: &str, frame: &Frame) {
+        self.deps.users.to_remote_user(user, frame);
         if let Some(i) = self.member_index(user) {
             for push in self.sockets[i].values() {
                 push.do_send(ChatPush::Deliver(frame.clone()));

@@ -29,6 +29,7 @@ use sea_orm::DatabaseConnection;
 use super::persistence::Write;
 use super::presence::{Change, Presence, PresenceOptions};
 use super::push::{ChatPush, Frame};
+use super::remote::RemoteNodes;
 use super::sql;
 use crate::engineio::ClientInfo;
 
@@ -154,7 +155,7 @@ pub type RelationsWaiter =
 
 /// One user, on their shard.
 #[derive(Default)]
-pub(super) struct UserEntry {
+pub struct UserEntry {
     pub(super) sockets: HashMap<Arc<str>, Recipient<ChatPush>>,
     rooms: HashMap<u64, Recipient<MemberUpdate>>,
     pub(super) presence: Presence,
@@ -359,6 +360,9 @@ impl Handler<RegisterSocket> for UserShard {
         }
         entry.sockets.insert(msg.sid.clone(), msg.push.clone());
         entry.client = msg.client;
+        if let Some(remote) = self.all.as_ref().and_then(Users::remote) {
+            remote.local_count(&msg.user, entry.sockets.len());
+        }
         entry.tell_rooms(&msg.user, &MemberChange::Added((msg.sid, msg.push)));
         self.socket_came(&msg.user, ctx);
     }
@@ -372,6 +376,9 @@ impl Handler<UnregisterSocket> for UserShard {
             return;
         };
         if entry.sockets.remove(&msg.sid).is_some() {
+            if let Some(remote) = self.all.as_ref().and_then(Users::remote) {
+                remote.local_count(&msg.user, entry.sockets.len());
+            }
             entry.tell_rooms(&msg.user, &MemberChange::Removed(msg.sid));
             if entry.sockets.is_empty() {
                 debug!("user {} has no socket left", msg.user);
@@ -444,18 +451,32 @@ impl Handler<SocketCount> for UserShard {
 #[derive(Clone)]
 pub struct Users {
     shards: Arc<[Addr<UserShard>]>,
+    /// The other nodes of the cluster, if any.
+    remote: Option<Arc<dyn RemoteNodes>>,
 }
 
 impl Users {
-    /// A registry over `shards` (at least one); each shard is given the registry.
-    pub fn new(shards: Vec<Addr<UserShard>>) -> Self {
+    /// A registry over `shards` (at least one), reaching the sockets on the other nodes
+    /// through `remote`; each shard is given the registry.
+    pub fn new(shards: Vec<Addr<UserShard>>, remote: Option<Arc<dyn RemoteNodes>>) -> Self {
         let users = Users {
             shards: shards.into(),
+            remote,
         };
         for shard in users.shards.iter() {
             shard.do_send(Wire(users.clone()));
         }
         users
+    }
+
+    /// Every shard.
+    pub(super) fn shards(&self) -> &[Addr<UserShard>] {
+        &self.shards
+    }
+
+    /// The other nodes of the cluster (`None` on a single node).
+    pub fn remote(&self) -> Option<&Arc<dyn RemoteNodes>> {
+        self.remote.as_ref()
     }
 
     /// The shard holding `user`.
@@ -487,16 +508,27 @@ impl Users {
         });
     }
 
-    /// Delivers `frame` to every socket of `user`.
+    /// Delivers `frame` to every socket of `user`, on every node.
     pub fn to_user(&self, user: &Arc<str>, frame: Frame) {
+        self.to_remote_user(user, &frame);
         self.shard(user).do_send(ToUser {
             user: user.clone(),
             frame,
         });
     }
 
-    /// Delivers `frame` to every socket on this node.
+    /// Delivers `frame` to every socket of `user` on the other nodes (none on a single node).
+    pub fn to_remote_user(&self, user: &str, frame: &Frame) {
+        if let Some(remote) = &self.remote {
+            remote.to_user(user, frame);
+        }
+    }
+
+    /// Delivers `frame` to every socket, on every node.
     pub fn broadcast(&self, frame: Frame) {
+        if let Some(remote) = &self.remote {
+            remote.broadcast(&frame);
+        }
         for shard in self.shards.iter() {
             shard.do_send(Broadcast(frame.clone()));
         }

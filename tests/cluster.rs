@@ -1,0 +1,531 @@
+//! Three `courier` processes on one private Redis and one PostgreSQL database, as one
+//! service (`redis.url`): chat both ways across nodes, a user with sockets on two nodes,
+//! presence and calls across nodes, a node killed with `kill -9`, Redis restarted, and a
+//! polling request for another node's session (400 `Session ID unknown`: sticky sessions).
+//!
+//! Each test starts its own `redis-server` on a free loopback port (never the machine's
+//! shared one) and kills it at the end.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::db::{Kind, TestDb};
+use common::{Received, WsClient, SECRET};
+use courier::auth::Authenticator;
+use serde_json::{json, Value};
+
+/// A private `redis-server`; killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Redis {
+    fn start() -> Redis {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `redis-cli` on this server.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `courier` process; killed when dropped.
+struct Node {
+    child: Child,
+    port: u16,
+    metrics_port: u16,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port in a log line `... http://127.0.0.1:PORT...` after `marker`.
+fn port_after(line: &str, marker: &str) -> Option<u16> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let rest = &rest[rest.find("http://")? + "http://".len()..];
+    let host_port = rest.split('/').next()?;
+    host_port.rsplit(':').next()?.trim().parse().ok()
+}
+
+fn start_node(db: &TestDb, redis_url: &str) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", "0")
+        .env("SOCKET_SECRET", SECRET)
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", redis_url)
+        .env("COURIER__REDIS__PRESENCE_TTL", "2000")
+        .env("COURIER__REDIS__REFRESH", "400")
+        .env("COURIER__PRESENCE__OFFLINE_GRACE", "300")
+        .env("COURIER__SERVER__HOST", "127.0.0.1")
+        .env("COURIER__SERVER__WORKERS", "1")
+        .env("COURIER__CHAT__SHARDS", "2")
+        .env("COURIER__METRICS__BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("courier starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut port, mut metrics, mut subscribed) = (None, None, false);
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if std::env::var_os("CLUSTER_TEST_LOG").is_some() {
+                eprintln!("{line}");
+            }
+            if port.is_none() && line.contains("listening on http://") {
+                port = port_after(&line, "listening on");
+            }
+            if metrics.is_none() && line.contains("metrics and readiness on http://") {
+                metrics = port_after(&line, "readiness on");
+            }
+            subscribed |= line.contains("cluster: subscribed");
+            if !sent && subscribed {
+                if let (Some(p), Some(m)) = (port, metrics) {
+                    let _ = tx.send((p, m));
+                    sent = true;
+                }
+            }
+        }
+    });
+    let Ok((port, metrics_port)) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("courier did not listen and subscribe within 30 s");
+    };
+    Node {
+        child,
+        port,
+        metrics_port,
+    }
+}
+
+async fn connect(node: &Node, user: &str) -> WsClient {
+    let mut client = WsClient::connect(&format!(
+        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+        node.port
+    ))
+    .await;
+    client.recv_text().await;
+    let token = Authenticator::new(SECRET, 0)
+        .issue(user, Duration::from_secs(600))
+        .expect("a token");
+    client
+        .send_text(&format!(r#"40{{"token":"{token}"}}"#))
+        .await;
+    assert!(client.recv_text().await.starts_with("40"));
+    client.skip_presence = false;
+    client
+}
+
+/// The next event named `name`, skipping others (pings answered); panics after `wait`.
+async fn next_event(client: &mut WsClient, name: &str, wait: Duration) -> Value {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.recv_within(left).await {
+            Received::Text(t) if t == "2" => client.send_text("3").await,
+            Received::Text(t) => {
+                if let Some(rest) = t.strip_prefix("42") {
+                    let v: Value = serde_json::from_str(rest).expect("an event");
+                    if v[0] == json!(name) {
+                        return v[1].clone();
+                    }
+                }
+            }
+            other => panic!("waiting for {name}: {other:?}"),
+        }
+    }
+}
+
+/// Waits for the presence event `name` of `user` (others' are skipped).
+async fn presence_of(client: &mut WsClient, name: &str, user: &str) {
+    loop {
+        if next_event(client, name, LONG).await["userId"] == json!(user) {
+            return;
+        }
+    }
+}
+
+/// Asserts no event named `name` arrives within `wait` (others are skipped).
+async fn no_event(client: &mut WsClient, name: &str, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.recv_within(left).await {
+            Received::Timeout => return,
+            Received::Text(t) if t == "2" => client.send_text("3").await,
+            Received::Text(t) => {
+                assert!(!t.starts_with(&format!(r#"42["{name}""#)), "unexpected {t}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn send_message(connection_id: &str, content: &str) -> String {
+    format!(
+        "42{}",
+        json!(["send_message", {"connectionId": connection_id, "content": content, "tempId": content}])
+    )
+}
+
+async fn metric(node: &Node, name: &str) -> f64 {
+    let body = awc::Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", node.metrics_port))
+        .send()
+        .await
+        .expect("metrics answer")
+        .body()
+        .await
+        .expect("a body");
+    common::metric_value(&String::from_utf8_lossy(&body), name).unwrap_or(0.0)
+}
+
+async fn readyz(node: &Node) -> (u16, String) {
+    let mut resp = awc::Client::new()
+        .get(format!("http://127.0.0.1:{}/readyz", node.metrics_port))
+        .send()
+        .await
+        .expect("readyz answers");
+    let body = resp.body().await.expect("a body");
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+const LONG: Duration = Duration::from_secs(10);
+
+#[actix_web::test]
+async fn chat_crosses_nodes_both_ways_in_order_and_once() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    // The first node migrates the database.
+    let (a, b, c) = (
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    // Bob has a socket on two other nodes.
+    let mut bob_b = connect(&b, &bob).await;
+    let mut bob_c = connect(&c, &bob).await;
+
+    let n = 30;
+    for i in 0..n {
+        alice_a
+            .send_text(&send_message(&ab, &format!("a{i}")))
+            .await;
+    }
+    for i in 0..n {
+        let sent = next_event(&mut alice_a, "message_sent", LONG).await;
+        assert_eq!(sent["tempId"], json!(format!("a{i}")));
+    }
+    for bob in [&mut bob_b, &mut bob_c] {
+        for i in 0..n {
+            let m = next_event(bob, "receive_message", LONG).await;
+            assert_eq!(m["content"], json!(format!("a{i}")), "in the order sent");
+            assert_eq!(m["senderId"], json!(alice));
+        }
+        no_event(bob, "receive_message", Duration::from_millis(500)).await;
+    }
+
+    // The other way, and a read receipt back across nodes.
+    bob_c.send_text(&send_message(&ab, "from bob")).await;
+    let saved = next_event(&mut bob_c, "message_sent", LONG).await;
+    let m = next_event(&mut alice_a, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("from bob"));
+    assert_eq!(m["createdAt"], saved["savedMessage"]["createdAt"]);
+    // Bob's other socket (node B) is not the receiver: it gets nothing.
+    no_event(&mut bob_b, "receive_message", Duration::from_millis(300)).await;
+    alice_a
+        .send_text(&format!(
+            "42{}",
+            json!(["mark_message_read", {"messageId": m["id"], "connectionId": ab}])
+        ))
+        .await;
+    for bob in [&mut bob_b, &mut bob_c] {
+        let read = next_event(bob, "message_read", LONG).await;
+        assert_eq!(read["messageId"], m["id"]);
+        assert_eq!(read["readBy"], json!(alice));
+    }
+    // A long-polling request for a session another node holds: Engine.IO's 400.
+    let polling = |node: &Node, sid: &str| {
+        format!(
+            "http://127.0.0.1:{}/socket.io/?EIO=4&transport=polling{sid}",
+            node.port
+        )
+    };
+    let mut open = awc::Client::new()
+        .get(polling(&a, ""))
+        .send()
+        .await
+        .expect("a handshake");
+    let body = String::from_utf8_lossy(&open.body().await.expect("a body")).into_owned();
+    let handshake: Value = serde_json::from_str(&body[1..]).expect("an open packet");
+    let sid = handshake["sid"].as_str().expect("a sid");
+    let mut other = awc::Client::new()
+        .get(polling(&b, &format!("&sid={sid}")))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(other.status().as_u16(), 400);
+    let body = other.body().await.expect("a body");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("JSON"),
+        json!({"code": 1, "message": "Session ID unknown"})
+    );
+
+    assert!(metric(&a, "courier_cluster_published_total").await >= n as f64);
+    assert!(metric(&b, "courier_cluster_received_total").await >= n as f64);
+    let (status, body) = readyz(&a).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[actix_web::test]
+async fn presence_and_calls_are_cluster_wide() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    // The first node migrates the database.
+    let (a, b, c) = (
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+
+    // Bob comes online on B: Alice (on A) is told, once, even when he opens a second socket
+    // on C.
+    let mut bob_b = connect(&b, &bob).await;
+    let online = next_event(&mut alice_a, "user_online_status", LONG).await;
+    assert_eq!(online["userId"], json!(bob));
+    let mut bob_c = connect(&c, &bob).await;
+    no_event(
+        &mut alice_a,
+        "user_online_status",
+        Duration::from_millis(800),
+    )
+    .await;
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "1");
+
+    // Alice calls Bob: both of his sockets ring; he answers from C.
+    alice_a
+        .send_text(&format!(
+            "421{}",
+            json!(["call:initiate", {"recipientId": bob, "callType": "video", "roomName": "call-x-1"}])
+        ))
+        .await;
+    for bob in [&mut bob_b, &mut bob_c] {
+        let ring = next_event(bob, "call:incoming", LONG).await;
+        assert_eq!(ring["callerId"], json!(alice));
+        assert_eq!(ring["callerName"], json!("alice"));
+    }
+    bob_c
+        .send_text(&format!(
+            "42{}",
+            json!(["call:answer", {"callerId": alice, "connectionId": "call-x-1"}])
+        ))
+        .await;
+    let accepted = next_event(&mut alice_a, "call:accepted", LONG).await;
+    assert_eq!(accepted["participantId"], json!(bob));
+
+    // Bob's socket on B goes: he is still online (C).
+    drop(bob_b);
+    no_event(
+        &mut alice_a,
+        "user_offline_status",
+        Duration::from_millis(1500),
+    )
+    .await;
+    // His last socket goes: offline, cluster-wide.
+    drop(bob_c);
+    let offline = next_event(&mut alice_a, "user_offline_status", LONG).await;
+    assert_eq!(offline["userId"], json!(bob));
+    // Calling him now fails: no node has a socket of his.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice_a
+        .send_text(&format!(
+            "422{}",
+            json!(["call:initiate", {"recipientId": bob, "callType": "audio", "roomName": "call-x-2"}])
+        ))
+        .await;
+    let failed = next_event(&mut alice_a, "call:failed", LONG).await;
+    assert_eq!(failed["code"], json!("USER_OFFLINE"));
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "0");
+}
+
+#[actix_web::test]
+async fn a_killed_node_s_users_go_offline_and_the_others_keep_serving() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    // The first node migrates the database.
+    let (a, mut b, c) = (
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+        start_node(&db, &redis.url()),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let carol = db.user("carol").await;
+    db.connection(&alice, &bob, "ACTIVE").await;
+    let ac = db.connection(&alice, &carol, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut carol_c = connect(&c, &carol).await;
+    let _bob_b = connect(&b, &bob).await;
+    presence_of(&mut alice_a, "user_online_status", &bob).await;
+
+    b.child.kill().expect("kill -9");
+    let _ = b.child.wait();
+    let killed = Instant::now();
+    presence_of(&mut alice_a, "user_offline_status", &bob).await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(6),
+        "within the keys' expiry: {:?}",
+        killed.elapsed()
+    );
+
+    // A and C still serve each other.
+    carol_c.send_text(&send_message(&ac, "still here")).await;
+    let m = next_event(&mut alice_a, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("still here"));
+}
+
+#[actix_web::test]
+async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let db = TestDb::new(Kind::Postgres).await;
+    // The first node migrates the database.
+    let (a, b) = (start_node(&db, &redis.url()), start_node(&db, &redis.url()));
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let carol = db.user("carol").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let ac = db.connection(&alice, &carol, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut bob_a = connect(&a, &bob).await;
+    let mut carol_b = connect(&b, &carol).await;
+
+    redis.stop();
+    // Local delivery goes on.
+    alice_a.send_text(&send_message(&ab, "local")).await;
+    let m = next_event(&mut bob_a, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("local"));
+    // Across nodes it is lost, and counted (the local one's publish for Bob's sockets on
+    // other nodes too).
+    let failed = "courier_cluster_publish_failed_total";
+    let deadline = Instant::now() + LONG;
+    while metric(&a, failed).await < 1.0 {
+        assert!(Instant::now() < deadline, "the failed publish is counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = metric(&a, failed).await;
+    alice_a.send_text(&send_message(&ac, "lost")).await;
+    next_event(&mut alice_a, "message_sent", LONG).await;
+    while metric(&a, failed).await <= before {
+        assert!(Instant::now() < deadline, "the failed publish is counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = readyz(&a).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("redis"), "{body}");
+
+    // Redis comes back empty: the nodes subscribe again and register their users again.
+    let redis = Redis::start_on(port);
+    let deadline = Instant::now() + LONG;
+    loop {
+        let subscribed = metric(&a, "courier_cluster_redis_subscribed").await == 1.0
+            && metric(&b, "courier_cluster_redis_subscribed").await == 1.0;
+        let registered = redis.cli(&["SISMEMBER", "online_users", &carol]) == "1"
+            && redis.cli(&["SISMEMBER", "online_users", &alice]) == "1";
+        if subscribed && registered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscribed and registered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alice_a.send_text(&send_message(&ac, "after")).await;
+    let m = next_event(&mut carol_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("after"), "the lost one never arrives");
+    let (status, body) = readyz(&a).await;
+    assert_eq!(status, 200, "{body}");
+    // Nobody was told anyone went offline or online meanwhile.
+    no_event(
+        &mut carol_b,
+        "user_offline_status",
+        Duration::from_millis(300),
+    )
+    .await;
+}
