@@ -1,0 +1,268 @@
+// A mixed cluster: a Node socket.io server with @socket.io/redis-adapter 8 (fixture.mjs, the
+// app's socket-server handlers) and a Courier node on one private Redis and one PostgreSQL
+// database. Messages, presence and calls cross between them, and Node's fetchSockets()
+// counts the sockets on Courier.
+//
+// Environment: COURIER_BIN (default ../../target/debug/courier), TEST_DATABASE_URL.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import net from "node:net";
+import crypto from "node:crypto";
+import pg from "pg";
+import { io } from "socket.io-client";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const COURIER_BIN = process.env.COURIER_BIN ?? path.resolve(here, "../../target/debug/courier");
+const DATABASE = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const SECRET = "mixed-cluster-secret";
+
+const live = new Set();
+process.on("exit", () => {
+  for (const proc of live) {
+    try {
+      proc.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+});
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns a process; resolves with it and its log once every pattern in `ready` was logged. */
+function start(cmd, args, env, ready, ms = 30000) {
+  const proc = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  live.add(proc);
+  proc.on("exit", () => live.delete(proc));
+  proc.log = "";
+  const onData = (chunk) => {
+    proc.log += chunk;
+    if (process.env.CLUSTER_TEST_LOG) process.stderr.write(chunk);
+  };
+  proc.stdout.on("data", onData);
+  proc.stderr.on("data", onData);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} not ready:\n${proc.log}`)), ms);
+    const check = () => {
+      if (ready.every((r) => r.test(proc.log))) {
+        clearTimeout(timer);
+        resolve(proc);
+      }
+    };
+    proc.stdout.on("data", check);
+    proc.stderr.on("data", check);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${cmd} exited with ${code}:\n${proc.log}`));
+    });
+  });
+}
+
+function portOf(proc) {
+  return Number(proc.log.match(/listening on http:\/\/[^\s:]+:(\d+)/)[1]);
+}
+
+function token(userId) {
+  const enc = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = enc({ alg: "HS256", typ: "JWT" });
+  const body = enc({ userId, exp: Math.floor(Date.now() / 1000) + 600 });
+  const sig = crypto.createHmac("sha256", SECRET).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+const clients = new Set();
+
+async function connect(port, userId) {
+  const socket = io(`http://127.0.0.1:${port}`, {
+    auth: { token: token(userId) },
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+  });
+  clients.add(socket);
+  socket.seen = [];
+  socket.onAny((name, arg) => socket.seen.push([name, arg]));
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("connect_error", reject);
+  });
+  return socket;
+}
+
+/** The first event `name` (seen before or after the call) whose argument passes `pred`. */
+async function event(socket, name, pred = () => true, ms = 8000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const found = socket.seen.find(([n, arg]) => n === name && pred(arg));
+    if (found) {
+      socket.seen.splice(socket.seen.indexOf(found), 1);
+      return found[1];
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`no ${name} within ${ms} ms; seen ${JSON.stringify(socket.seen)}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function until(what, check, ms = 8000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let redis, courier, node, admin, schema;
+const users = {};
+let conn;
+
+before(async () => {
+  const redisPort = await freePort();
+  redis = await start(
+    "redis-server",
+    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    process.env,
+    [/Ready to accept connections/],
+  );
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  schema = `courier_mixed_${process.pid}_${Date.now()}`;
+  admin = new pg.Client({ connectionString: DATABASE });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA "${schema}"`);
+  const separator = DATABASE.includes("?") ? "&" : "?";
+  courier = await start(
+    COURIER_BIN,
+    [],
+    {
+      PATH: process.env.PATH,
+      RUST_LOG: "info",
+      PORT: "0",
+      SOCKET_SECRET: SECRET,
+      DATABASE_URL: `${DATABASE}${separator}schema=${schema}`,
+      REDIS_URL: redisUrl,
+      COURIER__SERVER__HOST: "127.0.0.1",
+      COURIER__METRICS__BIND: "127.0.0.1:0",
+      COURIER__PRESENCE__SCOPE: "all",
+      COURIER__PRESENCE__OFFLINE_GRACE: "300",
+    },
+    [/listening on http:/, /cluster: subscribed/],
+  );
+  // Courier migrated the schema: the app's users and their connection.
+  const db = new pg.Client({ connectionString: DATABASE, options: `-c search_path=${schema}` });
+  await db.connect();
+  for (const name of ["alice", "bob", "carol"]) {
+    users[name] = `${name}${crypto.randomBytes(4).toString("hex")}`;
+    await db.query(
+      'INSERT INTO "users" ("id", "email", "name", "updatedAt") VALUES ($1, $2, $3, now())',
+      [users[name], `${users[name]}@example.test`, name],
+    );
+  }
+  conn = `conn${crypto.randomBytes(4).toString("hex")}`;
+  const [u1, u2] = [users.alice, users.bob].sort();
+  await db.query(
+    'INSERT INTO "connections" ("id", "user1Id", "user2Id", "status", "updatedAt") ' +
+      "VALUES ($1, $2, $3, 'ACTIVE', now())",
+    [conn, u1, u2],
+  );
+  await db.end();
+  node = await start(
+    process.execPath,
+    [path.join(here, "fixture.mjs")],
+    {
+      PATH: process.env.PATH,
+      TZ: "UTC",
+      PORT: "0",
+      REDIS_URL: redisUrl,
+      DATABASE_URL: DATABASE,
+      DB_SCHEMA: schema,
+      SOCKET_SECRET: SECRET,
+    },
+    [/listening on http:/],
+  );
+});
+
+after(async () => {
+  for (const c of clients) c.close();
+  for (const proc of [node, courier, redis]) proc?.kill("SIGKILL");
+  if (admin) {
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
+    await admin.end();
+  }
+});
+
+test("messages cross both ways with Node's own createdAt/updatedAt strings", async () => {
+  const aliceNode = await connect(portOf(node), users.alice);
+  const bobCourier = await connect(portOf(courier), users.bob);
+  aliceNode.emit("send_message", { connectionId: conn, content: "from node", tempId: "t1" });
+  const sent = await event(aliceNode, "message_sent");
+  const got = await event(bobCourier, "receive_message", (m) => m.content === "from node");
+  assert.equal(got.createdAt, sent.savedMessage.createdAt);
+  assert.equal(got.updatedAt, sent.savedMessage.updatedAt);
+  assert.match(got.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.deepEqual(got, sent.savedMessage);
+
+  bobCourier.emit("send_message", { connectionId: conn, content: "from courier", tempId: "t2" });
+  const back = await event(bobCourier, "message_sent");
+  const there = await event(aliceNode, "receive_message", (m) => m.content === "from courier");
+  assert.deepEqual(there, back.savedMessage);
+  aliceNode.close();
+  bobCourier.close();
+});
+
+test("Node's presence reaches Courier's sockets, and calls ring both ways", async () => {
+  const bobCourier = await connect(portOf(courier), users.bob);
+  const aliceNode = await connect(portOf(node), users.alice);
+  const online = await event(bobCourier, "user_online_status", (p) => p.userId === users.alice);
+  assert.equal(online.isOnline, true);
+  assert.match(online.timestamp, /Z$/);
+
+  // Node rings Courier: it finds Bob in online_users, which Courier keeps.
+  aliceNode.emit("call:initiate", { recipientId: users.bob, callType: "video", roomName: "r1" });
+  const ring = await event(bobCourier, "call:incoming");
+  assert.equal(ring.callerId, users.alice);
+  bobCourier.emit("call:answer", { callerId: users.alice, connectionId: "r1" });
+  const accepted = await event(aliceNode, "call:accepted");
+  assert.equal(accepted.participantId, users.bob);
+
+  // Courier rings Node: Alice has no socket on a Courier node, but she is online on Node.
+  const ack = await bobCourier
+    .timeout(5000)
+    .emitWithAck("call:initiate", { recipientId: users.alice, callType: "audio", roomName: "r2" });
+  assert.deepEqual(ack, { ok: true });
+  const back = await event(aliceNode, "call:incoming");
+  assert.equal(back.callerId, users.bob);
+  aliceNode.close();
+  bobCourier.close();
+});
+
+test("Node's fetchSockets() counts the sockets on Courier before it marks a user offline", async () => {
+  const carolCourier = await connect(portOf(courier), users.carol);
+  const carolNode = await connect(portOf(node), users.carol);
+  const watcher = await connect(portOf(courier), users.bob);
+  carolNode.close();
+  await until("Node's fetchSockets for carol", () =>
+    new RegExp(`fetchSockets ${users.carol} \\d`).test(node.log),
+  );
+  assert.match(node.log, new RegExp(`fetchSockets ${users.carol} 1`));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(
+    !watcher.seen.some(([n, p]) => n === "user_offline_status" && p.userId === users.carol),
+    "Carol is still online (Courier has her socket)",
+  );
+  carolCourier.close();
+  const offline = await event(watcher, "user_offline_status", (p) => p.userId === users.carol);
+  assert.equal(offline.isOnline, false);
+  watcher.close();
+});
