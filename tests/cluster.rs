@@ -109,6 +109,10 @@ fn port_after(line: &str, marker: &str) -> Option<u16> {
 }
 
 fn start_node(db: &TestDb, redis_url: &str) -> Node {
+    start_node_with(db, redis_url, &[])
+}
+
+fn start_node_with(db: &TestDb, redis_url: &str, env: &[(&str, &str)]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
         .current_dir(std::env::temp_dir())
         .env_clear()
@@ -125,6 +129,7 @@ fn start_node(db: &TestDb, redis_url: &str) -> Node {
         .env("COURIER__CHAT__SHARDS", "2")
         .env("COURIER__METRICS__BIND", "127.0.0.1:0")
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -528,4 +533,93 @@ async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
         Duration::from_millis(300),
     )
     .await;
+}
+
+#[actix_web::test]
+async fn both_members_writing_at_once_through_two_nodes_each_see_the_other_in_order() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let (a, b) = (start_node(&db, &redis.url()), start_node(&db, &redis.url()));
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut bob_b = connect(&b, &bob).await;
+    let n = 40;
+    for i in 0..n {
+        alice_a
+            .send_text(&send_message(&ab, &format!("a{i}")))
+            .await;
+        bob_b.send_text(&send_message(&ab, &format!("b{i}"))).await;
+    }
+    for (me, other) in [(&mut alice_a, "b"), (&mut bob_b, "a")] {
+        for i in 0..n {
+            let m = next_event(me, "receive_message", LONG).await;
+            assert_eq!(
+                m["content"],
+                json!(format!("{other}{i}")),
+                "each sender in order"
+            );
+        }
+    }
+    // Everything is saved once; each sender's messages in the database's order too.
+    let saved = db.messages(&ab).await;
+    assert_eq!(saved.len(), 2 * n);
+    for prefix in ["a", "b"] {
+        let order: Vec<String> = saved
+            .iter()
+            .filter(|m| m.content.starts_with(prefix))
+            .map(|m| m.content.clone())
+            .collect();
+        let expected: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(order, expected);
+    }
+}
+
+#[actix_web::test]
+async fn the_message_rate_limit_counts_across_nodes_in_the_node_servers_key() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let limit = [
+        ("COURIER__CHAT__RATE_LIMIT__PER_SECOND", "5"),
+        ("COURIER__CHAT__RATE_LIMIT__BURST", "5"),
+    ];
+    let (a, b) = (
+        start_node_with(&db, &redis.url(), &limit),
+        start_node_with(&db, &redis.url(), &limit),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut alice_b = connect(&b, &alice).await;
+    // Five on A: the local bucket and the cluster's count allow them.
+    for i in 0..5 {
+        alice_a
+            .send_text(&send_message(&ab, &format!("a{i}")))
+            .await;
+    }
+    for _ in 0..5 {
+        next_event(&mut alice_a, "message_sent", LONG).await;
+    }
+    assert_eq!(
+        redis.cli(&["GET", &format!("ratelimit:messages:{alice}")]),
+        "5"
+    );
+    // On B her own bucket is full, but the cluster has counted five this second: the sixth
+    // goes through (the count comes back after it), the next is refused.
+    alice_b.send_text(&send_message(&ab, "b0")).await;
+    next_event(&mut alice_b, "message_sent", LONG).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    alice_b.send_text(&send_message(&ab, "b1")).await;
+    let refused = next_event(&mut alice_b, "error", LONG).await;
+    assert_eq!(
+        refused["message"],
+        json!("You are sending messages too fast. Please wait a moment.")
+    );
+    // A second later the window is over.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    alice_b.send_text(&send_message(&ab, "b2")).await;
+    let sent = next_event(&mut alice_b, "message_sent", LONG).await;
+    assert_eq!(sent["tempId"], json!("b2"));
 }

@@ -212,7 +212,7 @@ impl Chat {
             message_ids,
             max_content_chars: options.max_content_chars,
             send_window: options.send_window.max(1),
-            rate_limit: rate_limit::user_rate_limiter(options.rate_limit),
+            rate_limit: rate_limit::user_rate_limiter(options.rate_limit, options.remote.clone()),
             call_rate: options.call_rate,
             socket_slots: SocketSlots::new(options.max_sockets_per_user),
             refusals: Arc::new(RefusalLog::new("CONNECTs")),

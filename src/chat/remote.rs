@@ -30,6 +30,9 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
     fn went_offline(&self, user: &str);
     /// Whether `user` has a socket on another node (a Courier node, or a Node server's).
     fn online_anywhere(&self, user: &str) -> BoxFuture<'static, bool>;
+    /// Counts a message of `user` in the cluster's current rate window; the count so far in
+    /// it (`None` when Redis did not answer).
+    fn count_message(&self, user: &str) -> BoxFuture<'static, Option<u64>>;
 }
 
 /// A room of a delivery: matches a socket by its sid or its user.

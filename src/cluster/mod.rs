@@ -353,6 +353,31 @@ impl RemoteNodes for Cluster {
         self.send(cmd, false);
     }
 
+    fn count_message(&self, user: &str) -> BoxFuture<'static, Option<u64>> {
+        let mut conn = self.conn.clone();
+        let key = format!("ratelimit:messages:{user}");
+        let window = crate::chat::rate_limit::CLUSTER_WINDOW.as_millis() as u64;
+        Box::pin(async move {
+            // The Node server's counter: created for one window by the first message in it.
+            let mut pipe = redis::pipe();
+            pipe.cmd("SET")
+                .arg(&key)
+                .arg(0)
+                .arg("PX")
+                .arg(window)
+                .arg("NX")
+                .ignore();
+            pipe.cmd("INCR").arg(&key);
+            match pipe.query_async::<(u64,)>(&mut conn).await {
+                Ok((n,)) => Some(n),
+                Err(e) => {
+                    debug!("cluster: counting a message of {key} failed: {e}");
+                    None
+                }
+            }
+        })
+    }
+
     fn online_anywhere(&self, user: &str) -> BoxFuture<'static, bool> {
         let elsewhere = self.sockets_elsewhere(user);
         let mut conn = self.conn.clone();
