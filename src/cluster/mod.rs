@@ -11,13 +11,18 @@
 //!   (`courier_cluster_publish_failed_total`) and logged, never retried (a retry would
 //!   reorder).
 //! - **In**: one subscriber connection per node: `PSUBSCRIBE <key>#/#*` (broadcasts, its own
-//!   ignored by `uid`) and `SUBSCRIBE <key>-request#/#` (Node counts the servers with
-//!   `PUBSUB NUMSUB` on it and waits for one answer from each). Broadcasts go to this node's
+//!   ignored by `uid`), `SUBSCRIBE <key>-request#/#` (Node counts the servers with
+//!   `PUBSUB NUMSUB` on it and waits for one answer from each) and the response channels
+//!   (`<key>-response#/#`, and `<key>-response#/#<uid>#`) for the answers to its own requests. Broadcasts go to this node's
 //!   sockets of the users they name ([`crate::chat::remote`]); requests are answered on
 //!   `<key>-response#/#` ([`requests`]). When the connection drops the subscriber connects
 //!   and subscribes again by itself.
-//! - **Presence**: each node keeps in Redis how many sockets each of its users has (the hash
-//!   `courier:<key>:sockets:<userId>`, one field per node) and that it is alive (the key
+//! - **Presence**: how many sockets a user has on the other servers is asked as the
+//!   adapter's `fetchSockets()` asks it (a `REMOTE_FETCH` request, one answer awaited from
+//!   each server `PUBSUB NUMSUB` counts, Courier nodes and Node servers alike, within
+//!   `redis.request_timeout`). Each node also keeps in Redis how many sockets each of its
+//!   users has (the hash `courier:<key>:sockets:<userId>`, one field per node: the fallback
+//!   when not every server answered) and that it is alive (the key
 //!   `courier:<key>:node:<uid>`, which expires `redis.presence_ttl` after the node's last
 //!   refresh); a count only counts while its node is alive. Every `redis.refresh` the node
 //!   writes all of it again (so a restarted Redis has it back within one refresh) and looks
@@ -67,6 +72,8 @@ pub struct Cluster {
     client: redis::Client,
     /// This node's sockets per user, as last told by the chat.
     local: Mutex<HashMap<Arc<str>, usize>>,
+    /// This node's requests waiting for answers.
+    asked: Asked,
     users: OnceLock<Users>,
     settings: RedisSettings,
     metrics: Arc<ClusterMetrics>,
@@ -158,6 +165,7 @@ impl Cluster {
             conn: conn.clone(),
             client,
             local: Mutex::new(HashMap::new()),
+            asked: Arc::new(Mutex::new(HashMap::new())),
             users: OnceLock::new(),
             settings: settings.clone(),
             metrics: metrics.clone(),
@@ -294,22 +302,31 @@ impl RemoteNodes for Cluster {
     }
 
     fn sockets_elsewhere(&self, user: &str) -> BoxFuture<'static, usize> {
-        let (conn, keys, uid, user) = (
-            self.conn.clone(),
-            self.keys.clone(),
-            self.uid.clone(),
-            user.to_string(),
-        );
+        let view = Elsewhere {
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            uid: self.uid.clone(),
+            channels: self.channels.clone(),
+            asked: self.asked.clone(),
+        };
+        let user = user.to_string();
         let timeout = Duration::from_millis(self.settings.request_timeout);
         Box::pin(async move {
-            let view = Elsewhere { conn, keys, uid };
-            match tokio::time::timeout(timeout, view.count(&user)).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    debug!("cluster: counting the sockets of {user} elsewhere failed: {e}");
-                    0
+            match view.fetch(&user, timeout).await {
+                Ok(Some(n)) => n,
+                outcome => {
+                    // Not every node answered in time (or Redis failed): the Courier nodes'
+                    // counts in Redis, or what did answer, whichever is more.
+                    let partial = outcome.ok().flatten().unwrap_or(0);
+                    match tokio::time::timeout(timeout, view.count(&user)).await {
+                        Ok(Ok(n)) => n.max(partial),
+                        Ok(Err(e)) => {
+                            debug!("cluster: counting the sockets of {user} elsewhere failed: {e}");
+                            partial
+                        }
+                        Err(_) => partial,
+                    }
                 }
-                Err(_) => 0,
             }
         })
     }
@@ -392,14 +409,117 @@ impl RemoteNodes for Cluster {
     }
 }
 
+/// This node's `fetchSockets` requests waiting for answers, by request id.
+type Asked = Arc<Mutex<HashMap<String, Asking>>>;
+
+/// A `fetchSockets` request of this node: the answers it waits for, the sockets so far.
+struct Asking {
+    expected: usize,
+    got: usize,
+    sockets: usize,
+    done: Option<tokio::sync::oneshot::Sender<usize>>,
+}
+
+/// An answer on the response channel: counted if it answers one of this node's requests.
+fn on_response(asked: &Asked, payload: &[u8]) {
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return;
+    };
+    let Some(id) = answer.get("requestId").and_then(|v| v.as_str()) else {
+        return;
+    };
+    let mut asked = asked.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(asking) = asked.get_mut(id) else {
+        return;
+    };
+    asking.got += 1;
+    asking.sockets += answer
+        .get("sockets")
+        .and_then(|s| s.as_array())
+        .map_or(0, Vec::len);
+    if asking.got >= asking.expected {
+        if let Some(asking) = asked.remove(id) {
+            if let Some(done) = asking.done {
+                let _ = done.send(asking.sockets);
+            }
+        }
+    }
+}
+
 /// What counting sockets elsewhere needs, apart from the [`Cluster`].
 struct Elsewhere {
     conn: ConnectionManager,
     keys: Keys,
     uid: Arc<str>,
+    channels: Channels,
+    asked: Asked,
 }
 
 impl Elsewhere {
+    /// Asks every other server (Courier nodes and Node servers alike) for `user`'s sockets,
+    /// as the adapter's `fetchSockets()` does: `PUBSUB NUMSUB` on the request channel says
+    /// how many answers to wait for. `Ok(None)`: not all answered within `timeout`.
+    async fn fetch(&self, user: &str, timeout: Duration) -> redis::RedisResult<Option<usize>> {
+        let mut conn = self.conn.clone();
+        let (_, servers): (String, usize) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&self.channels.request)
+            .query_async(&mut conn)
+            .await?;
+        let expected = servers.saturating_sub(1);
+        if expected == 0 {
+            return Ok(Some(0));
+        }
+        let id = node_uid();
+        let (done, answered) = tokio::sync::oneshot::channel();
+        self.asked.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id.clone(),
+            Asking {
+                expected,
+                got: 0,
+                sockets: 0,
+                done: Some(done),
+            },
+        );
+        let request = serde_json::json!({
+            "uid": &*self.uid,
+            "requestId": id,
+            "type": wire::request_type::REMOTE_FETCH,
+            "opts": {"rooms": [user], "except": []},
+        })
+        .to_string();
+        let published = redis::cmd("PUBLISH")
+            .arg(&self.channels.request)
+            .arg(request)
+            .query_async::<usize>(&mut conn)
+            .await;
+        let outcome = match published {
+            Ok(_) => tokio::time::timeout(timeout, answered).await,
+            Err(e) => {
+                self.asked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                return Err(e);
+            }
+        };
+        match outcome {
+            Ok(Ok(n)) => Ok(Some(n)),
+            _ => {
+                let left = self
+                    .asked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                debug!(
+                    "cluster: fetchSockets for {user}: {} of {expected} servers answered in time",
+                    left.as_ref().map_or(0, |a| a.got)
+                );
+                Ok(None)
+            }
+        }
+    }
+
     async fn count(&self, user: &str) -> redis::RedisResult<usize> {
         let mut conn = self.conn.clone();
         let counts: HashMap<String, usize> = conn.hgetall(self.keys.sockets(user)).await?;
@@ -511,6 +631,12 @@ async fn subscribe(cluster: &Cluster) -> redis::RedisResult<redis::aio::PubSub> 
         .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
     pubsub.psubscribe(cluster.channels.pattern()).await?;
     pubsub.subscribe(&cluster.channels.request).await?;
+    // Answers to this node's requests (on the specific channel when the answering Node
+    // server has `publishOnSpecificResponseChannel`).
+    pubsub.subscribe(&cluster.channels.response).await?;
+    pubsub
+        .subscribe(format!("{}{}#", cluster.channels.response, cluster.uid))
+        .await?;
     Ok(pubsub)
 }
 
@@ -519,6 +645,10 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
     let payload = msg.get_payload_bytes();
     if channel == cluster.channels.request {
         requests::on_request(cluster, payload);
+        return;
+    }
+    if channel.starts_with(&cluster.channels.response) {
+        on_response(&cluster.asked, payload);
         return;
     }
     if !channel.starts_with(&cluster.channels.broadcast) {

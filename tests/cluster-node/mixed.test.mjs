@@ -266,3 +266,21 @@ test("Node's fetchSockets() counts the sockets on Courier before it marks a user
   assert.equal(offline.isOnline, false);
   watcher.close();
 });
+
+test("Courier asks the Node servers too before it tells a user went offline", async () => {
+  const watcher = await connect(portOf(courier), users.alice);
+  const bobNode = await connect(portOf(node), users.bob);
+  const bobCourier = await connect(portOf(courier), users.bob);
+  await new Promise((r) => setTimeout(r, 200));
+  bobCourier.close();
+  // Past Courier's grace (300 ms): Bob still has his socket on the Node server.
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.ok(
+    !watcher.seen.some(([n, p]) => n === "user_offline_status" && p.userId === users.bob),
+    `Bob is still online on Node: ${JSON.stringify(watcher.seen)}`,
+  );
+  bobNode.close();
+  const offline = await event(watcher, "user_offline_status", (p) => p.userId === users.bob);
+  assert.equal(offline.isOnline, false);
+  watcher.close();
+});
