@@ -623,3 +623,25 @@ async fn the_message_rate_limit_counts_across_nodes_in_the_node_servers_key() {
     let sent = next_event(&mut alice_b, "message_sent", LONG).await;
     assert_eq!(sent["tempId"], json!("b2"));
 }
+
+#[actix_web::test]
+async fn a_node_stopped_gracefully_leaves_no_user_online() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let (a, mut b) = (start_node(&db, &redis.url()), start_node(&db, &redis.url()));
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let _bob_b = connect(&b, &bob).await;
+    presence_of(&mut alice_a, "user_online_status", &bob).await;
+    // SIGTERM: B closes Bob's socket and exits before his grace period is over.
+    let status = Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let _ = b.child.wait();
+    presence_of(&mut alice_a, "user_offline_status", &bob).await;
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "0");
+}

@@ -342,11 +342,10 @@ impl RemoteNodes for Cluster {
         }
         let key = self.keys.sockets(user);
         if count == 0 {
+            // The user stays in this node's list until their presence is settled
+            // (`went_offline`): if this node stops first, whoever buries it settles them.
             let mut cmd = redis::cmd("HDEL");
             cmd.arg(&key).arg(&*self.uid);
-            self.send(cmd, false);
-            let mut cmd = redis::cmd("SREM");
-            cmd.arg(self.keys.node_users(&self.uid)).arg(user);
             self.send(cmd, false);
         } else {
             let mut cmd = redis::cmd("HSET");
@@ -367,6 +366,9 @@ impl RemoteNodes for Cluster {
     fn went_offline(&self, user: &str) {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(ONLINE_USERS).arg(user);
+        self.send(cmd, false);
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(self.keys.node_users(&self.uid)).arg(user);
         self.send(cmd, false);
     }
 
