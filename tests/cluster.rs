@@ -645,3 +645,35 @@ async fn a_node_stopped_gracefully_leaves_no_user_online() {
     presence_of(&mut alice_a, "user_offline_status", &bob).await;
     assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "0");
 }
+
+#[actix_web::test]
+async fn max_sockets_per_user_counts_the_other_nodes() {
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let cap = [("COURIER__CHAT__MAX_SOCKETS_PER_USER", "2")];
+    let (a, b) = (
+        start_node_with(&db, &redis.url(), &cap),
+        start_node_with(&db, &redis.url(), &cap),
+    );
+    let alice = db.user("alice").await;
+    let _first = connect(&a, &alice).await;
+    let _second = connect(&b, &alice).await;
+    // B has read how many sockets she has elsewhere (after her CONNECT there).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = WsClient::connect(&format!(
+        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+        b.port
+    ))
+    .await;
+    third.recv_text().await;
+    let token = Authenticator::new(SECRET, 0)
+        .issue(&alice, Duration::from_secs(600))
+        .expect("a token");
+    third
+        .send_text(&format!(r#"40{{"token":"{token}"}}"#))
+        .await;
+    assert_eq!(
+        third.recv_text().await,
+        r#"44{"message":"Too many connections"}"#
+    );
+}

@@ -91,7 +91,7 @@ pub struct ChatContext {
     pub rate_limit: Arc<UserRateLimiter>,
     /// The per-socket limit on call signalling.
     pub call_rate: RateSettings,
-    /// Sockets per user on this node (`chat.max_sockets_per_user`).
+    /// Sockets per user (`chat.max_sockets_per_user`), on all nodes in a cluster.
     pub socket_slots: Arc<SocketSlots>,
     /// Refused CONNECTs, logged at info without flooding the log.
     pub refusals: Arc<RefusalLog>,
@@ -214,7 +214,7 @@ impl Chat {
             send_window: options.send_window.max(1),
             rate_limit: rate_limit::user_rate_limiter(options.rate_limit, options.remote.clone()),
             call_rate: options.call_rate,
-            socket_slots: SocketSlots::new(options.max_sockets_per_user),
+            socket_slots: SocketSlots::new(options.max_sockets_per_user, options.remote.clone()),
             refusals: Arc::new(RefusalLog::new("CONNECTs")),
             metrics: options.metrics.clone(),
         };

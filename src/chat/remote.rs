@@ -22,8 +22,11 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
     fn to_user(&self, user: &str, frame: &Frame);
     /// Delivers `frame` to every socket on the other nodes (`io.emit`).
     fn broadcast(&self, frame: &Frame);
-    /// How many sockets `user` has on the other nodes (0 when unknown).
+    /// How many sockets `user` has on the other servers (0 when unknown): asked of each.
     fn sockets_elsewhere(&self, user: &str) -> BoxFuture<'static, usize>;
+    /// How many sockets `user` has on the other Courier nodes, as they keep it in Redis (0
+    /// when unknown): cheaper than asking, for every CONNECT.
+    fn sockets_counted(&self, user: &str) -> BoxFuture<'static, usize>;
     /// This node now has `count` sockets of `user` (0: none).
     fn local_count(&self, user: &str, count: usize);
     /// `user` went offline, cluster-wide.

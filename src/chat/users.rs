@@ -562,20 +562,66 @@ impl Users {
 
 /// How many sockets each user has on this node, checked when a socket connects (so it is
 /// kept apart from the shards, which answer asynchronously): at most `max` per user.
+///
+/// In a cluster the sockets the user has on the other nodes count too, as last read from
+/// the counts the nodes keep in Redis: read again after each CONNECT (and kept at most
+/// [`ELSEWHERE_TTL`]), so the cluster-wide cap holds one CONNECT late.
 pub struct SocketSlots {
     max: usize,
     maps: Vec<std::sync::Mutex<HashMap<Arc<str>, usize>>>,
+    remote: Option<Arc<dyn RemoteNodes>>,
+    /// The user's sockets on the other nodes, and when that was read.
+    elsewhere: Arc<std::sync::Mutex<ElsewhereCounts>>,
 }
 
+/// Each user's sockets on the other nodes, and when that was read.
+type ElsewhereCounts = HashMap<Arc<str>, (usize, Instant)>;
+
+/// How long a count of a user's sockets on the other nodes is used.
+pub const ELSEWHERE_TTL: Duration = Duration::from_secs(10);
+
 impl SocketSlots {
-    /// At most `max` sockets per user.
-    pub fn new(max: usize) -> Arc<Self> {
+    /// At most `max` sockets per user, on all nodes when `remote` is set.
+    pub fn new(max: usize, remote: Option<Arc<dyn RemoteNodes>>) -> Arc<Self> {
         Arc::new(SocketSlots {
             max,
             maps: (0..16)
                 .map(|_| std::sync::Mutex::new(HashMap::new()))
                 .collect(),
+            remote,
+            elsewhere: Arc::new(std::sync::Mutex::new(HashMap::new())),
         })
+    }
+
+    /// The user's sockets on the other nodes, as last read; reads them again.
+    fn elsewhere(&self, user: &Arc<str>) -> usize {
+        let Some(remote) = &self.remote else {
+            return 0;
+        };
+        let known = {
+            let mut cache = self.elsewhere.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            if cache.len() >= 4096 {
+                cache.retain(|_, (_, at)| now.duration_since(*at) < ELSEWHERE_TTL);
+            }
+            cache
+                .get(user)
+                .filter(|(_, at)| now.duration_since(*at) < ELSEWHERE_TTL)
+                .map_or(0, |(n, _)| *n)
+        };
+        let (count, cache, user) = (
+            remote.sockets_counted(user),
+            self.elsewhere.clone(),
+            user.clone(),
+        );
+        actix::spawn(async move {
+            let n = count.await;
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(user, (n, Instant::now()));
+        });
+        known
     }
 
     fn map(&self, user: &str) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
@@ -587,9 +633,10 @@ impl SocketSlots {
 
     /// Takes a slot for a new socket of `user`; `false` if they have `max` already.
     pub fn take(&self, user: &Arc<str>) -> bool {
+        let elsewhere = self.elsewhere(user);
         let mut map = self.map(user);
         let n = map.entry(user.clone()).or_default();
-        if *n >= self.max {
+        if *n + elsewhere >= self.max {
             return false;
         }
         *n += 1;

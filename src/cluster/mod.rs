@@ -331,6 +331,24 @@ impl RemoteNodes for Cluster {
         })
     }
 
+    fn sockets_counted(&self, user: &str) -> BoxFuture<'static, usize> {
+        let view = Elsewhere {
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            uid: self.uid.clone(),
+            channels: self.channels.clone(),
+            asked: self.asked.clone(),
+        };
+        let user = user.to_string();
+        let timeout = Duration::from_millis(self.settings.request_timeout);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, view.count(&user)).await {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            }
+        })
+    }
+
     fn local_count(&self, user: &str, count: usize) {
         {
             let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
