@@ -60,6 +60,52 @@ impl Redis {
         Redis { child, port }
     }
 
+    /// A `redis-server` speaking TLS only, with a password (a self-signed certificate made
+    /// with `openssl` in `dir`).
+    fn start_tls(dir: &std::path::Path, password: &str) -> Redis {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(made.success(), "a certificate");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--tls-cert-file")
+            .arg(&cert)
+            .arg("--tls-key-file")
+            .arg(&key)
+            .arg("--tls-ca-cert-file")
+            .arg(&cert)
+            .args(["--tls-auth-clients", "no", "--requirepass", password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server listens");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port }
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -676,4 +722,24 @@ async fn max_sockets_per_user_counts_the_other_nodes() {
         third.recv_text().await,
         r#"44{"message":"Too many connections"}"#
     );
+}
+
+#[actix_web::test]
+async fn rediss_with_a_password_works() {
+    let dir = std::env::temp_dir().join(format!("courier-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let redis = Redis::start_tls(&dir, "s3cret");
+    // The certificate is self-signed: `#insecure` skips its verification (redis crate).
+    let url = format!("rediss://:s3cret@127.0.0.1:{}/#insecure", redis.port);
+    let db = TestDb::new(Kind::Postgres).await;
+    let (a, b) = (start_node(&db, &url), start_node(&db, &url));
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut bob_b = connect(&b, &bob).await;
+    alice_a.send_text(&send_message(&ab, "over tls")).await;
+    let m = next_event(&mut bob_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("over tls"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
