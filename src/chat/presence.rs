@@ -27,8 +27,8 @@
 //! In a cluster (`crate::cluster`) presence is the cluster's: before a change is written the
 //! shard asks how many sockets the other nodes have ([`Change::in_cluster`]): a user's first
 //! socket here while they have one elsewhere is only a new `"connectionCount"` (the total of
-//! all nodes), and their last socket here going while they have one elsewhere changes
-//! nothing; the node holding their last socket tells. The users of a node that died go
+//! all nodes), and so is their last socket here going while they have one elsewhere; the
+//! node holding their last socket tells. The users of a node that died go
 //! offline when its keys expire ([`NodeGone`]), and the sweep spares users with a socket on
 //! any node.
 //!
@@ -90,7 +90,8 @@ pub enum Change {
 
 impl Change {
     /// The change as the cluster sees it when the other nodes have `elsewhere` sockets of
-    /// the user: going online there is only a new count, going offline here is nothing.
+    /// the user: going online here or offline here while they have sockets elsewhere is
+    /// only a new count (the cluster's total). `None`: nothing to write.
     pub fn in_cluster(self, elsewhere: usize) -> Option<Change> {
         let more = i32::try_from(elsewhere).unwrap_or(i32::MAX);
         match self {
@@ -98,7 +99,7 @@ impl Change {
                 count: count.saturating_add(more),
                 at,
             }),
-            Change::Offline { .. } if elsewhere > 0 => None,
+            Change::Offline { at } if elsewhere > 0 => Some(Change::Count { count: more, at }),
             Change::Count { count, at } => Some(Change::Count {
                 count: count.saturating_add(more),
                 at,
@@ -548,6 +549,29 @@ impl Handler<Written> for UserShard {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+
+    #[test]
+    fn in_a_cluster_only_the_first_and_the_last_socket_anywhere_tell() {
+        let at = entity::now_utc_ms();
+        let count = |c: Option<Change>| match c {
+            Some(Change::Count { count, .. }) => Some(count),
+            _ => None,
+        };
+        assert_eq!(
+            count(Change::Online { count: 1, at }.in_cluster(2)),
+            Some(3)
+        );
+        assert!(matches!(
+            Change::Online { count: 1, at }.in_cluster(0),
+            Some(Change::Online { count: 1, .. })
+        ));
+        assert_eq!(count(Change::Offline { at }.in_cluster(2)), Some(2));
+        assert!(matches!(
+            Change::Offline { at }.in_cluster(0),
+            Some(Change::Offline { .. })
+        ));
+        assert_eq!(count(Change::Count { count: 2, at }.in_cluster(1)), Some(3));
+    }
 
     #[test]
     fn presence_events_carry_the_node_servers_payloads() {
