@@ -36,6 +36,9 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
     /// Counts a message of `user` in the cluster's current rate window; the count so far in
     /// it (`None` when Redis did not answer).
     fn count_message(&self, user: &str) -> BoxFuture<'static, Option<u64>>;
+    /// Counts a message of `user` as [`RemoteNodes::count_message`] does, when the count is
+    /// not needed here (queued with the rest, no answer awaited).
+    fn note_message(&self, user: &str);
 }
 
 /// A room of a delivery: matches a socket by its sid or its user.

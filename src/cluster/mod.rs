@@ -390,6 +390,17 @@ impl RemoteNodes for Cluster {
         self.send(cmd, false);
     }
 
+    fn note_message(&self, user: &str) {
+        let key = format!("ratelimit:messages:{user}");
+        let window = crate::chat::rate_limit::CLUSTER_WINDOW.as_millis() as u64;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&key).arg(0).arg("PX").arg(window).arg("NX");
+        self.send(cmd, false);
+        let mut cmd = redis::cmd("INCR");
+        cmd.arg(&key);
+        self.send(cmd, false);
+    }
+
     fn count_message(&self, user: &str) -> BoxFuture<'static, Option<u64>> {
         let mut conn = self.conn.clone();
         let key = format!("ratelimit:messages:{user}");
