@@ -13,11 +13,13 @@ use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
+use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::chat::{Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::metrics::EngineMetrics;
+use crate::engineio::TransportKind;
 use crate::engineio::{AdmissionLimits, EndpointOptions, EngineConfig, EngineEndpoint};
 use crate::http::ops::{CheckFuture, Ops, ReadinessCheck};
 use crate::socketio::SocketLayer;
@@ -116,6 +118,9 @@ pub async fn start_chat(
     )
 }
 
+/// The Engine.IO endpoint of the chat (and of the admin UI, mounted beside it).
+type ChatEndpoint = EngineEndpoint<SocketLayer<ChatSocket>>;
+
 /// Stops a running [`Application`] gracefully, within `server.shutdown_timeout`: the
 /// sessions drain first (nothing more is read from the clients; what they sent is saved and
 /// answered, then each session closes: WebSocket clients get a close frame, pending
@@ -195,9 +200,45 @@ impl Application {
                 )),
                 Arc::new(ChatMetrics::new(&registry).map_err(AppError::Metrics)?),
             )
+        } else if settings.admin.enabled {
+            // The admin UI's transport counts (not served: metrics are off).
+            let unserved = prometheus::Registry::new();
+            (
+                Some(Arc::new(
+                    EngineMetrics::new(&unserved).map_err(AppError::Metrics)?,
+                )),
+                Arc::new(ChatMetrics::off()),
+            )
         } else {
             (None, Arc::new(ChatMetrics::off()))
         };
+        // The admin UI: its engine numbers are read from the endpoint, made below.
+        let endpoint_cell: Arc<std::sync::OnceLock<web::Data<ChatEndpoint>>> = Arc::default();
+        let admin = settings.admin.enabled.then(|| {
+            let (cell, metrics) = (endpoint_cell.clone(), engine_metrics.clone());
+            let admin = Admin::new(
+                &settings.admin,
+                Box::new(move || {
+                    let sessions = cell.get().map_or(0, |e| e.load().0);
+                    let polling = metrics.as_ref().map_or(0, |m| {
+                        usize::try_from(m.sockets_on(TransportKind::Polling).get()).unwrap_or(0)
+                    });
+                    (sessions, polling)
+                }),
+            );
+            admin.start_stats(Duration::from_millis(settings.admin.stats_interval));
+            info!(
+                "admin UI enabled on /admin ({:?} mode, {})",
+                settings.admin.mode,
+                if settings.admin.readonly {
+                    "read-only"
+                } else {
+                    "NOT read-only"
+                }
+            );
+            admin
+        });
+        let layer_ext = admin.as_ref().map(Admin::layer_ext);
         let chat = start_chat(database.clone(), &settings, chat_metrics.clone()).await;
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
@@ -208,6 +249,11 @@ impl Application {
                 transports: settings.engineio.transports.clone(),
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
+                restricted_origins: if settings.admin.enabled {
+                    settings.admin.origins.clone()
+                } else {
+                    Vec::new()
+                },
                 allow_same_origin: demo.is_some(),
                 trusted_proxies: settings.server.trusted_proxies(),
                 admission: AdmissionLimits {
@@ -224,8 +270,10 @@ impl Application {
             move || {
                 SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout)
                     .attachment_timeout(attachment_timeout)
+                    .extend(layer_ext.clone())
             },
         ));
+        let _ = endpoint_cell.set(endpoint.clone());
 
         let routes = endpoint.clone();
         let mut server = HttpServer::new(move || {
@@ -252,7 +300,7 @@ impl Application {
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
         info!("listening on http://{addr}");
 
-        let ops = match engine_metrics {
+        let ops = match engine_metrics.filter(|_| settings.metrics.enabled) {
             Some(engine_metrics) => Some(ops_server(
                 &settings,
                 Ops {

@@ -46,6 +46,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -264,6 +265,64 @@ pub struct MetricsSettings {
     pub ready_timeout: u64,
 }
 
+/// What the admin UI is shown (`admin.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminMode {
+    /// Server statistics only.
+    Production,
+    /// Also every socket, its rooms and its events (names and sizes).
+    Development,
+}
+
+/// `[admin]`: the Socket.IO Admin UI's `/admin` namespace.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub enabled: bool,
+    pub username: String,
+    /// A bcrypt hash (`courier hash-password`).
+    pub password_hash: String,
+    pub mode: AdminMode,
+    pub readonly: bool,
+    /// The UI's origins: credentialed CORS, for the `/admin` namespace only.
+    pub origins: Vec<String>,
+    /// Seconds a login session lasts.
+    pub session_ttl: u64,
+    /// Login sessions kept at most.
+    pub max_sessions: usize,
+    /// Admin sockets connected at once, at most.
+    pub max_connections: usize,
+    /// Logins (CONNECTs with a password) per client address.
+    pub login_rate: RateSettings,
+    /// Milliseconds between `server_stats`.
+    pub stats_interval: u64,
+    /// Events buffered for the admin sockets; a socket that falls further behind loses some.
+    pub event_buffer: usize,
+    /// Sockets described at most in `all_sockets` (and tracked, in development mode).
+    pub max_sockets: usize,
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("enabled", &self.enabled)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("mode", &self.mode)
+            .field("readonly", &self.readonly)
+            .field("origins", &self.origins)
+            .field("session_ttl", &self.session_ttl)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_connections", &self.max_connections)
+            .field("login_rate", &self.login_rate)
+            .field("stats_interval", &self.stats_interval)
+            .field("event_buffer", &self.event_buffer)
+            .field("max_sockets", &self.max_sockets)
+            .finish()
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,10 +391,11 @@ const PLAIN_VARIABLES: [(&str, &str); 4] = [
 ];
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "engineio.transports",
     "cors.origins",
     "server.trusted_proxies",
+    "admin.origins",
 ];
 
 struct Layer {
@@ -469,6 +529,12 @@ impl Settings {
             ("presence.stale_after", self.presence.stale_after),
             ("presence.heartbeat_flush", self.presence.heartbeat_flush),
             ("metrics.ready_timeout", self.metrics.ready_timeout),
+            ("admin.session_ttl", self.admin.session_ttl),
+            ("admin.max_sessions", self.admin.max_sessions as u64),
+            ("admin.max_connections", self.admin.max_connections as u64),
+            ("admin.stats_interval", self.admin.stats_interval),
+            ("admin.event_buffer", self.admin.event_buffer as u64),
+            ("admin.max_sockets", self.admin.max_sockets as u64),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
@@ -478,6 +544,7 @@ impl Settings {
             ("chat.rate_limit", self.chat.rate_limit),
             ("chat.call_rate", self.chat.call_rate),
             ("engineio.handshake_rate", self.engineio.handshake_rate),
+            ("admin.login_rate", self.admin.login_rate),
         ] {
             if !rate.per_second.is_finite() || rate.per_second < 0.0 {
                 return Err(fail(key, "per_second must be a number >= 0".into()));
@@ -545,6 +612,54 @@ impl Settings {
             return Err(fail(
                 "cors.origins",
                 format!("{origin:?} is not an http(s) origin"),
+            ));
+        }
+        self.validate_admin(&fail)?;
+        Ok(())
+    }
+
+    fn validate_admin(
+        &self,
+        fail: &dyn Fn(&str, String) -> SettingsError,
+    ) -> Result<(), SettingsError> {
+        let admin = &self.admin;
+        if let Some(origin) = admin
+            .origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(fail(
+                "admin.origins",
+                format!("{origin:?} is not an http(s) origin"),
+            ));
+        }
+        let same = |a: &String, b: &String| {
+            a.trim_end_matches('/')
+                .eq_ignore_ascii_case(b.trim_end_matches('/'))
+        };
+        if let Some(origin) = admin
+            .origins
+            .iter()
+            .find(|o| self.cors.origins.iter().any(|c| same(o, c)))
+        {
+            return Err(fail(
+                "admin.origins",
+                format!(
+                    "{origin:?} is in cors.origins too: the admin UI's origin must be one of \
+                     its own (its sessions may connect to /admin only)"
+                ),
+            ));
+        }
+        if !admin.enabled {
+            return Ok(());
+        }
+        if admin.username.is_empty() {
+            return Err(fail("admin.username", "must not be empty".into()));
+        }
+        if admin.password_hash.parse::<bcrypt::HashParts>().is_err() {
+            return Err(fail(
+                "admin.password_hash",
+                "must be a bcrypt hash (make one with `courier hash-password`)".into(),
             ));
         }
         Ok(())

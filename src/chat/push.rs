@@ -27,6 +27,9 @@ pub enum ChatPush {
         event: Option<Frame>,
         ack: Option<Frame>,
     },
+    /// The socket joined the conversation (a room, as the socket layer's observer sees it);
+    /// sent just before the request's `Done`.
+    Joined(Arc<str>),
 }
 
 /// The event `name` on the chat namespace with arguments that are JSON texts already.

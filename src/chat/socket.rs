@@ -217,6 +217,11 @@ impl SocketHandler for ChatSocket {
                     io.send_framed(frame);
                 }
             }
+            ChatPush::Joined(connection_id) => {
+                if self.me.is_some() {
+                    io.joined_room(CHAT_NAMESPACE, &connection_id);
+                }
+            }
             ChatPush::Done { event, ack } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 // A socket that left the namespace meanwhile is not answered there.

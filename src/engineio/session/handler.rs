@@ -154,4 +154,9 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     pub fn recipient(&self) -> Recipient<H::Push> {
         self.ctx.address().recipient()
     }
+
+    /// The transport the session is on now (none once it closed).
+    pub fn transport(&self) -> Option<crate::engineio::TransportKind> {
+        self.core.transport_kind()
+    }
 }
