@@ -212,14 +212,16 @@ impl Application {
         } else {
             (None, Arc::new(ChatMetrics::off()))
         };
-        // The admin UI: its engine numbers are read from the endpoint, made below.
-        let endpoint_cell: Arc<std::sync::OnceLock<web::Data<ChatEndpoint>>> = Arc::default();
+        // The admin UI: its engine numbers are read from the endpoint, made below (held
+        // weakly: the endpoint holds the admin application).
+        let endpoint_cell: Arc<std::sync::OnceLock<std::sync::Weak<ChatEndpoint>>> = Arc::default();
         let admin = settings.admin.enabled.then(|| {
             let (cell, metrics) = (endpoint_cell.clone(), engine_metrics.clone());
             let admin = Admin::new(
                 &settings.admin,
                 Box::new(move || {
-                    let sessions = cell.get().map_or(0, |e| e.load().0);
+                    let endpoint = cell.get().and_then(std::sync::Weak::upgrade);
+                    let sessions = endpoint.map_or(0, |e| e.load().0);
                     let polling = metrics.as_ref().map_or(0, |m| {
                         usize::try_from(m.sockets_on(TransportKind::Polling).get()).unwrap_or(0)
                     });
@@ -273,7 +275,7 @@ impl Application {
                     .extend(layer_ext.clone())
             },
         ));
-        let _ = endpoint_cell.set(endpoint.clone());
+        let _ = endpoint_cell.set(Arc::downgrade(&endpoint.clone().into_inner()));
 
         let routes = endpoint.clone();
         let mut server = HttpServer::new(move || {
