@@ -295,6 +295,8 @@ pub struct AdminSettings {
     pub max_connections: usize,
     /// Logins (CONNECTs with a password) per client address.
     pub login_rate: RateSettings,
+    /// Password checks (bcrypt) running at once, all addresses together.
+    pub login_concurrency: usize,
     /// Milliseconds between `server_stats`.
     pub stats_interval: u64,
     /// Events buffered for the admin sockets; a socket that falls further behind loses some.
@@ -316,6 +318,7 @@ impl fmt::Debug for AdminSettings {
             .field("max_sessions", &self.max_sessions)
             .field("max_connections", &self.max_connections)
             .field("login_rate", &self.login_rate)
+            .field("login_concurrency", &self.login_concurrency)
             .field("stats_interval", &self.stats_interval)
             .field("event_buffer", &self.event_buffer)
             .field("max_sockets", &self.max_sockets)
@@ -532,6 +535,10 @@ impl Settings {
             ("admin.session_ttl", self.admin.session_ttl),
             ("admin.max_sessions", self.admin.max_sessions as u64),
             ("admin.max_connections", self.admin.max_connections as u64),
+            (
+                "admin.login_concurrency",
+                self.admin.login_concurrency as u64,
+            ),
             ("admin.stats_interval", self.admin.stats_interval),
             ("admin.event_buffer", self.admin.event_buffer as u64),
             ("admin.max_sockets", self.admin.max_sockets as u64),

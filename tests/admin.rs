@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{spawn_app, TestApp, WsClient};
+use common::{spawn_app, Polling, TestApp, WsClient};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -341,6 +341,79 @@ async fn what_the_admin_is_told_is_redacted() {
     }
     assert!(!all.to_ascii_lowercase().contains("cookie"), "{all}");
     assert!(!all.to_ascii_lowercase().contains("authorization"), "{all}");
+}
+
+#[actix_web::test]
+async fn production_mode_tells_stats_only() {
+    let app = admin_app(&[]).await;
+    let (mut admin, _) = login(&app).await;
+    let (name, args) = admin_event(&mut admin).await;
+    assert_eq!(name, "config");
+    assert_eq!(args[0]["supportedFeatures"], json!(["AGGREGATED_EVENTS"]));
+    assert_eq!(admin_event(&mut admin).await.0, "server_stats");
+    let mut alice = app.connect_user("alice").await;
+    alice.emit("join_chat", json!("c1"), None).await;
+    // Nothing but periodic stats: no sockets, no events.
+    let mut seen = Vec::new();
+    let stats = until_event(&mut admin, "server_stats", &mut seen).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(stats[0]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "/", "socketsCount": 1})));
+    assert!(stats[0]["aggregatedEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "packetsIn"));
+}
+
+#[actix_web::test]
+async fn admin_connections_are_bounded() {
+    let app = admin_app(&[("COURIER__ADMIN__MAX_CONNECTIONS", "1")]).await;
+    let (first, session) = login(&app).await;
+    let (_second, reply) = admin_connect(&app, json!({"sessionId": session}), &[]).await;
+    assert_eq!(
+        reply,
+        r#"44/admin,{"message":"too many admin connections"}"#
+    );
+    drop(first);
+    // Its place is given back once it is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_third, reply) = admin_connect(&app, json!({"sessionId": session}), &[]).await;
+        if reply.starts_with(r#"40/admin,{"sid":""#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{reply}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_upgrade_is_told_as_socket_updated() {
+    let app = admin_app(&[("COURIER__ADMIN__MODE", "development")]).await;
+    let (mut admin, _) = dev_login(&app).await;
+    let polling = Polling::new(&app);
+    let sid = polling.connect_user(&app, "alice").await;
+    let mut seen = Vec::new();
+    let connected = loop {
+        let connected = until_event(&mut admin, "socket_connected", &mut seen).await;
+        if connected[0]["nsp"] == "/" {
+            break connected;
+        }
+    };
+    assert_eq!(connected[0]["transport"], "polling");
+    let id = connected[0]["id"].clone();
+    let mut ws = WsClient::connect(&format!("{}&sid={sid}", app.ws_url())).await;
+    ws.send_text("2probe").await;
+    assert_eq!(ws.recv_text().await, "3probe");
+    ws.send_text("5").await;
+    let updated = until_event(&mut admin, "socket_updated", &mut seen).await;
+    assert_eq!(
+        updated[0],
+        json!({"id": id, "nsp": "/", "transport": "websocket"})
+    );
 }
 
 #[actix_web::test]

@@ -360,6 +360,21 @@ impl SocketObserver for Hub {
         }
     }
 
+    fn transport_changed(&self, nsp: &str, sid: &str, transport: TransportKind) {
+        let tracked = match self.lock().sockets.get_mut(&key(nsp, sid)) {
+            Some(t) => {
+                t.transport = Some(transport);
+                true
+            }
+            None => false,
+        };
+        if tracked {
+            self.broadcast("socket_updated", || {
+                vec![json!({ "id": sid, "nsp": nsp, "transport": transport.as_str() })]
+            });
+        }
+    }
+
     fn room_joined(&self, nsp: &str, sid: &str, room: &str) {
         if room.is_empty() || room.len() > MAX_ROOM_NAME {
             return;

@@ -51,6 +51,8 @@ pub struct Admin {
     pub(crate) connections: Arc<AtomicUsize>,
     pub(crate) sessions: Sessions,
     pub(crate) logins: KeyedLimiter<Option<IpAddr>>,
+    pub(crate) login_concurrency: usize,
+    pub(crate) checking: Arc<AtomicUsize>,
     pub hub: Arc<Hub>,
 }
 
@@ -70,6 +72,8 @@ impl Admin {
                 settings.max_sessions,
             ),
             logins: KeyedLimiter::new(settings.login_rate),
+            login_concurrency: settings.login_concurrency,
+            checking: Arc::default(),
             hub: Arc::new(Hub::new(
                 development,
                 settings.max_sockets,

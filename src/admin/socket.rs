@@ -21,8 +21,20 @@ use crate::socketio::{Event, Namespace, NamespaceIo, SocketCommand};
 /// Tells an admin socket's loops apart from those of the one before it on the session.
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
-/// A place among `admin.max_connections`, given back when the socket goes.
+/// A place among `max` counted by a counter (admin sockets, password checks), given back
+/// when dropped.
 struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot(counter.clone()))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -52,17 +64,8 @@ impl AdminSocket {
 
     /// Takes a place among `admin.max_connections`.
     fn take_slot(&mut self) -> bool {
-        let connections = &self.admin.connections;
-        let max = self.admin.max_connections;
-        let taken = connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok();
-        if taken {
-            self.slot = Some(Slot(connections.clone()));
-        }
-        taken
+        self.slot = Slot::take(&self.admin.connections, self.admin.max_connections);
+        self.slot.is_some()
     }
 
     /// Logged in: accepts the CONNECT and sends what the UI starts with.
@@ -180,11 +183,20 @@ impl Namespace for AdminSocket {
             io.refuse(refusal(TOO_MANY_ATTEMPTS));
             return;
         }
+        let Some(permit) = Slot::take(&self.admin.checking, self.admin.login_concurrency) else {
+            info!("admin: a login from {address:?} refused: admin.login_concurrency");
+            io.refuse(refusal(TOO_MANY_ATTEMPTS));
+            return;
+        };
         // Compared after the hash, whatever the name: the time taken tells nothing.
         let username_ok = username == self.admin.username;
         let password = password.to_string();
         let hash = self.admin.password_hash.clone();
-        let check = actix_web::web::block(move || bcrypt::verify(password, &hash));
+        let check = actix_web::web::block(move || {
+            let verified = bcrypt::verify(password, &hash);
+            drop(permit);
+            verified
+        });
         io.spawn(check, move |me: &mut AdminSocket, io, verified| {
             let password_ok = match verified {
                 Ok(Ok(ok)) => ok,

@@ -480,6 +480,14 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         self.app.on_push(push, &mut io);
     }
 
+    fn on_upgrade(&mut self, eio: &mut EngineIo<'_, Self>) {
+        if let (Some(tracker), Some(transport)) = (self.state.tracker(), eio.transport()) {
+            for (nsp, sid) in &self.state.namespaces.0 {
+                tracker.transport_changed(nsp, sid, transport);
+            }
+        }
+    }
+
     fn on_pong(&mut self, eio: &mut EngineIo<'_, Self>) {
         let mut io = SocketIo {
             eio,

@@ -78,6 +78,8 @@ pub trait SocketObserver: Send + Sync + 'static {
     fn connected(&self, socket: &SocketInfo<'_>, control: Option<SocketControl>);
     /// A socket left (`reason`: Socket.IO's string).
     fn disconnected(&self, nsp: &str, sid: &str, reason: &str);
+    /// A socket's session moved to another transport.
+    fn transport_changed(&self, _nsp: &str, _sid: &str, _transport: TransportKind) {}
     /// A socket is in `room` now (the application's notion of a room).
     fn room_joined(&self, _nsp: &str, _sid: &str, _room: &str) {}
     /// An event `name` whose arguments take `arg_sizes` bytes (as JSON) each.
