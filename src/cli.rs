@@ -124,16 +124,7 @@ pub enum Outcome {
 pub fn run(command: Command, settings: Settings) -> Outcome {
     match command {
         Command::Help => Outcome::Done(USAGE.to_string()),
-        Command::HashPassword => {
-            let mut line = String::new();
-            match std::io::stdin().read_line(&mut line) {
-                Ok(_) => match hash_password(&line) {
-                    Ok(hash) => Outcome::Done(format!("{hash}\n")),
-                    Err(e) => Outcome::Refused(e),
-                },
-                Err(e) => Outcome::Failed(format!("cannot read the password: {e}")),
-            }
-        }
+        Command::HashPassword => hash_password_from_stdin(),
         Command::Token { .. } | Command::SeedDemo if settings.is_production() => {
             Outcome::Refused("this command is refused with COURIER_ENV=production".into())
         }
@@ -163,6 +154,19 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
 
 /// bcrypt's cost for `hash-password` (the `bcrypt` crate's default, 2^12 rounds).
 pub const HASH_COST: u32 = bcrypt::DEFAULT_COST;
+
+/// `hash-password`: one line from stdin, hashed. Needs no settings (the binary runs it
+/// before loading them, so that a half-done `[admin]` section does not stand in the way).
+pub fn hash_password_from_stdin() -> Outcome {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(_) => match hash_password(&line) {
+            Ok(hash) => Outcome::Done(format!("{hash}\n")),
+            Err(e) => Outcome::Refused(e),
+        },
+        Err(e) => Outcome::Failed(format!("cannot read the password: {e}")),
+    }
+}
 
 /// The bcrypt hash of `line` (a password as read from stdin: the line end is not part of it).
 pub fn hash_password(line: &str) -> Result<String, String> {

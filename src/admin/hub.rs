@@ -318,6 +318,10 @@ impl SocketObserver for Hub {
         self.development
     }
 
+    fn wants_events(&self) -> bool {
+        self.development && self.listened()
+    }
+
     fn connected(&self, socket: &SocketInfo<'_>, control: Option<SocketControl>) {
         let tracked = {
             let mut state = self.lock();

@@ -330,7 +330,7 @@ impl<A: SocketHandler> SocketLayer<A> {
             )));
             return;
         }
-        if let Some(tracker) = io.state.tracker() {
+        if let Some(tracker) = io.state.tracker().filter(|t| t.wants_events()) {
             if !io.state.is_mount(&nsp) {
                 let sid = io.state.namespaces.get(&nsp).unwrap_or_default();
                 tracker.event(Direction::Received, &nsp, sid, &name, &arg_sizes(&args));
@@ -567,7 +567,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// Tells the tracking observer of an event sent on `nsp` (not the mounted namespace's).
     fn observe_sent(&self, nsp: &str, name: &str, args: &[Value]) {
-        if let Some(tracker) = self.state.tracker() {
+        if let Some(tracker) = self.state.tracker().filter(|t| t.wants_events()) {
             if !self.state.is_mount(nsp) {
                 if let Some(sid) = self.state.namespaces.get(nsp) {
                     tracker.event(Direction::Sent, nsp, sid, name, &arg_sizes(args));
@@ -675,7 +675,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     pub fn send_framed(&mut self, frame: bytestring::ByteString) {
         if let Some(observer) = self.state.observer() {
             observer.traffic(false, frame.len());
-            if self.state.tracker().is_some() {
+            if observer.tracks_sockets() && observer.wants_events() {
                 if let Some((nsp, args)) = framed_event(&frame) {
                     if let Some(name) = args.first().and_then(Value::as_str) {
                         self.observe_sent(nsp, name, &args[1..]);

@@ -74,6 +74,11 @@ pub trait SocketObserver: Send + Sync + 'static {
     /// Whether sockets are to be told one by one (connections with a [`SocketControl`],
     /// rooms, events); otherwise only counted.
     fn tracks_sockets(&self) -> bool;
+    /// Whether events are to be told now ([`SocketObserver::event`]): reading a sent frame's
+    /// name costs a parse, skipped while nobody would see it.
+    fn wants_events(&self) -> bool {
+        self.tracks_sockets()
+    }
     /// A socket connected; `control` reaches it while [`SocketObserver::tracks_sockets`].
     fn connected(&self, socket: &SocketInfo<'_>, control: Option<SocketControl>);
     /// A socket left (`reason`: Socket.IO's string).
