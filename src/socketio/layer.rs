@@ -111,6 +111,11 @@ struct SocketState {
     /// packet being received.
     attachment_timeout: Duration,
     attachment_timer: Option<SpawnHandle>,
+    /// A CONNECT the application answers later ([`SocketIo::defer_connect`]): its namespace.
+    pending_connect: Option<String>,
+    /// What the application asked for: answer later, and the `pid` of the answer.
+    defer: bool,
+    pid: Option<String>,
 }
 
 /// How long a binary packet's attachments may take by default.
@@ -135,6 +140,9 @@ impl<A: SocketHandler> SocketLayer<A> {
                 connect_timer: None,
                 attachment_timeout: ATTACHMENT_TIMEOUT,
                 attachment_timer: None,
+                pending_connect: None,
+                defer: false,
+                pid: None,
             },
         }
     }
@@ -154,26 +162,24 @@ impl<A: SocketHandler> SocketLayer<A> {
         };
         match data {
             PacketData::Connect(auth) => {
-                if io.state.namespaces.contains_key(&nsp) {
+                if io.state.namespaces.contains_key(&nsp)
+                    || io.state.pending_connect.as_deref() == Some(nsp.as_str())
+                {
                     debug!(
                         "session {}: duplicate CONNECT to {nsp} ignored",
                         io.eio.sid()
                     );
                     return;
                 }
+                io.state.defer = false;
+                io.state.pid = None;
                 match self.app.on_connect(&nsp, auth.as_ref(), &mut io) {
+                    Ok(()) if io.state.defer => {
+                        io.state.defer = false;
+                        io.state.pending_connect = Some(nsp);
+                    }
                     Ok(()) => {
-                        let sid = ids::session_id();
-                        io.send(&Packet {
-                            nsp: nsp.clone(),
-                            data: PacketData::Connect(Some(json!({ "sid": sid }))),
-                        });
-                        io.state.namespaces.insert(nsp.clone(), sid);
-                        if let Some(timer) = io.state.connect_timer.take() {
-                            io.eio.cancel(timer);
-                        }
-                        // Accepted by the application: no longer a stranger's session.
-                        io.eio.established();
+                        io.accept(nsp.clone());
                         self.app.on_connected(&nsp, &mut io);
                     }
                     Err(data) => io.send(&Packet {
@@ -309,6 +315,10 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         for (nsp, _) in self.state.namespaces.drain() {
             self.app.on_disconnect(&nsp, reason);
         }
+        // A CONNECT still being answered: the application let go of what it took for it.
+        if let Some(nsp) = self.state.pending_connect.take() {
+            self.app.on_disconnect(&nsp, reason);
+        }
     }
 }
 
@@ -340,6 +350,68 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// What the request that opened the session tells about the client.
     pub fn client(&self) -> &crate::engineio::ClientInfo {
         self.eio.client()
+    }
+
+    /// Called in [`SocketHandler::on_connect`] before returning `Ok`: the CONNECT is answered
+    /// later, with [`SocketIo::accept_connect`] or [`SocketIo::refuse_connect`] (e.g. once a
+    /// database read is done). Until then the namespace is not connected; a repeated CONNECT
+    /// is ignored and the connect timeout keeps running.
+    pub fn defer_connect(&mut self) {
+        self.state.defer = true;
+    }
+
+    /// Adds `pid` (connection state recovery's private session id) to the CONNECT answer
+    /// being made: `{sid, pid}`.
+    pub fn set_pid(&mut self, pid: String) {
+        self.state.pid = Some(pid);
+    }
+
+    /// Accepts the deferred CONNECT to `nsp` (with the pid set by [`SocketIo::set_pid`], if
+    /// any); `false` if there is none.
+    pub fn accept_connect(&mut self, nsp: &str) -> bool {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return false;
+        }
+        self.state.pending_connect = None;
+        self.accept(nsp.to_string());
+        true
+    }
+
+    /// Refuses the deferred CONNECT to `nsp` with a CONNECT_ERROR carrying `data`.
+    pub fn refuse_connect(&mut self, nsp: &str, data: Value) {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return;
+        }
+        self.state.pending_connect = None;
+        self.send(&Packet {
+            nsp: nsp.to_string(),
+            data: PacketData::ConnectError(data),
+        });
+    }
+
+    /// Answers a CONNECT to `nsp`: `{sid}` (and `pid` if set) and the namespace is connected.
+    fn accept(&mut self, nsp: String) {
+        let sid = ids::session_id();
+        let packet = Packet {
+            nsp: nsp.clone(),
+            data: PacketData::Connect(Some(json!({ "sid": sid }))),
+        };
+        match self.state.pid.take() {
+            // `{"sid":…,"pid":…}`, in the order socket.io writes them.
+            Some(pid) => {
+                let (text, _) = packet.encode();
+                let body = text.strip_suffix('}').unwrap_or(&text);
+                let pid = Value::from(pid).to_string();
+                self.eio.send_text(&format!(r#"{body},"pid":{pid}}}"#));
+            }
+            None => self.send(&packet),
+        }
+        self.state.namespaces.insert(nsp, sid);
+        if let Some(timer) = self.state.connect_timer.take() {
+            self.eio.cancel(timer);
+        }
+        // Accepted by the application: no longer a stranger's session.
+        self.eio.established();
     }
 
     /// Sends a packet (and its attachments).
