@@ -19,6 +19,7 @@
 //! missed events are read: the same `pid`, then the replay, then the live events held
 //! meanwhile. Every conversation event the socket sends carries its offset.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use log::debug;
@@ -28,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::message_json::MessageJson;
 use super::persistence::retrying;
 use super::push::{event, with_offset, ChatPush, Frame, Mark, CHAT_NAMESPACE};
-use super::recovery::{self, millis, Offset, Pid, Replayed, Replaying};
+use super::recovery::{self, millis, Offset, Pid, Replayed, Replaying, StreamKey};
 use super::room::RoomRequest;
 use super::ChatContext;
 use crate::rate::TokenBucket;
@@ -62,6 +63,10 @@ pub struct ChatSocket {
     stream: Option<Offset>,
     /// Live events held while a replay is read.
     replaying: Option<Replaying>,
+    /// What the last replay sent: a live event of one of these writes (committed before the
+    /// replay's query, delivered by its room only afterwards) is not sent again. Kept for
+    /// [`REPLAYED_KEPT`].
+    replayed: Option<HashSet<StreamKey>>,
 }
 
 /// A recovery the client asked for: its pid (and the token it came as) and its offset.
@@ -74,6 +79,10 @@ struct Attempt {
 /// Most live events held while a replay is read, besides the replay's own limit; past it
 /// the socket is closed (it would be a slow client).
 const MAX_HELD: usize = 10_000;
+
+/// How long after a replay its writes' live events are recognised: a write committed
+/// before the replay's query is delivered by its room within moments of the commit.
+const REPLAYED_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ChatSocket {
     /// A socket that has not authenticated yet.
@@ -88,6 +97,7 @@ impl ChatSocket {
             draining: false,
             stream: None,
             replaying: None,
+            replayed: None,
         }
     }
 
@@ -207,20 +217,22 @@ impl ChatSocket {
                         io.engine_sid(),
                         events.len()
                     );
-                    let mut replayed = std::collections::HashSet::with_capacity(events.len());
+                    let mut replayed = HashSet::with_capacity(events.len());
                     for replay in events {
                         replayed.insert(replay.key());
                         let (frame, mark) = replay_frame(replay);
                         me.send_marked(frame, &mark, io);
                     }
+                    // The live events of replayed writes are dropped, now (held) and later
+                    // (committed before the query, delivered after it).
+                    if !replayed.is_empty() {
+                        me.replayed = Some(replayed);
+                        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
+                            me.replayed = None;
+                        });
+                    }
                     for push in held {
-                        let again = match &push {
-                            ChatPush::Stream(_, mark) => replayed.contains(&mark.key),
-                            _ => false,
-                        };
-                        if !again {
-                            me.on_push(push, io);
-                        }
+                        me.on_push(push, io);
                     }
                 }
                 other => {
@@ -440,7 +452,11 @@ impl SocketHandler for ChatSocket {
                 }
             }
             ChatPush::Stream(frame, mark) => {
-                if self.me.is_some() {
+                let again = self
+                    .replayed
+                    .as_mut()
+                    .is_some_and(|replayed| replayed.remove(&mark.key));
+                if self.me.is_some() && !again {
                     self.send_marked(frame, &mark, io);
                 }
             }

@@ -204,7 +204,7 @@ for (const backend of ["sqlite", "postgres"]) {
           tempId: tempId("race"),
         }),
       );
-      if (i === 60 || i === 180) bob.io.engine.close();
+      if (i % 50 === 25) bob.io.engine.close();
       await sleep(3);
     }
     const saved = (await Promise.all(acks)).map((a) => a.savedMessage);
