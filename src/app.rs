@@ -15,7 +15,10 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::admin::Admin;
 use crate::auth::Authenticator;
-use crate::chat::{Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
+use crate::chat::{
+    Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PidKey, PresenceOptions,
+    RecoveryOptions,
+};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::metrics::EngineMetrics;
@@ -88,6 +91,12 @@ pub fn chat_options(
         call_rate: settings.chat.call_rate,
         max_sockets_per_user: settings.chat.max_sockets_per_user,
         metrics,
+        recovery: RecoveryOptions {
+            enabled: settings.recovery.enabled,
+            max_disconnection: Duration::from_millis(settings.recovery.max_disconnection),
+            max_replay: settings.recovery.max_replay,
+            max_conversations: settings.recovery.max_conversations,
+        },
     }
 }
 
@@ -114,6 +123,7 @@ pub async fn start_chat(
         database,
         auth,
         MessageIdKey::new(&settings.auth.secret),
+        PidKey::new(&settings.auth.secret),
         &chat_options(settings, presence_writes, metrics),
     )
 }

@@ -47,6 +47,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
+    pub recovery: RecoverySettings,
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -326,6 +327,22 @@ impl fmt::Debug for AdminSettings {
     }
 }
 
+/// `[recovery]`: connection state recovery, replayed from the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySettings {
+    /// CONNECT answers `{sid, pid}` and conversation events carry offsets.
+    pub enabled: bool,
+    /// Milliseconds after a disconnect during which a valid `pid` stands in for an expired
+    /// (but genuine) token.
+    pub max_disconnection: u64,
+    /// Most missed events replayed; past it the client is not recovered.
+    pub max_replay: usize,
+    /// Most conversations one socket's offset tracks; past it the socket's offset no longer
+    /// recovers (the client refetches).
+    pub max_conversations: usize,
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -542,6 +559,11 @@ impl Settings {
             ("admin.stats_interval", self.admin.stats_interval),
             ("admin.event_buffer", self.admin.event_buffer as u64),
             ("admin.max_sockets", self.admin.max_sockets as u64),
+            ("recovery.max_replay", self.recovery.max_replay as u64),
+            (
+                "recovery.max_conversations",
+                self.recovery.max_conversations as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));

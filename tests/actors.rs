@@ -20,7 +20,9 @@ use courier::chat::persistence::{
 use courier::chat::push::{Caller, ChatPush};
 use courier::chat::room::{ChatRoom, RoomIdle, StopRoom};
 use courier::chat::send_message::{message_id, parse, Post, SendMessage};
-use courier::chat::{Chat, ChatMetrics, ChatOptions, MessageIdKey, PresenceOptions};
+use courier::chat::{
+    Chat, ChatMetrics, ChatOptions, MessageIdKey, PidKey, PresenceOptions, RecoveryOptions,
+};
 use courier::config::{PresenceScope, RateSettings};
 use entity::messages;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -124,13 +126,13 @@ impl Sock {
                 return self.got.remove(0);
             }
             match timeout(WAIT, self.rx.recv()).await {
-                Ok(Some(ChatPush::Deliver(frame))) => {
+                Ok(Some(ChatPush::Deliver(frame) | ChatPush::Stream(frame, _))) => {
                     let got = decode_frame(&frame);
                     if !(self.skip_presence && is_presence(&got)) {
                         self.got.push(got);
                     }
                 }
-                Ok(Some(ChatPush::Done { event, ack })) => {
+                Ok(Some(ChatPush::Done { event, ack, .. })) => {
                     self.got.extend(event.iter().map(|f| decode_frame(f)));
                     self.got.extend(ack.iter().map(|f| decode_frame(f)));
                     self.got.push(Got::Done);
@@ -213,6 +215,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
         conn,
         Arc::new(Authenticator::new(SECRET, 0)),
         key.clone(),
+        PidKey::new(SECRET),
         &ChatOptions {
             shards: 2,
             room_idle_timeout: idle,
@@ -240,6 +243,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
                 heartbeat_flush: 10_000,
             },
             metrics,
+            recovery: RecoveryOptions::off(),
         },
     );
     World {

@@ -124,6 +124,11 @@ struct SocketState {
     /// packet being received.
     attachment_timeout: Duration,
     attachment_timer: Option<SpawnHandle>,
+    /// A CONNECT the application answers later ([`SocketIo::defer_connect`]): its namespace.
+    pending_connect: Option<String>,
+    /// What the application asked for: answer later, and the `pid` of the answer.
+    defer: bool,
+    pid: Option<String>,
     /// The mounted namespace and the observer, if any (one pointer: usually neither).
     ext: Option<Arc<LayerExt>>,
     /// This session's socket on the mounted namespace, from its CONNECT on.
@@ -227,6 +232,9 @@ impl<A: SocketHandler> SocketLayer<A> {
                 connect_timer: None,
                 attachment_timeout: ATTACHMENT_TIMEOUT,
                 attachment_timer: None,
+                pending_connect: None,
+                defer: false,
+                pid: None,
                 ext: None,
                 mounted: None,
             },
@@ -255,7 +263,10 @@ impl<A: SocketHandler> SocketLayer<A> {
         match data {
             PacketData::Connect(auth) => {
                 let mount = io.state.is_mount(&nsp);
-                if io.state.namespaces.contains_key(&nsp) || (mount && io.state.mounted.is_some()) {
+                if io.state.namespaces.contains_key(&nsp)
+                    || io.state.pending_connect.as_deref() == Some(nsp.as_str())
+                    || (mount && io.state.mounted.is_some())
+                {
                     debug!(
                         "session {}: duplicate CONNECT to {nsp} ignored",
                         io.eio.sid()
@@ -278,9 +289,15 @@ impl<A: SocketHandler> SocketLayer<A> {
                     });
                     return;
                 }
+                io.state.defer = false;
+                io.state.pid = None;
                 match self.app.on_connect(&nsp, auth.as_ref(), &mut io) {
+                    Ok(()) if io.state.defer => {
+                        io.state.defer = false;
+                        io.state.pending_connect = Some(nsp);
+                    }
                     Ok(()) => {
-                        io.accept_connect(&nsp);
+                        io.accept(nsp.clone());
                         self.app.on_connected(&nsp, &mut io);
                     }
                     Err(data) => io.send(&Packet {
@@ -514,6 +531,10 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         if let Some(observer) = self.state.observer() {
             observer.session_closed(reason);
         }
+        // A CONNECT still being answered: the application let go of what it took for it.
+        if let Some(nsp) = self.state.pending_connect.take() {
+            self.app.on_disconnect(&nsp, reason);
+        }
     }
 }
 
@@ -545,6 +566,83 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// What the request that opened the session tells about the client.
     pub fn client(&self) -> &crate::engineio::ClientInfo {
         self.eio.client()
+    }
+
+    /// Called in [`SocketHandler::on_connect`] before returning `Ok`: the CONNECT is answered
+    /// later, with [`SocketIo::accept_connect`] or [`SocketIo::refuse_connect`] (e.g. once a
+    /// database read is done). Until then the namespace is not connected; a repeated CONNECT
+    /// is ignored and the connect timeout keeps running.
+    pub fn defer_connect(&mut self) {
+        self.state.defer = true;
+    }
+
+    /// Adds `pid` (connection state recovery's private session id) to the CONNECT answer
+    /// being made: `{sid, pid}`.
+    pub fn set_pid(&mut self, pid: String) {
+        self.state.pid = Some(pid);
+    }
+
+    /// Accepts the deferred CONNECT to `nsp` (with the pid set by [`SocketIo::set_pid`], if
+    /// any); `false` if there is none.
+    pub fn accept_connect(&mut self, nsp: &str) -> bool {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return false;
+        }
+        self.state.pending_connect = None;
+        self.accept(nsp.to_string());
+        true
+    }
+
+    /// Refuses the deferred CONNECT to `nsp` with a CONNECT_ERROR carrying `data`.
+    pub fn refuse_connect(&mut self, nsp: &str, data: Value) {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return;
+        }
+        self.state.pending_connect = None;
+        self.send(&Packet {
+            nsp: nsp.to_string(),
+            data: PacketData::ConnectError(data),
+        });
+    }
+
+    /// Answers a CONNECT to `nsp`: `{sid}` (and `pid` if set) and the namespace is connected.
+    fn accept(&mut self, nsp: String) {
+        let sid = ids::session_id();
+        let packet = Packet {
+            nsp: nsp.clone(),
+            data: PacketData::Connect(Some(json!({ "sid": sid }))),
+        };
+        match self.state.pid.take() {
+            // `{"sid":…,"pid":…}`, in the order socket.io writes them.
+            Some(pid) => {
+                let (text, _) = packet.encode();
+                let body = text.strip_suffix('}').unwrap_or(&text);
+                let pid = Value::from(pid).to_string();
+                self.eio.send_text(&format!(r#"{body},"pid":{pid}}}"#));
+            }
+            None => self.send(&packet),
+        }
+        self.state.namespaces.insert(nsp.clone(), sid.clone());
+        if let Some(timer) = self.state.connect_timer.take() {
+            self.eio.cancel(timer);
+        }
+        // Accepted by the application: no longer a stranger's session.
+        self.eio.established();
+        if let Some(observer) = self.state.observer() {
+            let control = observer.tracks_sockets().then(|| {
+                let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+                SocketLayer::control_loop(self.eio, nsp.clone(), sid.clone(), rx);
+                SocketControl(tx)
+            });
+            let info = SocketInfo {
+                nsp: &nsp,
+                sid: &sid,
+                engine_sid: self.eio.sid(),
+                client: self.eio.client(),
+                transport: self.eio.transport(),
+            };
+            observer.connected(&info, control);
+        }
     }
 
     /// Sends a packet (and its attachments).
@@ -582,36 +680,6 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
             if let Some(sid) = self.state.namespaces.get(nsp) {
                 tracker.room_joined(nsp, sid, room);
             }
-        }
-    }
-
-    /// Accepts a CONNECT to `nsp`: the client gets its socket id, the session is established.
-    fn accept_connect(&mut self, nsp: &str) {
-        let sid = ids::session_id();
-        self.send(&Packet {
-            nsp: nsp.to_string(),
-            data: PacketData::Connect(Some(json!({ "sid": sid }))),
-        });
-        if let Some(timer) = self.state.connect_timer.take() {
-            self.eio.cancel(timer);
-        }
-        // Accepted by the application: no longer a stranger's session.
-        self.eio.established();
-        self.state.namespaces.insert(nsp.to_string(), sid.clone());
-        if let Some(observer) = self.state.observer() {
-            let control = observer.tracks_sockets().then(|| {
-                let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
-                SocketLayer::control_loop(self.eio, nsp.to_string(), sid.clone(), rx);
-                SocketControl(tx)
-            });
-            let info = SocketInfo {
-                nsp,
-                sid: &sid,
-                engine_sid: self.eio.sid(),
-                client: self.eio.client(),
-                transport: self.eio.transport(),
-            };
-            observer.connected(&info, control);
         }
     }
 
@@ -758,7 +826,10 @@ impl<A: SocketHandler> ErasedIo for SocketIo<'_, '_, A> {
         };
         mounted.pending = false;
         if let Some(nsp) = self.state.mount_name() {
-            self.accept_connect(&nsp);
+            // A pid set for the main handler's deferred CONNECT stays for it.
+            let pid = self.state.pid.take();
+            SocketIo::accept(self, nsp);
+            self.state.pid = pid;
         }
     }
 
