@@ -13,13 +13,18 @@ use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use sea_orm::{DatabaseConnection, DbErr};
 
+use crate::admin::Admin;
 use crate::auth::Authenticator;
 use crate::chat::remote::RemoteNodes;
-use crate::chat::{Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PresenceOptions};
+use crate::chat::{
+    Chat, ChatMetrics, ChatOptions, ChatSocket, MessageIdKey, PidKey, PresenceOptions,
+    RecoveryOptions,
+};
 use crate::cluster::{Cluster, ClusterError, ClusterMetrics};
 use crate::config::Settings;
 use crate::db;
 use crate::engineio::metrics::EngineMetrics;
+use crate::engineio::TransportKind;
 use crate::engineio::{AdmissionLimits, EndpointOptions, EngineConfig, EngineEndpoint};
 use crate::http::ops::{CheckFuture, Ops, ReadinessCheck};
 use crate::socketio::SocketLayer;
@@ -92,6 +97,12 @@ pub fn chat_options(
         max_sockets_per_user: settings.chat.max_sockets_per_user,
         metrics,
         remote: None,
+        recovery: RecoveryOptions {
+            enabled: settings.recovery.enabled,
+            max_disconnection: Duration::from_millis(settings.recovery.max_disconnection),
+            max_replay: settings.recovery.max_replay,
+            max_conversations: settings.recovery.max_conversations,
+        },
     }
 }
 
@@ -128,12 +139,16 @@ pub async fn start_chat_with(
         database,
         auth,
         MessageIdKey::new(&settings.auth.secret),
+        PidKey::new(&settings.auth.secret),
         &ChatOptions {
             remote,
             ..chat_options(settings, presence_writes, metrics)
         },
     )
 }
+
+/// The Engine.IO endpoint of the chat (and of the admin UI, mounted beside it).
+type ChatEndpoint = EngineEndpoint<SocketLayer<ChatSocket>>;
 
 /// Stops a running [`Application`] gracefully, within `server.shutdown_timeout`: the
 /// sessions drain first (nothing more is read from the clients; what they sent is saved and
@@ -214,9 +229,47 @@ impl Application {
                 )),
                 Arc::new(ChatMetrics::new(&registry).map_err(AppError::Metrics)?),
             )
+        } else if settings.admin.enabled {
+            // The admin UI's transport counts (not served: metrics are off).
+            let unserved = prometheus::Registry::new();
+            (
+                Some(Arc::new(
+                    EngineMetrics::new(&unserved).map_err(AppError::Metrics)?,
+                )),
+                Arc::new(ChatMetrics::off()),
+            )
         } else {
             (None, Arc::new(ChatMetrics::off()))
         };
+        // The admin UI: its engine numbers are read from the endpoint, made below (held
+        // weakly: the endpoint holds the admin application).
+        let endpoint_cell: Arc<std::sync::OnceLock<std::sync::Weak<ChatEndpoint>>> = Arc::default();
+        let admin = settings.admin.enabled.then(|| {
+            let (cell, metrics) = (endpoint_cell.clone(), engine_metrics.clone());
+            let admin = Admin::new(
+                &settings.admin,
+                Box::new(move || {
+                    let endpoint = cell.get().and_then(std::sync::Weak::upgrade);
+                    let sessions = endpoint.map_or(0, |e| e.load().0);
+                    let polling = metrics.as_ref().map_or(0, |m| {
+                        usize::try_from(m.sockets_on(TransportKind::Polling).get()).unwrap_or(0)
+                    });
+                    (sessions, polling)
+                }),
+            );
+            admin.start_stats(Duration::from_millis(settings.admin.stats_interval));
+            info!(
+                "admin UI enabled on /admin ({:?} mode, {})",
+                settings.admin.mode,
+                if settings.admin.readonly {
+                    "read-only"
+                } else {
+                    "NOT read-only"
+                }
+            );
+            admin
+        });
+        let layer_ext = admin.as_ref().map(Admin::layer_ext);
         let cluster = match settings.redis.url() {
             Some(_) => {
                 let metrics = match engine_metrics {
@@ -244,6 +297,11 @@ impl Application {
                 transports: settings.engineio.transports.clone(),
                 max_buffered_packets: settings.engineio.max_buffered_packets,
                 cors_origins: settings.cors.origins.clone(),
+                restricted_origins: if settings.admin.enabled {
+                    settings.admin.origins.clone()
+                } else {
+                    Vec::new()
+                },
                 allow_same_origin: demo.is_some(),
                 trusted_proxies: settings.server.trusted_proxies(),
                 admission: AdmissionLimits {
@@ -260,8 +318,10 @@ impl Application {
             move || {
                 SocketLayer::new(ChatSocket::new(context.clone()), connect_timeout)
                     .attachment_timeout(attachment_timeout)
+                    .extend(layer_ext.clone())
             },
         ));
+        let _ = endpoint_cell.set(Arc::downgrade(&endpoint.clone().into_inner()));
 
         let routes = endpoint.clone();
         let mut server = HttpServer::new(move || {
@@ -288,7 +348,7 @@ impl Application {
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
         info!("listening on http://{addr}");
 
-        let ops = match engine_metrics {
+        let ops = match engine_metrics.filter(|_| settings.metrics.enabled) {
             Some(engine_metrics) => Some(ops_server(
                 &settings,
                 Ops {

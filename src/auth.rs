@@ -17,6 +17,9 @@ pub const NO_TOKEN: &str = "Authentication error: No token";
 /// The error message the Node server sends when the token does not verify.
 pub const INVALID_TOKEN: &str = "Authentication error: Invalid token";
 
+/// The log reason of a token whose `exp` has passed.
+const EXPIRED: &str = "token expired";
+
 /// Why a handshake was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
@@ -51,6 +54,8 @@ pub struct Authenticator {
     decoding: DecodingKey,
     encoding: EncodingKey,
     validation: Validation,
+    /// The same without `exp` (connection state recovery: a genuine token that expired).
+    expired_ok: Validation,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -72,10 +77,13 @@ impl Authenticator {
         // Node's jwt.verify without an `audience` option accepts any `aud`.
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
+        let mut expired_ok = validation.clone();
+        expired_ok.validate_exp = false;
         Authenticator {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             validation,
+            expired_ok,
         }
     }
 
@@ -91,10 +99,41 @@ impl Authenticator {
         self.verify(token)
     }
 
+    /// Like [`Authenticator::authenticate`], but a genuine token that has expired is
+    /// accepted too, telling so: `(userId, expired)`. Only for connection state recovery,
+    /// where a valid `pid` of the same user must stand beside it.
+    pub fn authenticate_allowing_expiry(
+        &self,
+        auth: Option<&Value>,
+    ) -> Result<(String, bool), AuthError> {
+        match self.authenticate(auth) {
+            Ok(user) => Ok((user, false)),
+            Err(AuthError::InvalidToken(reason)) => {
+                let token = auth.and_then(|a| a.get("token")).and_then(Value::as_str);
+                match token {
+                    Some(token) if reason == EXPIRED => self
+                        .verify_with(token, &self.expired_ok)
+                        .map(|user| (user, true)),
+                    _ => Err(AuthError::InvalidToken(reason)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Verifies a token; returns its `userId`.
     pub fn verify(&self, token: &str) -> Result<String, AuthError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        self.verify_with(token, &self.validation)
+    }
+
+    fn verify_with(&self, token: &str, validation: &Validation) -> Result<String, AuthError> {
+        let data =
+            decode::<Claims>(token, &self.decoding, validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    AuthError::InvalidToken(EXPIRED.into())
+                }
+                _ => AuthError::InvalidToken(e.to_string()),
+            })?;
         match data.claims.user_id {
             Value::String(id) if !id.is_empty() => Ok(id),
             _ => Err(AuthError::InvalidToken(

@@ -1,5 +1,5 @@
 //! The command line: `courier [--config PATH] [serve | token --user ID [--ttl SECONDS] |
-//! seed-demo]`, parsed by [`parse`] and carried out by [`run`].
+//! seed-demo | hash-password]`, parsed by [`parse`] and carried out by [`run`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +20,8 @@ commands:
   seed-demo                        create two users and an ACTIVE connection in the configured
                                    database and print their ids and tokens (valid one hour);
                                    refused with COURIER_ENV=production
+  hash-password                    read a password on stdin (one line) and print its bcrypt
+                                   hash, for admin.password_hash
   help                             show this text
 
 options:
@@ -35,6 +37,8 @@ pub enum Command {
     Token { user: String, ttl: u64 },
     /// Create demo users and a connection.
     SeedDemo,
+    /// Read a password on stdin and print its bcrypt hash.
+    HashPassword,
     /// Print usage.
     Help,
 }
@@ -90,6 +94,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
         "serve" => Command::Serve,
         "help" => Command::Help,
         "seed-demo" => Command::SeedDemo,
+        "hash-password" => Command::HashPassword,
         "token" => Command::Token {
             user: user
                 .filter(|u| !u.is_empty())
@@ -119,6 +124,7 @@ pub enum Outcome {
 pub fn run(command: Command, settings: Settings) -> Outcome {
     match command {
         Command::Help => Outcome::Done(USAGE.to_string()),
+        Command::HashPassword => hash_password_from_stdin(),
         Command::Token { .. } | Command::SeedDemo if settings.is_production() => {
             Outcome::Refused("this command is refused with COURIER_ENV=production".into())
         }
@@ -144,6 +150,36 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
             }
         }
     }
+}
+
+/// bcrypt's cost for `hash-password` (the `bcrypt` crate's default, 2^12 rounds).
+pub const HASH_COST: u32 = bcrypt::DEFAULT_COST;
+
+/// `hash-password`: one line from stdin, hashed. Needs no settings (the binary runs it
+/// before loading them, so that a half-done `[admin]` section does not stand in the way).
+pub fn hash_password_from_stdin() -> Outcome {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(_) => match hash_password(&line) {
+            Ok(hash) => Outcome::Done(format!("{hash}\n")),
+            Err(e) => Outcome::Refused(e),
+        },
+        Err(e) => Outcome::Failed(format!("cannot read the password: {e}")),
+    }
+}
+
+/// The bcrypt hash of `line` (a password as read from stdin: the line end is not part of it).
+pub fn hash_password(line: &str) -> Result<String, String> {
+    let password = line.strip_suffix('\n').unwrap_or(line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err("the password is empty (give it on stdin, one line)".into());
+    }
+    if password.len() > 72 {
+        // bcrypt reads 72 bytes at most: a longer password would be cut silently.
+        return Err("the password is longer than bcrypt's 72 bytes".into());
+    }
+    bcrypt::hash(password, HASH_COST).map_err(|e| format!("cannot hash: {e}"))
 }
 
 fn authenticator(settings: &Settings) -> Authenticator {
@@ -204,5 +240,19 @@ mod tests {
         assert!(p(&["serve", "--user", "u"]).is_err());
         assert!(p(&["launch"]).is_err());
         assert!(p(&["--verbose"]).is_err());
+    }
+
+    #[test]
+    fn hash_password_hashes_one_line() {
+        assert_eq!(
+            p(&["hash-password"]).unwrap().command,
+            Command::HashPassword
+        );
+        let hash = hash_password("s3cret\n").unwrap();
+        assert!(bcrypt::verify("s3cret", &hash).unwrap());
+        let hash = hash_password("s3cret\r\n").unwrap();
+        assert!(bcrypt::verify("s3cret", &hash).unwrap());
+        assert!(hash_password("\n").is_err());
+        assert!(hash_password(&"x".repeat(73)).is_err());
     }
 }

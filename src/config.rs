@@ -47,6 +47,8 @@ pub struct Settings {
     pub log: LogSettings,
     pub metrics: MetricsSettings,
     pub redis: RedisSettings,
+    pub admin: AdminSettings,
+    pub recovery: RecoverySettings,
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -294,11 +296,88 @@ impl fmt::Debug for RedisSettings {
     }
 }
 
+/// What the admin UI is shown (`admin.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminMode {
+    /// Server statistics only.
+    Production,
+    /// Also every socket, its rooms and its events (names and sizes).
+    Development,
+}
+
+/// `[admin]`: the Socket.IO Admin UI's `/admin` namespace.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub enabled: bool,
+    pub username: String,
+    /// A bcrypt hash (`courier hash-password`).
+    pub password_hash: String,
+    pub mode: AdminMode,
+    pub readonly: bool,
+    /// The UI's origins: credentialed CORS, for the `/admin` namespace only.
+    pub origins: Vec<String>,
+    /// Seconds a login session lasts.
+    pub session_ttl: u64,
+    /// Login sessions kept at most.
+    pub max_sessions: usize,
+    /// Admin sockets connected at once, at most.
+    pub max_connections: usize,
+    /// Logins (CONNECTs with a password) per client address.
+    pub login_rate: RateSettings,
+    /// Password checks (bcrypt) running at once, all addresses together.
+    pub login_concurrency: usize,
+    /// Milliseconds between `server_stats`.
+    pub stats_interval: u64,
+    /// Events buffered for the admin sockets; a socket that falls further behind loses some.
+    pub event_buffer: usize,
+    /// Sockets described at most in `all_sockets` (and tracked, in development mode).
+    pub max_sockets: usize,
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("enabled", &self.enabled)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("mode", &self.mode)
+            .field("readonly", &self.readonly)
+            .field("origins", &self.origins)
+            .field("session_ttl", &self.session_ttl)
+            .field("max_sessions", &self.max_sessions)
+            .field("max_connections", &self.max_connections)
+            .field("login_rate", &self.login_rate)
+            .field("login_concurrency", &self.login_concurrency)
+            .field("stats_interval", &self.stats_interval)
+            .field("event_buffer", &self.event_buffer)
+            .field("max_sockets", &self.max_sockets)
+            .finish()
+    }
+}
+
 impl RedisSettings {
     /// The URL, when clustering is on.
     pub fn url(&self) -> Option<&str> {
         Some(self.url.trim()).filter(|u| !u.is_empty())
     }
+}
+
+/// `[recovery]`: connection state recovery, replayed from the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySettings {
+    /// CONNECT answers `{sid, pid}` and conversation events carry offsets.
+    pub enabled: bool,
+    /// Milliseconds after a disconnect during which a valid `pid` stands in for an expired
+    /// (but genuine) token.
+    pub max_disconnection: u64,
+    /// Most missed events replayed; past it the client is not recovered.
+    pub max_replay: usize,
+    /// Most conversations one socket's offset tracks; past it the socket's offset no longer
+    /// recovers (the client refetches).
+    pub max_conversations: usize,
 }
 
 /// `[log]`
@@ -370,10 +449,11 @@ const PLAIN_VARIABLES: [(&str, &str); 5] = [
 ];
 
 /// Keys whose environment value is a comma-separated list.
-const LIST_KEYS: [&str; 3] = [
+const LIST_KEYS: [&str; 4] = [
     "engineio.transports",
     "cors.origins",
     "server.trusted_proxies",
+    "admin.origins",
 ];
 
 struct Layer {
@@ -517,6 +597,21 @@ impl Settings {
             ("redis.presence_ttl", self.redis.presence_ttl),
             ("redis.refresh", self.redis.refresh),
             ("redis.request_timeout", self.redis.request_timeout),
+            ("admin.session_ttl", self.admin.session_ttl),
+            ("admin.max_sessions", self.admin.max_sessions as u64),
+            ("admin.max_connections", self.admin.max_connections as u64),
+            (
+                "admin.login_concurrency",
+                self.admin.login_concurrency as u64,
+            ),
+            ("admin.stats_interval", self.admin.stats_interval),
+            ("admin.event_buffer", self.admin.event_buffer as u64),
+            ("admin.max_sockets", self.admin.max_sockets as u64),
+            ("recovery.max_replay", self.recovery.max_replay as u64),
+            (
+                "recovery.max_conversations",
+                self.recovery.max_conversations as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(fail(key, "must be greater than 0".into()));
@@ -526,6 +621,7 @@ impl Settings {
             ("chat.rate_limit", self.chat.rate_limit),
             ("chat.call_rate", self.chat.call_rate),
             ("engineio.handshake_rate", self.engineio.handshake_rate),
+            ("admin.login_rate", self.admin.login_rate),
         ] {
             if !rate.per_second.is_finite() || rate.per_second < 0.0 {
                 return Err(fail(key, "per_second must be a number >= 0".into()));
@@ -610,6 +706,54 @@ impl Settings {
             return Err(fail(
                 "cors.origins",
                 format!("{origin:?} is not an http(s) origin"),
+            ));
+        }
+        self.validate_admin(&fail)?;
+        Ok(())
+    }
+
+    fn validate_admin(
+        &self,
+        fail: &dyn Fn(&str, String) -> SettingsError,
+    ) -> Result<(), SettingsError> {
+        let admin = &self.admin;
+        if let Some(origin) = admin
+            .origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(fail(
+                "admin.origins",
+                format!("{origin:?} is not an http(s) origin"),
+            ));
+        }
+        let same = |a: &String, b: &String| {
+            a.trim_end_matches('/')
+                .eq_ignore_ascii_case(b.trim_end_matches('/'))
+        };
+        if let Some(origin) = admin
+            .origins
+            .iter()
+            .find(|o| self.cors.origins.iter().any(|c| same(o, c)))
+        {
+            return Err(fail(
+                "admin.origins",
+                format!(
+                    "{origin:?} is in cors.origins too: the admin UI's origin must be one of \
+                     its own (its sessions may connect to /admin only)"
+                ),
+            ));
+        }
+        if !admin.enabled {
+            return Ok(());
+        }
+        if admin.username.is_empty() {
+            return Err(fail("admin.username", "must not be empty".into()));
+        }
+        if admin.password_hash.parse::<bcrypt::HashParts>().is_err() {
+            return Err(fail(
+                "admin.password_hash",
+                "must be a bcrypt hash (make one with `courier hash-password`)".into(),
             ));
         }
         Ok(())

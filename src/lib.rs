@@ -22,6 +22,9 @@
 //! - [`db`]: connecting, the migration policy, `seed-demo`.
 //! - [`http`]: the routes besides Engine.IO (`/healthz`).
 //! - [`ids`]: session ids and cuids; [`rate`]: token buckets.
+//! - [`admin`]: the server side of the Socket.IO Admin UI (`/admin`, off by default),
+//!   mounted on the socket layer beside the chat; it reads the engine's numbers through a
+//!   closure and sees sockets through the socket layer's observer.
 //! - [`app`]: [`app::Application::build`] wires it all and binds the listener.
 //! - [`cli`]: the command line of the `courier` binary, which stays thin.
 //!
@@ -30,6 +33,7 @@
 //! Engine.IO packets and passes messages to `socketio::SocketLayer`, which decodes
 //! Socket.IO packets and hands CONNECTs and events to `chat::ChatSocket`.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod chat;

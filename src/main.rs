@@ -13,6 +13,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.command == cli::Command::HashPassword {
+        return finish(cli::hash_password_from_stdin());
+    }
     let settings = match Settings::load(&LoadOptions::from_process(cli.config.clone())) {
         Ok(settings) => settings,
         Err(e) => {
@@ -26,7 +29,12 @@ fn main() -> ExitCode {
     )
     .init();
 
-    match cli::run(cli.command, settings) {
+    finish(cli::run(cli.command, settings))
+}
+
+/// Prints what a command gave and picks the exit code.
+fn finish(outcome: Outcome) -> ExitCode {
+    match outcome {
         Outcome::Done(out) => {
             print!("{out}");
             ExitCode::SUCCESS

@@ -20,7 +20,9 @@ use courier::chat::persistence::{
 use courier::chat::push::{Caller, ChatPush};
 use courier::chat::room::{ChatRoom, RoomIdle, StopRoom};
 use courier::chat::send_message::{message_id, parse, Post, SendMessage};
-use courier::chat::{Chat, ChatMetrics, ChatOptions, MessageIdKey, PresenceOptions};
+use courier::chat::{
+    Chat, ChatMetrics, ChatOptions, MessageIdKey, PidKey, PresenceOptions, RecoveryOptions,
+};
 use courier::config::{PresenceScope, RateSettings};
 use entity::messages;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -124,17 +126,19 @@ impl Sock {
                 return self.got.remove(0);
             }
             match timeout(WAIT, self.rx.recv()).await {
-                Ok(Some(ChatPush::Deliver(frame))) => {
+                Ok(Some(ChatPush::Deliver(frame) | ChatPush::Stream(frame, _))) => {
                     let got = decode_frame(&frame);
                     if !(self.skip_presence && is_presence(&got)) {
                         self.got.push(got);
                     }
                 }
-                Ok(Some(ChatPush::Done { event, ack })) => {
+                Ok(Some(ChatPush::Done { event, ack, .. })) => {
                     self.got.extend(event.iter().map(|f| decode_frame(f)));
                     self.got.extend(ack.iter().map(|f| decode_frame(f)));
                     self.got.push(Got::Done);
                 }
+                // The socket layer's observer is told of rooms joined: nothing to check.
+                Ok(Some(ChatPush::Joined(_))) => {}
                 Ok(None) => panic!("socket {} closed", self.sid),
                 Err(_) => panic!("socket {} received nothing within {WAIT:?}", self.sid),
             }
@@ -211,6 +215,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
         conn,
         Arc::new(Authenticator::new(SECRET, 0)),
         key.clone(),
+        PidKey::new(SECRET),
         &ChatOptions {
             shards: 2,
             room_idle_timeout: idle,
@@ -239,6 +244,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
             },
             metrics,
             remote: None,
+            recovery: RecoveryOptions::off(),
         },
     );
     World {

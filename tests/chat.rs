@@ -366,6 +366,151 @@ async fn database_failure(kind: Kind) {
     a.expect_event("message_sent").await;
 }
 
+/// `fetch_messages`: pages newest first through an opaque cursor, members only (any status),
+/// bad arguments answered with an error and a failed ack.
+async fn history_pages(kind: Kind) {
+    let w = world(kind).await;
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut b = w.app.connect_user(&w.bob).await;
+    let mut c = w.app.connect_user(&w.carol).await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        a.emit(
+            "send_message",
+            json!({"connectionId": w.ab, "content": format!("h{i}"), "tempId": format!("t{i}")}),
+            None,
+        )
+        .await;
+        let sent = a.expect_event("message_sent").await;
+        ids.push(sent["savedMessage"]["id"].as_str().expect("id").to_string());
+        b.expect_event("receive_message").await;
+    }
+    ids.reverse(); // newest first
+    let mut got = Vec::new();
+    let mut before = Value::Null;
+    for (ack, expected_len) in [(10u64, 3usize), (11, 3), (12, 1)] {
+        b.emit(
+            "fetch_messages",
+            json!({"connectionId": w.ab, "limit": 3, "before": before}),
+            Some(ack),
+        )
+        .await;
+        let page = b.expect_ack(ack).await;
+        let messages = page["messages"].as_array().expect("messages").clone();
+        assert_eq!(messages.len(), expected_len, "{page}");
+        for m in &messages {
+            assert_eq!(m["connectionId"], json!(w.ab));
+            assert!(is_iso_millis(&m["createdAt"]));
+        }
+        got.extend(
+            messages
+                .iter()
+                .map(|m| m["id"].as_str().unwrap_or("").to_string()),
+        );
+        before = page["nextCursor"].clone();
+    }
+    assert_eq!(got, ids, "every message once, newest first");
+    assert_eq!(before, Value::Null, "no page after the last");
+    // The default page holds them all; the saved message's shape.
+    b.emit("fetch_messages", json!({"connectionId": w.ab}), Some(13))
+        .await;
+    let page = b.expect_ack(13).await;
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(7));
+    assert_eq!(page["messages"][0]["content"], json!("h6"));
+    assert_eq!(page["messages"][0]["senderId"], json!(w.alice));
+
+    // An ended conversation's history stays readable by its members.
+    a.emit(
+        "fetch_messages",
+        json!({"connectionId": w.ac_ended}),
+        Some(14),
+    )
+    .await;
+    assert_eq!(
+        a.expect_ack(14).await,
+        json!({"messages": [], "nextCursor": null})
+    );
+    // Not a member: refused.
+    c.emit("fetch_messages", json!({"connectionId": w.ab}), Some(15))
+        .await;
+    let refused = "You are not part of this connection.";
+    assert_eq!(c.expect_event("error").await, json!({"message": refused}));
+    assert_eq!(c.expect_ack(15).await, json!({"error": refused}));
+    // Bad arguments, and no acknowledgement to answer with: an error, the socket stays up.
+    for (args, message) in [
+        (
+            json!({"connectionId": w.ab, "limit": 101}),
+            "limit must be an integer from 1 to 100.",
+        ),
+        (
+            json!({"connectionId": w.ab, "before": "not a cursor"}),
+            "Invalid cursor.",
+        ),
+    ] {
+        b.emit("fetch_messages", args, Some(16)).await;
+        assert_eq!(b.expect_event("error").await, json!({"message": message}));
+        assert_eq!(b.expect_ack(16).await, json!({"error": message}));
+    }
+    b.emit("fetch_messages", json!({"connectionId": w.ab}), None)
+        .await;
+    let error = b.expect_event("error").await;
+    assert!(error["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("acknowledgement"));
+    b.emit(
+        "fetch_messages",
+        json!({"connectionId": w.ab, "limit": 1}),
+        Some(17),
+    )
+    .await;
+    assert_eq!(b.expect_ack(17).await["messages"][0]["id"], json!(ids[0]));
+}
+
+/// A message the app wrote with a clock ahead of Courier's: the conversation's next message
+/// is stamped after it all the same (its room starts above the newest stamp), so the order of
+/// `createdAt` is the order of delivery; conversation events carry an offset last.
+async fn stamps_follow_the_database(kind: Kind) {
+    use sea_orm::{ActiveModelTrait, Set};
+    let w = world(kind).await;
+    let ahead = entity::now_utc_ms() + chrono::Duration::seconds(30);
+    entity::messages::ActiveModel {
+        id: Set("app-written-ahead".into()),
+        connection_id: Set(w.ab.clone()),
+        sender_id: Set(w.bob.clone()),
+        receiver_id: Set(w.alice.clone()),
+        content: Set("written by the app".into()),
+        is_read: Set(false),
+        created_at: Set(ahead),
+        updated_at: Set(ahead),
+        ..Default::default()
+    }
+    .insert(&w.db.conn)
+    .await
+    .expect("insert as the app");
+    let mut a = w.app.connect_user(&w.alice).await;
+    let mut b = w.app.connect_user(&w.bob).await;
+    a.emit(
+        "send_message",
+        json!({"connectionId": w.ab, "content": "after", "tempId": "t"}),
+        None,
+    )
+    .await;
+    let text = b.recv_message().await;
+    let args: Value = serde_json::from_str(text.strip_prefix("42").unwrap_or("")).expect("event");
+    assert_eq!(args[0], json!("receive_message"));
+    assert!(
+        args[2].as_str().is_some_and(|o| !o.is_empty()),
+        "an offset last: {text}"
+    );
+    let stored = w.db.messages(&w.ab).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].id, "app-written-ahead");
+    assert_eq!(stored[1].content, "after");
+    assert!(stored[1].created_at > ahead, "stamped after the app's row");
+    a.expect_event("message_sent").await;
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),*) => {
         mod sqlite {
@@ -388,7 +533,9 @@ on_every_backend!(
     error_strings,
     status_changes_behind_our_back,
     order_is_kept,
-    database_failure
+    database_failure,
+    history_pages,
+    stamps_follow_the_database
 );
 
 #[actix_web::test]

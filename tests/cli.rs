@@ -191,3 +191,45 @@ fn production_refuses_the_built_in_database() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("database.url"), "{stderr}");
 }
+
+#[test]
+fn hash_password_reads_a_piped_line_and_prints_a_bcrypt_hash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    // Settings are not needed, nor read: an [admin] section still without its hash does
+    // not stand in the way.
+    let mut child = courier()
+        .arg("hash-password")
+        .env("COURIER__ADMIN__ENABLED", "true")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped secret\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$2"), "{hash}");
+    assert!(bcrypt::verify("piped secret", hash).unwrap());
+    assert!(!bcrypt::verify("piped secret\n", hash).unwrap());
+
+    // Nothing on stdin: refused.
+    let out = courier()
+        .arg("hash-password")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

@@ -40,7 +40,7 @@ mod handling {
 
     use super::parse;
     use crate::chat::persistence::retrying;
-    use crate::chat::push::Caller;
+    use crate::chat::push::{Caller, ChatPush};
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql;
@@ -96,6 +96,9 @@ mod handling {
                     Ok(Some(connection)) if sql::is_active(&connection) => {
                         room.joined()
                             .insert(caller.sid.clone(), caller.push.clone());
+                        caller
+                            .push
+                            .do_send(ChatPush::Joined(room.connection_id().clone()));
                         let ack = json!({ "ok": true, "connectionId": connection.id });
                         caller.done(None, &ack.to_string());
                     }

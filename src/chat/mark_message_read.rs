@@ -50,7 +50,8 @@ mod handling {
 
     use super::{parse, CANNOT_MARK_READ, MARK_READ_FAILED};
     use crate::chat::persistence::{MarkOutcome, WriteOp, WriteResult};
-    use crate::chat::push::{event, Caller};
+    use crate::chat::push::{event, Caller, Mark};
+    use crate::chat::recovery::{millis, StreamKey};
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::sql::MarkReadRow;
@@ -116,6 +117,9 @@ mod handling {
         type Result = ();
 
         fn handle(&mut self, msg: MarkRequest, ctx: &mut Self::Context) {
+            let Some(msg) = self.unless_loading(msg, ctx) else {
+                return;
+            };
             self.note_request();
             let MarkRequest {
                 caller,
@@ -127,7 +131,12 @@ mod handling {
                 message_id,
                 connection_id: self.connection_id().to_string(),
                 reader: reader.to_string(),
-                now: entity::now_utc_ms(),
+                now: self.next_stamp(),
+            };
+            let mark = Mark {
+                conversation: self.connection_id().clone(),
+                at: millis(&row.now),
+                key: StreamKey::read(&row.message_id),
             };
             let notice = json!({
                 "messageId": row.message_id,
@@ -138,18 +147,18 @@ mod handling {
             self.persist(
                 WriteOp::MarkRead(row),
                 permit,
-                Box::new(move |room, result| marked(room, caller, &notice, result)),
+                Box::new(move |room, result| marked(room, caller, &notice, &mark, result)),
                 ctx,
             );
         }
     }
 
     /// The mark's turn has come: tell the sender's sockets, answer the reader.
-    fn marked(room: &mut ChatRoom, caller: Caller, notice: &str, result: WriteResult) {
+    fn marked(room: &mut ChatRoom, caller: Caller, notice: &str, mark: &Mark, result: WriteResult) {
         match result {
             WriteResult::Mark(MarkOutcome::Marked { sender }) => {
                 room.deps().metrics.read_receipt();
-                room.deliver(&sender, &event("message_read", &[notice]));
+                room.deliver_marked(&sender, &event("message_read", &[notice]), mark);
                 caller.done(None, notice);
             }
             WriteResult::Mark(MarkOutcome::AlreadyRead) => caller.done(None, notice),

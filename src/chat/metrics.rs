@@ -14,7 +14,8 @@ use std::time::Duration;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The event names counted by name; any other name is counted as `other`.
-pub const KNOWN_EVENTS: [&str; 11] = [
+pub const KNOWN_EVENTS: [&str; 12] = [
+    "fetch_messages",
     "join_chat",
     "send_message",
     "mark_message_read",

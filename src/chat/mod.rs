@@ -17,7 +17,10 @@
 //!   and their relations (who they share a connection with).
 //! - [`presence`]: who is online, in the database and to the user's peers.
 //! - [`persistence`]: the `Persistence` actor, the one writer, committing in groups.
-//! - [`heartbeat`], [`delete_messages`], [`clear_conversation`]: more events, one file each;
+//! - [`recovery`]: connection state recovery: pids, offsets and the replay of what a socket
+//!   missed, from the database.
+//! - [`heartbeat`], [`delete_messages`], [`clear_conversation`], [`fetch_messages`]: more
+//!   events, one file each;
 //!   [`call`]: the call signalling events; [`rate_limit`]: token buckets.
 //! - [`remote`]: the other nodes of a cluster ([`remote::RemoteNodes`], `crate::cluster`
 //!   over Redis), and what they ask of this node's registry.
@@ -31,6 +34,7 @@ pub mod args;
 pub mod call;
 pub mod clear_conversation;
 pub mod delete_messages;
+pub mod fetch_messages;
 pub mod heartbeat;
 pub mod join_chat;
 pub mod mark_message_read;
@@ -40,6 +44,7 @@ pub mod persistence;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
+pub mod recovery;
 pub mod remote;
 pub mod room;
 pub mod rooms;
@@ -62,6 +67,7 @@ pub use metrics::ChatMetrics;
 use persistence::{Persistence, Shutdown};
 pub use presence::PresenceOptions;
 use rate_limit::UserRateLimiter;
+pub use recovery::{PidKey, RecoveryOptions};
 use room::RoomDeps;
 use rooms::{RoomShard, Rooms};
 pub use send_message::MessageIdKey;
@@ -97,6 +103,14 @@ pub struct ChatContext {
     pub refusals: Arc<RefusalLog>,
     /// What the chat counts (`/metrics`).
     pub metrics: Arc<ChatMetrics>,
+    /// Reads (history, replay).
+    pub db: DatabaseConnection,
+    /// How long a failed database connection is retried before a read fails.
+    pub retry_for: Duration,
+    /// Connection state recovery.
+    pub recovery: RecoveryOptions,
+    /// Signs pids.
+    pub pid_key: PidKey,
 }
 
 impl ChatContext {
@@ -136,6 +150,8 @@ pub struct ChatOptions {
     pub metrics: Arc<ChatMetrics>,
     /// The other nodes of the cluster (`None`: a single node).
     pub remote: Option<Arc<dyn remote::RemoteNodes>>,
+    /// Connection state recovery.
+    pub recovery: RecoveryOptions,
 }
 
 /// The running chat: its shared actors and their threads.
@@ -154,6 +170,7 @@ impl Chat {
         db: DatabaseConnection,
         auth: Arc<Authenticator>,
         message_ids: MessageIdKey,
+        pid_key: PidKey,
         options: &ChatOptions,
     ) -> Chat {
         let shards = match options.shards {
@@ -188,7 +205,7 @@ impl Chat {
         let deps = RoomDeps {
             persistence: persistence.clone().recipient(),
             users: users.clone(),
-            db,
+            db: db.clone(),
             idle_timeout: options.room_idle_timeout,
             retry_for,
             metrics: options.metrics.clone(),
@@ -217,6 +234,10 @@ impl Chat {
             socket_slots: SocketSlots::new(options.max_sockets_per_user, options.remote.clone()),
             refusals: Arc::new(RefusalLog::new("CONNECTs")),
             metrics: options.metrics.clone(),
+            db,
+            retry_for,
+            recovery: options.recovery,
+            pid_key,
         };
         let mut arbiters = arbiters;
         arbiters.push(writer);

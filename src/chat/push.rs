@@ -7,6 +7,7 @@ use actix::{Message, Recipient};
 use bytestring::ByteString;
 use serde_json::json;
 
+use super::recovery::StreamKey;
 use crate::socketio::packet::{ack_frame, event_frame};
 
 /// The only namespace the chat serves.
@@ -21,12 +22,43 @@ pub type Frame = ByteString;
 pub enum ChatPush {
     /// An event for this socket, encoded once for all its recipients.
     Deliver(Frame),
+    /// An event of a conversation's stream (`receive_message`, `message_read`): the socket
+    /// adds its offset (connection state recovery) as the last argument.
+    Stream(Frame, Mark),
     /// One of this socket's requests is done: write its answer (an event and an ack, either
-    /// may be absent) and free its slot of the send window.
+    /// may be absent) and free its slot of the send window. `mark` is set when the event is
+    /// of a conversation's stream (`message_sent`).
     Done {
         event: Option<Frame>,
         ack: Option<Frame>,
+        mark: Option<Mark>,
     },
+    /// The socket joined the conversation (a room, as the socket layer's observer sees it);
+    /// sent just before the request's `Done`.
+    Joined(Arc<str>),
+}
+
+/// Where an event stands in its conversation's stream.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// The conversation.
+    pub conversation: Arc<str>,
+    /// Its stamp (milliseconds since the epoch; see `chat::recovery`).
+    pub at: i64,
+    /// Tells it apart from a replayed event.
+    pub key: StreamKey,
+}
+
+/// `frame` (a complete `42[…]` event) with `offset` as one more, last argument.
+pub fn with_offset(frame: &Frame, offset: &str) -> Frame {
+    let text: &str = frame;
+    let body = text.strip_suffix(']').unwrap_or(text);
+    let mut out = String::with_capacity(body.len() + offset.len() + 4);
+    out.push_str(body);
+    out.push(',');
+    out.push_str(&serde_json::Value::from(offset).to_string());
+    out.push(']');
+    out.into()
 }
 
 /// The event `name` on the chat namespace with arguments that are JSON texts already.
@@ -52,7 +84,23 @@ impl Caller {
         let ack = self
             .ack
             .map(|id| ack_frame(CHAT_NAMESPACE, id, &[ack_json]).into());
-        self.push.do_send(ChatPush::Done { event, ack });
+        self.push.do_send(ChatPush::Done {
+            event,
+            ack,
+            mark: None,
+        });
+    }
+
+    /// Like [`Caller::done`], for an event of a conversation's stream.
+    pub fn done_marked(&self, event: Frame, mark: Mark, ack_json: &str) {
+        let ack = self
+            .ack
+            .map(|id| ack_frame(CHAT_NAMESPACE, id, &[ack_json]).into());
+        self.push.do_send(ChatPush::Done {
+            event: Some(event),
+            ack,
+            mark: Some(mark),
+        });
     }
 
     /// The request failed: an `error` event `{message}` and, if an ack was asked for, an ack
@@ -62,6 +110,7 @@ impl Caller {
         self.push.do_send(ChatPush::Done {
             event: Some(event),
             ack,
+            mark: None,
         });
     }
 }
@@ -90,5 +139,14 @@ mod tests {
         assert_eq!(&*event, r#"42["error",{"message":"Invalid payload."}]"#);
         assert_eq!(ack.as_deref(), Some(r#"434[{"error":"Invalid payload."}]"#));
         assert_eq!(error_frames("x", None).1, None);
+    }
+
+    #[test]
+    fn an_offset_is_the_last_argument() {
+        let frame: Frame = event("receive_message", &[r#"{"id":"m1"}"#]);
+        assert_eq!(
+            &*with_offset(&frame, "b2Zm"),
+            r#"42["receive_message",{"id":"m1"},"b2Zm"]"#
+        );
     }
 }

@@ -3,10 +3,13 @@
 //! Every request for a conversation, from whichever member's socket, reaches its room
 //! through the room shard (`chat::rooms`), which checked that the user is a member. The room
 //!
-//! 1. gives each write its place: a sequence number and, for a message, a `createdAt` that
-//!    strictly increases in that order (two messages in the same millisecond get
-//!    consecutive milliseconds), so the conversation's order `ORDER BY "createdAt", "id"`
-//!    is the order the room delivers;
+//! 1. gives each write its place: a sequence number and a stamp (a message's `createdAt`, a
+//!    read receipt's `updatedAt`) that strictly increases in that order (two in the same
+//!    millisecond get consecutive milliseconds) and starts above the newest stamp of the
+//!    conversation in the database (read when the room starts; writes wait for it), so the
+//!    conversation's order `ORDER BY "createdAt", "id"` is the order the room delivers,
+//!    whatever the clocks of other writers, and the stamps are the stream positions of
+//!    connection state recovery (`chat::recovery`);
 //! 2. hands it to `Persistence`, which commits writes in groups;
 //! 3. when the commits confirm, completes them **in sequence order** (a result that comes
 //!    early waits for the ones before it): delivers to the members' sockets and answers the
@@ -25,14 +28,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, ActorContext, AsyncContext, Context, Handler, Message, Recipient};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient,
+    WrapFuture,
+};
 use chrono::NaiveDateTime;
 use log::debug;
 use sea_orm::DatabaseConnection;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::persistence::{Write, WriteOp, WriteResult, Written};
-use super::push::{Caller, ChatPush, Frame};
+use super::push::{Caller, ChatPush, Frame, Mark};
 use super::users::{MemberChange, MemberUpdate, Users};
 use super::ChatMetrics;
 
@@ -120,7 +126,10 @@ impl RoomRequest for Notice {
 impl Handler<Notice> for ChatRoom {
     type Result = ();
 
-    fn handle(&mut self, msg: Notice, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Notice, ctx: &mut Self::Context) {
+        let Some(msg) = self.unless_loading(msg, ctx) else {
+            return;
+        };
         self.note_request();
         let other = self.other_member(&msg.from).clone();
         // After the writes before it, so that the other member hears in order.
@@ -162,6 +171,9 @@ struct Pending {
     step: Step,
 }
 
+/// Something held until the room's clock is read.
+type Held = Box<dyn FnOnce(&mut ChatRoom, &mut Context<ChatRoom>)>;
+
 /// One conversation.
 pub struct ChatRoom {
     connection_id: Arc<str>,
@@ -175,8 +187,11 @@ pub struct ChatRoom {
     synced: [bool; 2],
     /// Sockets that joined the conversation (`join_chat`), by sid.
     joined: HashMap<Arc<str>, Recipient<ChatPush>>,
-    /// The `createdAt` of the last message given a place.
+    /// The last stamp given.
     last_created: Option<NaiveDateTime>,
+    /// Requests that stamp, held until the newest stamp in the database is read (`None`
+    /// once it is).
+    loading: Option<Vec<Held>>,
     /// Writes handed to persistence, in sequence order, the oldest first.
     pending: VecDeque<Pending>,
     /// The sequence number of `pending`'s first entry.
@@ -208,6 +223,7 @@ impl ChatRoom {
             synced: [false, false],
             joined: HashMap::new(),
             last_created: None,
+            loading: Some(Vec::new()),
             pending: VecDeque::new(),
             first_seq: 0,
             received: 0,
@@ -241,9 +257,27 @@ impl ChatRoom {
         self.last_activity = Instant::now();
     }
 
-    /// A `createdAt` for the next message: now, or one millisecond after the previous
-    /// message's if the clock has not moved past it.
-    pub fn next_created_at(&mut self) -> NaiveDateTime {
+    /// `msg` back if the room's clock is ready; otherwise it is held and handled once the
+    /// clock is read, in the order it came.
+    pub fn unless_loading<M>(&mut self, msg: M, _ctx: &mut Context<Self>) -> Option<M>
+    where
+        M: actix::Message<Result = ()> + 'static,
+        Self: Handler<M>,
+    {
+        match &mut self.loading {
+            None => Some(msg),
+            Some(held) => {
+                held.push(Box::new(move |room, ctx| {
+                    <ChatRoom as Handler<M>>::handle(room, msg, ctx);
+                }));
+                None
+            }
+        }
+    }
+
+    /// The stamp for the next write (a message's `createdAt`, a receipt's `updatedAt`):
+    /// now, or one millisecond after the previous one if the clock has not moved past it.
+    pub fn next_stamp(&mut self) -> NaiveDateTime {
         let now = entity::now_utc_ms();
         let at = match self.last_created {
             Some(last) if now <= last => last + chrono::Duration::milliseconds(1),
@@ -312,6 +346,17 @@ impl ChatRoom {
         self.last_activity = Instant::now();
     }
 
+    /// Delivers `frame`, an event of the conversation's stream, to every connected socket of
+    /// `user`, on every node (the other nodes get it without its stream mark).
+    pub fn deliver_marked(&self, user: &str, frame: &Frame, mark: &Mark) {
+        self.deps.users.to_remote_user(user, frame);
+        if let Some(i) = self.member_index(user) {
+            for push in self.sockets[i].values() {
+                push.do_send(ChatPush::Stream(frame.clone(), mark.clone()));
+            }
+        }
+    }
+
     /// Delivers `frame` to every connected socket of `user`, on every node.
     pub fn deliver(&self, user: &str, frame: &Frame) {
         self.deps.users.to_remote_user(user, frame);
@@ -353,11 +398,32 @@ impl Actor for ChatRoom {
                 .users
                 .subscribe(member, self.key, ctx.address().recipient());
         }
+        // The clock starts above the newest stamp in the database.
+        let db = self.deps.db.clone();
+        let retry_for = self.deps.retry_for;
+        let id = self.connection_id.clone();
+        let read = async move {
+            super::persistence::retrying(retry_for, || super::recovery::newest_stamp(&db, &id))
+                .await
+        };
+        ctx.spawn(read.into_actor(self).map(|newest, room, ctx| {
+            match newest {
+                Ok(newest) => room.last_created = room.last_created.max(newest),
+                Err(e) => log::warn!(
+                    "room {}: the newest stamp could not be read ({e}); stamping from the clock",
+                    room.connection_id
+                ),
+            }
+            for held in room.loading.take().unwrap_or_default() {
+                held(room, ctx);
+            }
+        }));
         let every = (self.deps.idle_timeout / 2).max(Duration::from_millis(10));
         ctx.run_interval(every, |room, _ctx| {
             // A socket that died without leaving must not keep the room alive.
             room.joined.retain(|_, push| push.connected());
             if room.joined.is_empty()
+                && room.loading.is_none()
                 && room.pending.is_empty()
                 && room.reading == 0
                 && room.last_activity.elapsed() >= room.deps.idle_timeout

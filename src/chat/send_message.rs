@@ -154,8 +154,9 @@ mod handling {
     use crate::chat::message_json::MessageJson;
     use crate::chat::metrics::{Limited, Refusal};
     use crate::chat::persistence::{InsertOutcome, WriteOp, WriteResult};
-    use crate::chat::push::{event, Caller};
+    use crate::chat::push::{event, Caller, Mark};
     use crate::chat::rate_limit::TOO_FAST;
+    use crate::chat::recovery::{millis, StreamKey};
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
     use crate::chat::ChatMetrics;
@@ -291,6 +292,9 @@ mod handling {
         type Result = ();
 
         fn handle(&mut self, msg: Post, ctx: &mut Self::Context) {
+            let Some(msg) = self.unless_loading(msg, ctx) else {
+                return;
+            };
             self.note_request();
             let Post {
                 caller,
@@ -301,7 +305,7 @@ mod handling {
                 accepted,
             } = msg;
             let receiver = self.other_member(&sender).to_string();
-            let created_at = self.next_created_at();
+            let created_at = self.next_stamp();
             let SendMessage {
                 connection_id,
                 content,
@@ -349,8 +353,13 @@ mod handling {
             WriteResult::Insert(InsertOutcome::Inserted) => {
                 metrics.saved();
                 let json = MessageJson(&model).to_string();
-                room.deliver(&model.receiver_id, &event("receive_message", &[&json]));
-                sent(&caller, temp_id, &json);
+                let mark = mark_of(&model);
+                room.deliver_marked(
+                    &model.receiver_id,
+                    &event("receive_message", &[&json]),
+                    &mark,
+                );
+                sent(&caller, temp_id, &json, mark);
                 return metrics.acked(accepted.elapsed());
             }
             // A retry of a message saved before: answered with that row, delivered once.
@@ -367,15 +376,25 @@ mod handling {
                 return caller.fail(ChatError::Failed.message());
             }
         };
-        sent(&caller, temp_id, &MessageJson(&row).to_string());
+        let mark = mark_of(&row);
+        sent(&caller, temp_id, &MessageJson(&row).to_string(), mark);
         metrics.acked(accepted.elapsed());
     }
 
+    /// Where `message` stands in its conversation's stream.
+    fn mark_of(message: &messages::Model) -> Mark {
+        Mark {
+            conversation: Arc::from(message.connection_id.as_str()),
+            at: millis(&message.created_at),
+            key: StreamKey::received(&message.id),
+        }
+    }
+
     /// `message_sent` `{tempId, savedMessage}` to the sender, and the same as its ack.
-    fn sent(caller: &Caller, temp_id: &str, saved_json: &str) {
+    fn sent(caller: &Caller, temp_id: &str, saved_json: &str, mark: Mark) {
         let temp_id = serde_json::Value::from(temp_id).to_string();
         let body = format!(r#"{{"tempId":{temp_id},"savedMessage":{saved_json}}}"#);
-        caller.done(Some(event("message_sent", &[&body])), &body);
+        caller.done_marked(event("message_sent", &[&body]), mark, &body);
     }
 }
 

@@ -13,14 +13,23 @@
 //! reading from its client (the Engine.IO session pauses the WebSocket or holds the
 //! long-polling POST); it reads on as answers come back. A busy server slows clients down;
 //! it never refuses their messages.
+//!
+//! Connection state recovery (`chat::recovery`): a fresh CONNECT is answered `{sid, pid}`;
+//! a CONNECT carrying a valid `pid` of the same user (and its `offset`) is answered once the
+//! missed events are read: the same `pid`, then the replay, then the live events held
+//! meanwhile. Every conversation event the socket sends carries its offset.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use log::debug;
 use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::push::{ChatPush, CHAT_NAMESPACE};
+use super::message_json::MessageJson;
+use super::persistence::retrying;
+use super::push::{event, with_offset, ChatPush, Frame, Mark, CHAT_NAMESPACE};
+use super::recovery::{self, millis, Offset, Pid, Replayed, Replaying, StreamKey};
 use super::room::RoomRequest;
 use super::ChatContext;
 use crate::rate::TokenBucket;
@@ -50,7 +59,30 @@ pub struct ChatSocket {
     pub(super) call_bucket: TokenBucket,
     /// The server is shutting down: close once nothing is in flight.
     draining: bool,
+    /// Where the socket is in its stream (connection state recovery on).
+    stream: Option<Offset>,
+    /// Live events held while a replay is read.
+    replaying: Option<Replaying>,
+    /// What the last replay sent: a live event of one of these writes (committed before the
+    /// replay's query, delivered by its room only afterwards) is not sent again. Kept for
+    /// [`REPLAYED_KEPT`].
+    replayed: Option<HashSet<StreamKey>>,
 }
+
+/// A recovery the client asked for: its pid (and the token it came as) and its offset.
+struct Attempt {
+    pid: Pid,
+    token: String,
+    offset: Offset,
+}
+
+/// Most live events held while a replay is read, besides the replay's own limit; past it
+/// the socket is closed (it would be a slow client).
+const MAX_HELD: usize = 10_000;
+
+/// How long after a replay its writes' live events are recognised: a write committed
+/// before the replay's query is delivered by its room within moments of the commit.
+const REPLAYED_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl ChatSocket {
     /// A socket that has not authenticated yet.
@@ -63,6 +95,179 @@ impl ChatSocket {
             blocked: false,
             last_heard: None,
             draining: false,
+            stream: None,
+            replaying: None,
+            replayed: None,
+        }
+    }
+
+    /// The recovery `auth` asks for, if it carries a pid Courier signed and an offset of
+    /// that pid's stream (or none).
+    fn attempt(&self, auth: Option<&Value>) -> Option<Attempt> {
+        let auth = auth?;
+        let token = auth.get("pid")?.as_str()?;
+        let pid = Pid::verify(token, &self.ctx.pid_key)?;
+        let max = self.ctx.recovery.max_conversations;
+        let offset = match auth.get("offset") {
+            None | Some(Value::Null) => Offset::start(&pid),
+            Some(Value::String(text)) => Offset::decode(text, &pid, max)?,
+            Some(_) => return None,
+        };
+        Some(Attempt {
+            token: token.to_string(),
+            pid,
+            offset,
+        })
+    }
+
+    /// Takes one of `user`'s socket slots and registers the socket with the user registry.
+    fn register(&mut self, user: Arc<str>, io: &mut SocketIo<'_, '_, Self>) -> Result<(), Value> {
+        if !self.ctx.socket_slots.take(&user) {
+            self.ctx
+                .refusals
+                .refused("too many sockets for one user", io.client().address);
+            return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
+        }
+        let sid: Arc<str> = Arc::from(io.engine_sid());
+        self.ctx
+            .users
+            .register(&user, &sid, io.recipient(), io.client().clone());
+        self.me = Some((user, sid));
+        Ok(())
+    }
+
+    /// A new stream for `user` starting now: its pid goes into the CONNECT answer.
+    fn fresh_stream(&mut self, user: &str, base: i64, io: &mut SocketIo<'_, '_, Self>) {
+        if !self.ctx.recovery.enabled {
+            return;
+        }
+        let pid = Pid::fresh(user, base);
+        io.set_pid(pid.sign(&self.ctx.pid_key));
+        self.stream = Some(Offset::start(&pid));
+    }
+
+    /// Recovers `attempt` for `user`: once the user may (an expired token needs a recent
+    /// disconnect), registers the socket, reads what it missed and answers the CONNECT.
+    fn recover(
+        &mut self,
+        user: Arc<str>,
+        attempt: Attempt,
+        expired: bool,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        io.defer_connect();
+        if !expired {
+            return self.replay(user, attempt, io);
+        }
+        let db = self.ctx.db.clone();
+        let within = self.ctx.recovery.max_disconnection.as_millis() as i64;
+        let who = user.clone();
+        io.spawn(
+            async move { recovery::seen_within(&db, &who, within).await },
+            move |me, io, recent| {
+                if recent {
+                    me.replay(user, attempt, io);
+                } else {
+                    debug!(
+                        "session {}: expired token, disconnected too long ago to recover",
+                        io.engine_sid()
+                    );
+                    me.ctx
+                        .refusals
+                        .refused(crate::auth::INVALID_TOKEN, io.client().address);
+                    io.refuse_connect(
+                        CHAT_NAMESPACE,
+                        json!({ "message": crate::auth::INVALID_TOKEN }),
+                    );
+                }
+            },
+        );
+    }
+
+    /// Registers the socket (live events are held from now on), then reads the replay.
+    fn replay(&mut self, user: Arc<str>, attempt: Attempt, io: &mut SocketIo<'_, '_, Self>) {
+        if let Err(refusal) = self.register(user.clone(), io) {
+            return io.refuse_connect(CHAT_NAMESPACE, refusal);
+        }
+        let registered = millis(&entity::now_utc_ms());
+        self.replaying = Some(Replaying::default());
+        let users = self.ctx.users.clone();
+        let db = self.ctx.db.clone();
+        let retry_for = self.ctx.retry_for;
+        let max = self.ctx.recovery.max_replay;
+        let offset = attempt.offset.clone();
+        let read = async move {
+            // Once the registry has the socket, every room that completes a write from now
+            // on delivers to it: what the query does not see is held, not missed.
+            users.socket_count(&user).await;
+            retrying(retry_for, || recovery::replay(&db, &user, &offset, max)).await
+        };
+        io.spawn(read, move |me, io, read| {
+            let held = me.replaying.take().unwrap_or_default().held;
+            let Some((user, _)) = me.me.clone() else {
+                return;
+            };
+            match read {
+                Ok(Some(events)) => {
+                    io.set_pid(attempt.token);
+                    me.stream = Some(attempt.offset);
+                    io.accept_connect(CHAT_NAMESPACE);
+                    debug!(
+                        "session {}: recovered, {} events replayed",
+                        io.engine_sid(),
+                        events.len()
+                    );
+                    let mut replayed = HashSet::with_capacity(events.len());
+                    for replay in events {
+                        replayed.insert(replay.key());
+                        let (frame, mark) = replay_frame(replay);
+                        me.send_marked(frame, &mark, io);
+                    }
+                    // The live events of replayed writes are dropped, now (held) and later
+                    // (committed before the query, delivered after it).
+                    if !replayed.is_empty() {
+                        me.replayed = Some(replayed);
+                        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
+                            me.replayed = None;
+                        });
+                    }
+                    for push in held {
+                        me.on_push(push, io);
+                    }
+                }
+                other => {
+                    match other {
+                        Ok(_) => debug!(
+                            "session {}: more than {max} missed events, not recovered",
+                            io.engine_sid()
+                        ),
+                        Err(e) => log::warn!(
+                            "session {}: the replay could not be read ({e}); not recovered",
+                            io.engine_sid()
+                        ),
+                    }
+                    me.fresh_stream(&user, registered, io);
+                    io.accept_connect(CHAT_NAMESPACE);
+                    for push in held {
+                        me.on_push(push, io);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Sends an event of a conversation's stream with the socket's offset after it.
+    fn send_marked(&mut self, frame: Frame, mark: &Mark, io: &mut SocketIo<'_, '_, Self>) {
+        match &mut self.stream {
+            Some(stream) => {
+                stream.advance(
+                    &mark.conversation,
+                    mark.at,
+                    self.ctx.recovery.max_conversations,
+                );
+                io.send_framed(with_offset(&frame, &stream.encode()));
+            }
+            None => io.send_framed(frame),
         }
     }
 
@@ -166,22 +371,39 @@ impl SocketHandler for ChatSocket {
         if nsp != CHAT_NAMESPACE {
             return Err(json!({ "message": "Invalid namespace" }));
         }
-        match self.ctx.auth.authenticate(auth) {
-            Ok(user_id) => {
+        let attempt = if self.ctx.recovery.enabled {
+            self.attempt(auth)
+        } else {
+            None
+        };
+        let authenticated = match &attempt {
+            Some(_) => self.ctx.auth.authenticate_allowing_expiry(auth),
+            None => self.ctx.auth.authenticate(auth).map(|user| (user, false)),
+        };
+        match authenticated {
+            Ok((user_id, expired)) => {
                 debug!("session {}: authenticated as {user_id}", io.engine_sid());
+                // A pid of another user is no recovery: a fresh connection (or, with an
+                // expired token, none).
+                let attempt = attempt.filter(|a| a.pid.user == user_id);
                 let user: Arc<str> = user_id.into();
-                if !self.ctx.socket_slots.take(&user) {
-                    self.ctx
-                        .refusals
-                        .refused("too many sockets for one user", io.client().address);
-                    return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
+                match attempt {
+                    Some(attempt) => {
+                        self.recover(user, attempt, expired, io);
+                        Ok(())
+                    }
+                    None if expired => {
+                        self.ctx
+                            .refusals
+                            .refused(crate::auth::INVALID_TOKEN, io.client().address);
+                        Err(json!({ "message": crate::auth::INVALID_TOKEN }))
+                    }
+                    None => {
+                        self.register(user.clone(), io)?;
+                        self.fresh_stream(&user, millis(&entity::now_utc_ms()), io);
+                        Ok(())
+                    }
                 }
-                let sid: Arc<str> = Arc::from(io.engine_sid());
-                self.ctx
-                    .users
-                    .register(&user, &sid, io.recipient(), io.client().clone());
-                self.me = Some((user, sid));
-                Ok(())
             }
             Err(e) => {
                 debug!("session {}: authentication refused: {e:?}", io.engine_sid());
@@ -200,6 +422,7 @@ impl SocketHandler for ChatSocket {
             "send_message" => self.send_message(event, io),
             "mark_message_read" => self.mark_message_read(event, io),
             "heartbeat" => self.heartbeat(event, io),
+            "fetch_messages" => self.fetch_messages(event, io),
             "delete_messages" => self.delete_messages(event, io),
             "clear_conversation" => self.clear_conversation(event, io),
             name if name.starts_with("call:") && self.call_event(&event, io) => {}
@@ -211,18 +434,45 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_push(&mut self, push: ChatPush, io: &mut SocketIo<'_, '_, Self>) {
+        if let Some(replaying) = &mut self.replaying {
+            if replaying.held.len() >= self.ctx.recovery.max_replay + MAX_HELD {
+                debug!(
+                    "session {}: too many events held during a replay",
+                    io.engine_sid()
+                );
+                return io.close();
+            }
+            replaying.held.push(push);
+            return;
+        }
         match push {
             ChatPush::Deliver(frame) => {
                 if self.me.is_some() {
                     io.send_framed(frame);
                 }
             }
-            ChatPush::Done { event, ack } => {
+            ChatPush::Joined(connection_id) => {
+                if self.me.is_some() {
+                    io.joined_room(CHAT_NAMESPACE, &connection_id);
+                }
+            }
+            ChatPush::Stream(frame, mark) => {
+                let again = self
+                    .replayed
+                    .as_mut()
+                    .is_some_and(|replayed| replayed.remove(&mark.key));
+                if self.me.is_some() && !again {
+                    self.send_marked(frame, &mark, io);
+                }
+            }
+            ChatPush::Done { event, ack, mark } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 // A socket that left the namespace meanwhile is not answered there.
                 if self.me.is_some() {
-                    if let Some(frame) = event {
-                        io.send_framed(frame);
+                    match (event, mark) {
+                        (Some(frame), Some(mark)) => self.send_marked(frame, &mark, io),
+                        (Some(frame), None) => io.send_framed(frame),
+                        (None, _) => {}
                     }
                     if let Some(frame) = ack {
                         io.send_framed(frame);
@@ -255,6 +505,29 @@ impl SocketHandler for ChatSocket {
             self.ctx.socket_slots.give_back(&user);
         }
     }
+}
+
+/// The frame of a replayed event and where it stands.
+fn replay_frame(replay: Replayed) -> (Frame, Mark) {
+    let mark = Mark {
+        conversation: Arc::from(match &replay {
+            Replayed::Received(m) | Replayed::Read(m) => m.connection_id.as_str(),
+        }),
+        at: replay.at(),
+        key: replay.key(),
+    };
+    let frame = match replay {
+        Replayed::Received(m) => event("receive_message", &[&MessageJson(&m).to_string()]),
+        Replayed::Read(m) => {
+            let notice = json!({
+                "messageId": m.id,
+                "connectionId": m.connection_id,
+                "readBy": m.receiver_id,
+            });
+            event("message_read", &[&notice.to_string()])
+        }
+    };
+    (frame, mark)
 }
 
 /// A semaphore with `n` permits for the database's write queue.

@@ -16,6 +16,10 @@ pub struct ClientInfo {
     pub address: Option<IpAddr>,
     /// The `User-Agent` header, if any (at most [`MAX_USER_AGENT`] bytes kept).
     pub user_agent: Option<String>,
+    /// The session was opened from one of the endpoint's restricted origins
+    /// ([`super::EndpointOptions::restricted_origins`]): the layer above decides what such a
+    /// session may do.
+    pub restricted: bool,
 }
 
 /// Longest `User-Agent` kept, in bytes.
@@ -110,6 +114,7 @@ pub fn client_info(req: &HttpRequest, trusted_proxies: &[IpNet]) -> ClientInfo {
     ClientInfo {
         address: peer.map(|peer| resolve(peer, &forwarded, trusted_proxies)),
         user_agent,
+        restricted: false,
     }
 }
 

@@ -119,6 +119,12 @@ pub struct EndpointOptions {
     pub max_buffered_packets: usize,
     /// Allowed browser origins (requests without an `Origin` header are always allowed).
     pub cors_origins: Vec<String>,
+    /// Origins also allowed (with the same credentialed CORS), whose sessions are marked
+    /// [`ClientInfo::restricted`]: the origin of an application that may reach only part of
+    /// the layer above (the admin UI, which may connect to its own namespace only). CORS is
+    /// decided per request, before anything above Engine.IO is known, so the restriction is
+    /// carried by the session.
+    pub restricted_origins: Vec<String>,
     /// Also allow a browser request whose `Origin` is the very host it was sent to (its
     /// `Host` header): a page this server serves itself, such as the demo page.
     pub allow_same_origin: bool,
@@ -255,11 +261,12 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             return Ok(None);
         };
         let origin = origin.to_str().map_err(|_| EngineError::Forbidden)?;
-        let allowed = self
-            .options
-            .cors_origins
-            .iter()
-            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        let listed = |list: &[String]| {
+            list.iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        };
+        let allowed = listed(&self.options.cors_origins)
+            || listed(&self.options.restricted_origins)
             || (self.options.allow_same_origin && is_same_origin(req, origin));
         if allowed {
             Ok(Some(origin.to_string()))
@@ -267,6 +274,26 @@ impl<H: EngineHandler> EngineEndpoint<H> {
             debug!("refused a request from origin {origin:?}");
             Err(EngineError::Forbidden)
         }
+    }
+
+    /// Who the client of a new session is; marked restricted if its `Origin` is one of
+    /// `restricted_origins` (and not an origin allowed without restriction).
+    fn client_info(&self, req: &HttpRequest) -> ClientInfo {
+        let mut client = client_info(req, &self.options.trusted_proxies);
+        if let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        {
+            let listed = |list: &[String]| {
+                list.iter()
+                    .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+            };
+            client.restricted = listed(&self.options.restricted_origins)
+                && !listed(&self.options.cors_origins)
+                && !(self.options.allow_same_origin && is_same_origin(req, origin));
+        }
+        client
     }
 }
 
@@ -388,7 +415,7 @@ fn open_websocket<H: EngineHandler>(
     body: web::Payload,
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
-    let client = client_info(req, &endpoint.options.trusted_proxies);
+    let client = endpoint.client_info(req);
     let Some(ticket) = endpoint.admit(&client) else {
         return busy();
     };
@@ -426,7 +453,7 @@ async fn open_polling<H: EngineHandler>(
     req: &HttpRequest,
     endpoint: &EngineEndpoint<H>,
 ) -> HttpResponse {
-    let client = client_info(req, &endpoint.options.trusted_proxies);
+    let client = endpoint.client_info(req);
     let Some(ticket) = endpoint.admit(&client) else {
         return busy();
     };

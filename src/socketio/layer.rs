@@ -11,15 +11,21 @@
 //! application's business (it answers with an `error` event and the socket stays up).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Message, Recipient, SpawnHandle};
 use bytes::Bytes;
 use log::debug;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
+use super::mount::{
+    AnyFuture, AnyThen, Direction, ErasedIo, Mount, Namespace, NamespaceIo, SocketCommand,
+    SocketControl, SocketInfo, SocketObserver, CONTROL_QUEUE, ORIGIN_NOT_ALLOWED,
+};
 use super::packet::{Decoded, Decoder, Packet, PacketData};
-use crate::engineio::{EngineHandler, EngineIo, EngineMessage, SessionClose};
+use crate::engineio::{ClientInfo, EngineHandler, EngineIo, EngineMessage, SessionClose};
 use crate::ids;
 
 /// An event from the client.
@@ -86,6 +92,13 @@ impl Namespaces {
         }
     }
 
+    fn get(&self, nsp: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == nsp)
+            .map(|(_, sid)| sid.as_str())
+    }
+
     fn remove(&mut self, nsp: &str) -> Option<String> {
         let at = self.0.iter().position(|(n, _)| n == nsp)?;
         Some(self.0.swap_remove(at).1)
@@ -111,6 +124,90 @@ struct SocketState {
     /// packet being received.
     attachment_timeout: Duration,
     attachment_timer: Option<SpawnHandle>,
+    /// A CONNECT the application answers later ([`SocketIo::defer_connect`]): its namespace.
+    pending_connect: Option<String>,
+    /// What the application asked for: answer later, and the `pid` of the answer.
+    defer: bool,
+    pid: Option<String>,
+    /// The mounted namespace and the observer, if any (one pointer: usually neither).
+    ext: Option<Arc<LayerExt>>,
+    /// This session's socket on the mounted namespace, from its CONNECT on.
+    mounted: Option<Box<MountedSocket>>,
+}
+
+/// What the socket layer carries besides the main handler: another application on a
+/// namespace of its own, and an observer of every socket (see [`super::mount`]).
+#[derive(Default)]
+pub struct LayerExt {
+    pub mount: Option<Arc<dyn Mount>>,
+    pub observer: Option<Arc<dyn SocketObserver>>,
+}
+
+/// A session's socket on the mounted namespace.
+struct MountedSocket {
+    /// `None` while it is being called.
+    socket: Option<Box<dyn Namespace>>,
+    /// Its CONNECT waits for an answer.
+    pending: bool,
+}
+
+impl SocketState {
+    fn is_mount(&self, nsp: &str) -> bool {
+        self.ext
+            .as_ref()
+            .and_then(|e| e.mount.as_ref())
+            .is_some_and(|m| m.namespace() == nsp)
+    }
+
+    fn mount_name(&self) -> Option<String> {
+        Some(self.ext.as_ref()?.mount.as_ref()?.namespace().to_string())
+    }
+
+    fn observer(&self) -> Option<Arc<dyn SocketObserver>> {
+        self.ext.as_ref()?.observer.clone()
+    }
+
+    /// The observer, if it tracks sockets one by one.
+    fn tracker(&self) -> Option<&Arc<dyn SocketObserver>> {
+        self.ext
+            .as_ref()?
+            .observer
+            .as_ref()
+            .filter(|o| o.tracks_sockets())
+    }
+
+    /// The socket left `nsp` (already out of `namespaces`): the application and the observer
+    /// are told.
+    fn forget<A: SocketHandler>(&mut self, app: &mut A, nsp: &str, sid: &str, reason: &str) {
+        if self.is_mount(nsp) {
+            if let Some(mut socket) = self.mounted.take().and_then(|m| m.socket) {
+                socket.on_disconnect(reason);
+            }
+        } else {
+            app.on_disconnect(nsp, reason);
+        }
+        if let Some(observer) = self.observer() {
+            observer.disconnected(nsp, sid, reason);
+        }
+    }
+}
+
+/// The namespace and the arguments (the name first) of an Engine.IO frame carrying a
+/// Socket.IO event (`42[…]`, `42/nsp,[…]`).
+fn framed_event(frame: &str) -> Option<(&str, Vec<Value>)> {
+    let rest = frame.strip_prefix("42")?;
+    let (nsp, rest) = match rest.strip_prefix('/') {
+        Some(_) => rest.split_once(',')?,
+        None => ("/", rest),
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let args: Vec<Value> = serde_json::from_str(rest).ok()?;
+    Some((nsp, args))
+}
+
+/// The size of each argument as JSON, in bytes.
+fn arg_sizes(args: &[Value]) -> Vec<usize> {
+    args.iter().map(|a| a.to_string().len()).collect()
 }
 
 /// How long a binary packet's attachments may take by default.
@@ -135,8 +232,19 @@ impl<A: SocketHandler> SocketLayer<A> {
                 connect_timer: None,
                 attachment_timeout: ATTACHMENT_TIMEOUT,
                 attachment_timer: None,
+                pending_connect: None,
+                defer: false,
+                pid: None,
+                ext: None,
+                mounted: None,
             },
         }
+    }
+
+    /// Carries `ext` too: a mounted namespace, an observer (see [`super::mount`]).
+    pub fn extend(mut self, ext: Option<Arc<LayerExt>>) -> Self {
+        self.state.ext = ext;
+        self
     }
 
     /// Closes a client whose binary packet's attachments do not all arrive within
@@ -154,26 +262,42 @@ impl<A: SocketHandler> SocketLayer<A> {
         };
         match data {
             PacketData::Connect(auth) => {
-                if io.state.namespaces.contains_key(&nsp) {
+                let mount = io.state.is_mount(&nsp);
+                if io.state.namespaces.contains_key(&nsp)
+                    || io.state.pending_connect.as_deref() == Some(nsp.as_str())
+                    || (mount && io.state.mounted.is_some())
+                {
                     debug!(
                         "session {}: duplicate CONNECT to {nsp} ignored",
                         io.eio.sid()
                     );
                     return;
                 }
+                if mount {
+                    io.connect_mounted(auth.as_ref());
+                    return;
+                }
+                if io.eio.client().restricted {
+                    // A session from an origin allowed for the mounted namespace only.
+                    debug!(
+                        "session {}: CONNECT to {nsp} from a restricted origin refused",
+                        io.eio.sid()
+                    );
+                    io.send(&Packet {
+                        nsp,
+                        data: PacketData::ConnectError(json!({ "message": ORIGIN_NOT_ALLOWED })),
+                    });
+                    return;
+                }
+                io.state.defer = false;
+                io.state.pid = None;
                 match self.app.on_connect(&nsp, auth.as_ref(), &mut io) {
+                    Ok(()) if io.state.defer => {
+                        io.state.defer = false;
+                        io.state.pending_connect = Some(nsp);
+                    }
                     Ok(()) => {
-                        let sid = ids::session_id();
-                        io.send(&Packet {
-                            nsp: nsp.clone(),
-                            data: PacketData::Connect(Some(json!({ "sid": sid }))),
-                        });
-                        io.state.namespaces.insert(nsp.clone(), sid);
-                        if let Some(timer) = io.state.connect_timer.take() {
-                            io.eio.cancel(timer);
-                        }
-                        // Accepted by the application: no longer a stranger's session.
-                        io.eio.established();
+                        io.accept(nsp.clone());
                         self.app.on_connected(&nsp, &mut io);
                     }
                     Err(data) => io.send(&Packet {
@@ -184,8 +308,9 @@ impl<A: SocketHandler> SocketLayer<A> {
             }
             PacketData::Disconnect => {
                 // The client left the namespace: no answer, the Engine.IO session goes on.
-                if io.state.namespaces.remove(&nsp).is_some() {
-                    self.app.on_disconnect(&nsp, "client namespace disconnect");
+                if let Some(sid) = io.state.namespaces.remove(&nsp) {
+                    io.state
+                        .forget(&mut self.app, &nsp, &sid, "client namespace disconnect");
                 }
             }
             PacketData::Event {
@@ -222,13 +347,85 @@ impl<A: SocketHandler> SocketLayer<A> {
             )));
             return;
         }
+        if let Some(tracker) = io.state.tracker().filter(|t| t.wants_events()) {
+            if !io.state.is_mount(&nsp) {
+                let sid = io.state.namespaces.get(&nsp).unwrap_or_default();
+                tracker.event(Direction::Received, &nsp, sid, &name, &arg_sizes(&args));
+            }
+        }
         let event = Event {
             name,
             args,
             ack,
             attachments,
         };
-        app.on_event(&nsp, event, io);
+        if io.state.is_mount(&nsp) {
+            io.run_mounted(|socket, io| socket.on_event(event, io));
+        } else {
+            app.on_event(&nsp, event, io);
+        }
+    }
+
+    /// A command from the observer for the socket `sid` on `nsp`.
+    fn command(&mut self, nsp: &str, command: SocketCommand, eio: &mut EngineIo<'_, Self>) {
+        let mut io = SocketIo {
+            eio,
+            state: &mut self.state,
+        };
+        match command {
+            SocketCommand::Emit { name, args } => io.emit(nsp, &name, args),
+            SocketCommand::Disconnect { close } => {
+                let reason = "server namespace disconnect";
+                let all: Vec<String> = if close {
+                    io.state
+                        .namespaces
+                        .0
+                        .iter()
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                } else {
+                    vec![nsp.to_string()]
+                };
+                for nsp in all {
+                    if let Some(sid) = io.state.namespaces.remove(&nsp) {
+                        io.send(&Packet {
+                            nsp: nsp.clone(),
+                            data: PacketData::Disconnect,
+                        });
+                        io.state.forget(&mut self.app, &nsp, &sid, reason);
+                    }
+                }
+                if close {
+                    io.eio
+                        .close(SessionClose::ServerClose("disconnected by the server"));
+                }
+            }
+        }
+    }
+
+    /// Takes the observer's commands for the socket `sid` on `nsp`, while it is there.
+    fn control_loop(
+        eio: &mut EngineIo<'_, Self>,
+        nsp: String,
+        sid: String,
+        mut rx: mpsc::Receiver<SocketCommand>,
+    ) {
+        let next = async move {
+            let command = rx.recv().await;
+            (command, rx)
+        };
+        eio.spawn(next, move |layer, eio, (command, rx)| {
+            let Some(command) = command else {
+                return;
+            };
+            if layer.state.namespaces.get(&nsp) != Some(sid.as_str()) {
+                return;
+            }
+            layer.command(&nsp, command, eio);
+            if layer.state.namespaces.get(&nsp) == Some(sid.as_str()) {
+                Self::control_loop(eio, nsp, sid, rx);
+            }
+        });
     }
 }
 
@@ -236,6 +433,9 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
     type Push = A::Push;
 
     fn on_open(&mut self, io: &mut EngineIo<'_, Self>) {
+        if let Some(observer) = self.state.observer() {
+            observer.session_opened();
+        }
         let timeout = self.state.connect_timeout;
         self.state.connect_timer = Some(io.run_later(timeout, |layer, io| {
             layer.state.connect_timer = None;
@@ -247,6 +447,15 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
     }
 
     fn on_message(&mut self, message: EngineMessage, io: &mut EngineIo<'_, Self>) {
+        if let Some(ext) = &self.state.ext {
+            if let Some(observer) = &ext.observer {
+                let bytes = match &message {
+                    EngineMessage::Text(text) => text.len(),
+                    EngineMessage::Binary(data) => data.len(),
+                };
+                observer.traffic(true, bytes);
+            }
+        }
         let decoded = match message {
             EngineMessage::Text(text) => self.state.decoder.decode_text(&text),
             EngineMessage::Binary(data) => self.state.decoder.decode_binary(data),
@@ -288,6 +497,14 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         self.app.on_push(push, &mut io);
     }
 
+    fn on_upgrade(&mut self, eio: &mut EngineIo<'_, Self>) {
+        if let (Some(tracker), Some(transport)) = (self.state.tracker(), eio.transport()) {
+            for (nsp, sid) in &self.state.namespaces.0 {
+                tracker.transport_changed(nsp, sid, transport);
+            }
+        }
+    }
+
     fn on_pong(&mut self, eio: &mut EngineIo<'_, Self>) {
         let mut io = SocketIo {
             eio,
@@ -306,7 +523,16 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
 
     fn on_close(&mut self, reason: &SessionClose) {
         let reason = disconnect_reason(reason);
-        for (nsp, _) in self.state.namespaces.drain() {
+        let namespaces: Vec<(String, String)> = self.state.namespaces.drain().collect();
+        for (nsp, sid) in namespaces {
+            self.state.forget(&mut self.app, &nsp, &sid, reason);
+        }
+        self.state.mounted = None;
+        if let Some(observer) = self.state.observer() {
+            observer.session_closed(reason);
+        }
+        // A CONNECT still being answered: the application let go of what it took for it.
+        if let Some(nsp) = self.state.pending_connect.take() {
             self.app.on_disconnect(&nsp, reason);
         }
     }
@@ -342,12 +568,153 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
         self.eio.client()
     }
 
+    /// Called in [`SocketHandler::on_connect`] before returning `Ok`: the CONNECT is answered
+    /// later, with [`SocketIo::accept_connect`] or [`SocketIo::refuse_connect`] (e.g. once a
+    /// database read is done). Until then the namespace is not connected; a repeated CONNECT
+    /// is ignored and the connect timeout keeps running.
+    pub fn defer_connect(&mut self) {
+        self.state.defer = true;
+    }
+
+    /// Adds `pid` (connection state recovery's private session id) to the CONNECT answer
+    /// being made: `{sid, pid}`.
+    pub fn set_pid(&mut self, pid: String) {
+        self.state.pid = Some(pid);
+    }
+
+    /// Accepts the deferred CONNECT to `nsp` (with the pid set by [`SocketIo::set_pid`], if
+    /// any); `false` if there is none.
+    pub fn accept_connect(&mut self, nsp: &str) -> bool {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return false;
+        }
+        self.state.pending_connect = None;
+        self.accept(nsp.to_string());
+        true
+    }
+
+    /// Refuses the deferred CONNECT to `nsp` with a CONNECT_ERROR carrying `data`.
+    pub fn refuse_connect(&mut self, nsp: &str, data: Value) {
+        if self.state.pending_connect.as_deref() != Some(nsp) {
+            return;
+        }
+        self.state.pending_connect = None;
+        self.send(&Packet {
+            nsp: nsp.to_string(),
+            data: PacketData::ConnectError(data),
+        });
+    }
+
+    /// Answers a CONNECT to `nsp`: `{sid}` (and `pid` if set) and the namespace is connected.
+    fn accept(&mut self, nsp: String) {
+        let sid = ids::session_id();
+        let packet = Packet {
+            nsp: nsp.clone(),
+            data: PacketData::Connect(Some(json!({ "sid": sid }))),
+        };
+        match self.state.pid.take() {
+            // `{"sid":…,"pid":…}`, in the order socket.io writes them.
+            Some(pid) => {
+                let (text, _) = packet.encode();
+                let body = text.strip_suffix('}').unwrap_or(&text);
+                let pid = Value::from(pid).to_string();
+                self.eio.send_text(&format!(r#"{body},"pid":{pid}}}"#));
+            }
+            None => self.send(&packet),
+        }
+        self.state.namespaces.insert(nsp.clone(), sid.clone());
+        if let Some(timer) = self.state.connect_timer.take() {
+            self.eio.cancel(timer);
+        }
+        // Accepted by the application: no longer a stranger's session.
+        self.eio.established();
+        if let Some(observer) = self.state.observer() {
+            let control = observer.tracks_sockets().then(|| {
+                let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+                SocketLayer::control_loop(self.eio, nsp.clone(), sid.clone(), rx);
+                SocketControl(tx)
+            });
+            let info = SocketInfo {
+                nsp: &nsp,
+                sid: &sid,
+                engine_sid: self.eio.sid(),
+                client: self.eio.client(),
+                transport: self.eio.transport(),
+            };
+            observer.connected(&info, control);
+        }
+    }
+
     /// Sends a packet (and its attachments).
     pub fn send(&mut self, packet: &Packet) {
         let (text, attachments) = packet.encode();
+        if let Some(observer) = self.state.observer() {
+            let bytes = text.len() + 1 + attachments.iter().map(Bytes::len).sum::<usize>();
+            observer.traffic(false, bytes);
+            if let PacketData::Event { event, args, .. }
+            | PacketData::BinaryEvent { event, args, .. } = &packet.data
+            {
+                self.observe_sent(&packet.nsp, event, args);
+            }
+        }
         self.eio.send_text(&text);
         for attachment in attachments {
             self.eio.send_binary(attachment);
+        }
+    }
+
+    /// Tells the tracking observer of an event sent on `nsp` (not the mounted namespace's).
+    fn observe_sent(&self, nsp: &str, name: &str, args: &[Value]) {
+        if let Some(tracker) = self.state.tracker().filter(|t| t.wants_events()) {
+            if !self.state.is_mount(nsp) {
+                if let Some(sid) = self.state.namespaces.get(nsp) {
+                    tracker.event(Direction::Sent, nsp, sid, name, &arg_sizes(args));
+                }
+            }
+        }
+    }
+
+    /// The socket is in `room` on `nsp` now (for the observer: the application's rooms).
+    pub fn joined_room(&mut self, nsp: &str, room: &str) {
+        if let Some(tracker) = self.state.tracker() {
+            if let Some(sid) = self.state.namespaces.get(nsp) {
+                tracker.room_joined(nsp, sid, room);
+            }
+        }
+    }
+
+    /// A CONNECT to the mounted namespace: a new socket there, which answers it.
+    fn connect_mounted(&mut self, auth: Option<&Value>) {
+        let Some(mount) = self.state.ext.as_ref().and_then(|e| e.mount.clone()) else {
+            return;
+        };
+        self.state.mounted = Some(Box::new(MountedSocket {
+            socket: Some(mount.socket()),
+            pending: true,
+        }));
+        self.run_mounted(|socket, io| socket.on_connect(auth, io));
+    }
+
+    /// Runs `f` on the mounted namespace's socket, if there is one.
+    fn run_mounted(&mut self, f: impl FnOnce(&mut dyn Namespace, &mut NamespaceIo<'_>)) {
+        let Some(nsp) = self.state.mount_name() else {
+            return;
+        };
+        let Some(mut socket) = self.state.mounted.as_mut().and_then(|m| m.socket.take()) else {
+            return;
+        };
+        f(
+            &mut *socket,
+            &mut NamespaceIo {
+                io: self,
+                nsp: &nsp,
+            },
+        );
+        // Put back, unless the socket left meanwhile.
+        if let Some(mounted) = self.state.mounted.as_mut() {
+            if mounted.socket.is_none() {
+                mounted.socket = Some(socket);
+            }
         }
     }
 
@@ -374,6 +741,16 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// Sends a text message already framed for Engine.IO (`42[...]` preceded by `4`),
     /// e.g. one encoded once for many recipients.
     pub fn send_framed(&mut self, frame: bytestring::ByteString) {
+        if let Some(observer) = self.state.observer() {
+            observer.traffic(false, frame.len());
+            if observer.tracks_sockets() && observer.wants_events() {
+                if let Some((nsp, args)) = framed_event(&frame) {
+                    if let Some(name) = args.first().and_then(Value::as_str) {
+                        self.observe_sent(nsp, name, &args[1..]);
+                    }
+                }
+            }
+        }
         self.eio.send_framed(frame);
     }
 
@@ -413,5 +790,100 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// A recipient for pushes to this socket.
     pub fn recipient(&self) -> Recipient<A::Push> {
         self.eio.recipient()
+    }
+}
+
+impl<A: SocketHandler> ErasedIo for SocketIo<'_, '_, A> {
+    fn engine_sid(&self) -> &str {
+        self.eio.sid()
+    }
+
+    fn client(&self) -> &ClientInfo {
+        self.eio.client()
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        SocketIo::send(self, packet);
+    }
+
+    fn send_framed(&mut self, frame: bytestring::ByteString) {
+        SocketIo::send_framed(self, frame);
+    }
+
+    fn spawn_erased(&mut self, fut: AnyFuture, then: AnyThen) {
+        self.eio.spawn(fut, move |layer, eio, out| {
+            let mut io = SocketIo {
+                eio,
+                state: &mut layer.state,
+            };
+            io.run_mounted(|socket, io| then(socket, io, out));
+        });
+    }
+
+    fn accept(&mut self) {
+        let Some(mounted) = self.state.mounted.as_mut().filter(|m| m.pending) else {
+            return;
+        };
+        mounted.pending = false;
+        if let Some(nsp) = self.state.mount_name() {
+            // A pid set for the main handler's deferred CONNECT stays for it.
+            let pid = self.state.pid.take();
+            SocketIo::accept(self, nsp);
+            self.state.pid = pid;
+        }
+    }
+
+    fn refuse(&mut self, data: Value) {
+        if !self.state.mounted.as_ref().is_some_and(|m| m.pending) {
+            return;
+        }
+        self.state.mounted = None;
+        if let Some(nsp) = self.state.mount_name() {
+            SocketIo::send(
+                self,
+                &Packet {
+                    nsp,
+                    data: PacketData::ConnectError(data),
+                },
+            );
+        }
+    }
+
+    fn leave(&mut self) {
+        let Some(nsp) = self.state.mount_name() else {
+            return;
+        };
+        self.state.mounted = None;
+        if let Some(sid) = self.state.namespaces.remove(&nsp) {
+            SocketIo::send(
+                self,
+                &Packet {
+                    nsp: nsp.clone(),
+                    data: PacketData::Disconnect,
+                },
+            );
+            if let Some(observer) = self.state.observer() {
+                observer.disconnected(&nsp, &sid, "server namespace disconnect");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_events_are_read_back() {
+        let (nsp, args) = framed_event(r#"42["message",{"a":1}]"#).unwrap();
+        assert_eq!(nsp, "/");
+        assert_eq!(args, vec![json!("message"), json!({"a": 1})]);
+        let (nsp, args) = framed_event(r#"42/admin,12["x"]"#).unwrap();
+        assert_eq!(nsp, "/admin");
+        assert_eq!(args, vec![json!("x")]);
+        assert!(framed_event(r#"43["x"]"#).is_none());
+        assert!(framed_event(r#"42/admin"#).is_none());
+        assert!(framed_event(r#"42[bad"#).is_none());
+        assert_eq!(arg_sizes(&[json!("abc"), json!({"a":1})]), vec![5, 7]);
     }
 }

@@ -6,7 +6,12 @@
 //!   Socket.IO, and the [`SocketHandler`] trait, the seam to the application.
 
 pub mod layer;
+pub mod mount;
 pub mod packet;
 
-pub use layer::{Event, SocketHandler, SocketIo, SocketLayer};
+pub use layer::{Event, LayerExt, SocketHandler, SocketIo, SocketLayer};
+pub use mount::{
+    Direction, Mount, Namespace, NamespaceIo, SocketCommand, SocketControl, SocketInfo,
+    SocketObserver,
+};
 pub use packet::{Packet, PacketData};

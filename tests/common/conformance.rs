@@ -43,6 +43,7 @@ pub fn endpoint_options() -> EndpointOptions {
         transports: vec![TransportKind::Polling, TransportKind::Websocket],
         max_buffered_packets: 1024,
         cors_origins: Vec::new(),
+        restricted_origins: Vec::new(),
         allow_same_origin: false,
         trusted_proxies: Vec::new(),
         admission: courier::engineio::AdmissionLimits::unbounded(),

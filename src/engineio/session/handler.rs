@@ -39,6 +39,9 @@ pub trait EngineHandler: Sized + Unpin + 'static {
     /// The client answered a ping: it is alive.
     fn on_pong(&mut self, _io: &mut EngineIo<'_, Self>) {}
 
+    /// The session moved from long-polling to its WebSocket.
+    fn on_upgrade(&mut self, _io: &mut EngineIo<'_, Self>) {}
+
     /// The server is shutting down: nothing more is read from the client. The handler
     /// closes the session once it has finished what it was given (by default at once); the
     /// endpoint closes what is left when its shutdown time is up.
@@ -153,5 +156,10 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     /// A recipient for pushes to this session.
     pub fn recipient(&self) -> Recipient<H::Push> {
         self.ctx.address().recipient()
+    }
+
+    /// The transport the session is on now (none once it closed).
+    pub fn transport(&self) -> Option<crate::engineio::TransportKind> {
+        self.core.transport_kind()
     }
 }

@@ -151,6 +151,7 @@ impl<H: EngineHandler> EngineSession<H> {
             let _ = reply.send(PollReply::Ok("ok".into()));
         }
         self.core.update_gate();
+        self.with_handler(ctx, |handler, io| handler.on_upgrade(io));
     }
 }
 

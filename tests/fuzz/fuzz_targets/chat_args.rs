@@ -1,5 +1,6 @@
 //! The chat events' argument checks (`join_chat`, `send_message`, `mark_message_read`,
-//! `delete_messages`, `clear_conversation`, the `call:*` events) on arbitrary JSON.
+//! `delete_messages`, `clear_conversation`, `fetch_messages`, the `call:*` events) on
+//! arbitrary JSON.
 //!
 //! Beyond "no panic", it checks what the checks promise: an accepted message has content
 //! (trimmed, within the limit) or media, ids are non-empty and at most 128 characters, a
@@ -9,7 +10,8 @@
 
 use courier_fuzz::chat::{
     args::{ArgError, MAX_ID_CHARS},
-    call, clear_conversation, delete_messages, join_chat, mark_message_read, send_message,
+    call, clear_conversation, delete_messages, fetch_messages, join_chat, mark_message_read,
+    send_message,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -48,6 +50,15 @@ fuzz_target!(|data: &[u8]| {
         d.message_ids.iter().for_each(|id| assert_id(id));
     }));
     check(clear_conversation::parse(&args).map(|c| assert_id(&c.connection_id)));
+    check(fetch_messages::parse(&args).map(|f| {
+        assert_id(&f.connection_id);
+        assert!((1..=fetch_messages::MAX_LIMIT).contains(&f.limit));
+        if let Some(cursor) = &f.before {
+            // A cursor the client sent back decodes to what it encodes.
+            let again = fetch_messages::Cursor::decode(&cursor.encode());
+            assert_eq!(again.as_ref(), Some(cursor));
+        }
+    }));
     for name in [
         "call:initiate",
         "call:answer",

@@ -10,6 +10,8 @@ pub mod call;
 pub mod clear_conversation;
 #[path = "../../../src/chat/delete_messages.rs"]
 pub mod delete_messages;
+#[path = "../../../src/chat/fetch_messages.rs"]
+pub mod fetch_messages;
 #[path = "../../../src/chat/join_chat.rs"]
 pub mod join_chat;
 #[path = "../../../src/chat/mark_message_read.rs"]

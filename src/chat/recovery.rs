@@ -1,0 +1,469 @@
+//! Connection state recovery, replayed from the database: what a socket that comes back
+//! missed, once, in order (README, "Delivery guarantees").
+//!
+//! **Positions.** Each conversation's room stamps every write with a time that strictly
+//! increases in the room's order, starting above the newest stamp the database holds for
+//! the conversation: a message's `"createdAt"`, a read receipt's `"updatedAt"` (see
+//! `ChatRoom::next_stamp`). So within a conversation the stamps are the delivery order,
+//! whatever clocks other writers have. Across conversations there is no such order, so a
+//! socket's **offset** is a vector: the stamp of the last event it got in each conversation
+//! it heard from, and for the others the time the stream started (the `pid`'s base).
+//!
+//! **The pid** ([`Pid`]) is signed with a key derived from the shared secret, so every node
+//! verifies it after any restart. It names the user, a random stream nonce and the base.
+//! An **offset** ([`Offset`]) carries the same nonce, so an offset of another stream (the
+//! client keeps its last offset across a fresh connection) is never used with this pid.
+//!
+//! **Replay** ([`replay`]): the messages the user received and the read receipts of the
+//! user's messages stamped after the offset's position for their conversation, oldest
+//! first, at most `recovery.max_replay` (more: not recovered). The socket registers for live
+//! events **before** the replay query runs and holds them meanwhile; afterwards it sends the
+//! replay, then the held events it did not replay (told apart by message id), so that
+//! nothing committed meanwhile is missed or sent twice.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime};
+use entity::messages;
+use hmac::{Hmac, Mac};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::args::MAX_ID_CHARS;
+
+/// How recovery works (`[recovery]`).
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryOptions {
+    /// CONNECT answers `{sid, pid}` and conversation events carry offsets.
+    pub enabled: bool,
+    /// How long after a disconnect a valid pid stands in for an expired token.
+    pub max_disconnection: std::time::Duration,
+    /// Most events replayed.
+    pub max_replay: usize,
+    /// Most conversations one offset tracks.
+    pub max_conversations: usize,
+}
+
+impl RecoveryOptions {
+    /// Recovery off.
+    pub fn off() -> Self {
+        RecoveryOptions {
+            enabled: false,
+            max_disconnection: std::time::Duration::ZERO,
+            max_replay: 0,
+            max_conversations: 0,
+        }
+    }
+}
+
+/// Milliseconds since the epoch of a database time (UTC).
+pub fn millis(t: &NaiveDateTime) -> i64 {
+    t.and_utc().timestamp_millis()
+}
+
+/// The database time of `ms` milliseconds since the epoch.
+pub fn from_millis(ms: i64) -> NaiveDateTime {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+/// The key pids are signed with, derived from the shared secret.
+#[derive(Clone)]
+pub struct PidKey(Hmac<Sha256>);
+
+impl PidKey {
+    /// The key for `secret`.
+    pub fn new(secret: &str) -> Self {
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        derive.update(b"courier recovery pid v1");
+        let key = derive.finalize().into_bytes();
+        PidKey(
+            <Hmac<Sha256> as Mac>::new_from_slice(&key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
+        )
+    }
+}
+
+impl std::fmt::Debug for PidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PidKey(..)")
+    }
+}
+
+/// A recovery session: whose it is, its stream nonce and where its stream started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pid {
+    pub user: String,
+    pub nonce: String,
+    /// Milliseconds since the epoch: the position of every conversation the offset does not
+    /// name.
+    pub base: i64,
+}
+
+/// Longest pid accepted (a user id of at most 128 characters, signed).
+const MAX_PID_CHARS: usize = 512;
+/// Longest offset accepted.
+const MAX_OFFSET_CHARS: usize = 64 * 1024;
+
+impl Pid {
+    /// A new stream for `user` starting at `base`.
+    pub fn fresh(user: &str, base: i64) -> Self {
+        let mut nonce = [0u8; 9];
+        crate::ids::secure_bytes(&mut nonce);
+        Pid {
+            user: user.to_string(),
+            nonce: URL_SAFE_NO_PAD.encode(nonce),
+            base,
+        }
+    }
+
+    /// The signed token: `payload.signature`, both base64url.
+    pub fn sign(&self, key: &PidKey) -> String {
+        let payload = json!([self.user, self.nonce, self.base]).to_string();
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let mut mac = key.0.clone();
+        mac.update(payload.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..16]))
+    }
+
+    /// The pid of a token Courier signed; `None` for anything else.
+    pub fn verify(token: &str, key: &PidKey) -> Option<Pid> {
+        if token.len() > MAX_PID_CHARS {
+            return None;
+        }
+        let (payload, tag) = token.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut mac = key.0.clone();
+        mac.update(payload.as_bytes());
+        mac.verify_truncated_left(&tag).ok()?;
+        if tag.len() != 16 {
+            return None;
+        }
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let (user, nonce, base): (String, String, i64) = serde_json::from_slice(&payload).ok()?;
+        Some(Pid { user, nonce, base })
+    }
+}
+
+/// Where a socket is in its stream: per conversation, the stamp of the last event it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offset {
+    /// The stream's nonce (its pid's).
+    pub nonce: String,
+    /// The position of every conversation not in `conversations`.
+    pub base: i64,
+    /// `(connectionId, stamp)`.
+    pub conversations: Vec<(Arc<str>, i64)>,
+    /// More conversations than an offset tracks: this stream no longer recovers.
+    pub overflow: bool,
+}
+
+/// The offset sent once a stream tracks too many conversations.
+const OVERFLOWED: &str = "-";
+
+impl Offset {
+    /// The start of `pid`'s stream.
+    pub fn start(pid: &Pid) -> Self {
+        Offset {
+            nonce: pid.nonce.clone(),
+            base: pid.base,
+            conversations: Vec::new(),
+            overflow: false,
+        }
+    }
+
+    /// The position of `conversation`.
+    pub fn position(&self, conversation: &str) -> i64 {
+        self.conversations
+            .iter()
+            .find(|(c, _)| **c == *conversation)
+            .map_or(self.base, |(_, at)| *at)
+    }
+
+    /// The socket got an event of `conversation` stamped `at`; positions never go back.
+    /// Tracking more than `max` conversations overflows the offset.
+    pub fn advance(&mut self, conversation: &Arc<str>, at: i64, max: usize) {
+        if self.overflow {
+            return;
+        }
+        if let Some((_, pos)) = self
+            .conversations
+            .iter_mut()
+            .find(|(c, _)| **c == **conversation)
+        {
+            *pos = (*pos).max(at);
+        } else if at <= self.base {
+        } else if self.conversations.len() >= max {
+            self.overflow = true;
+            self.conversations.clear();
+        } else {
+            self.conversations.push((conversation.clone(), at));
+        }
+    }
+
+    /// The string the client keeps and sends back.
+    pub fn encode(&self) -> String {
+        if self.overflow {
+            return OVERFLOWED.to_string();
+        }
+        let conversations: Vec<Value> = self
+            .conversations
+            .iter()
+            .map(|(c, at)| json!([&**c, at]))
+            .collect();
+        URL_SAFE_NO_PAD.encode(json!([self.nonce, self.base, conversations]).to_string())
+    }
+
+    /// The offset the client sent, if it is one of `pid`'s stream (and not overflowed).
+    pub fn decode(text: &str, pid: &Pid, max: usize) -> Option<Offset> {
+        if text.len() > MAX_OFFSET_CHARS {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let (nonce, base, list): (String, i64, Vec<(String, i64)>) =
+            serde_json::from_slice(&raw).ok()?;
+        if nonce != pid.nonce || list.len() > max {
+            return None;
+        }
+        let mut conversations = Vec::with_capacity(list.len());
+        for (c, at) in list {
+            if c.is_empty() || c.chars().count() > MAX_ID_CHARS {
+                return None;
+            }
+            conversations.push((Arc::from(c), at));
+        }
+        Some(Offset {
+            nonce,
+            base,
+            conversations,
+            overflow: false,
+        })
+    }
+}
+
+/// A replayed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// A message the user received: `receive_message`.
+    Received(messages::Model),
+    /// A message of the user's that the receiver read: `message_read`.
+    Read(messages::Model),
+}
+
+impl Replayed {
+    /// The event's stamp.
+    pub fn at(&self) -> i64 {
+        match self {
+            Replayed::Received(m) => millis(&m.created_at),
+            Replayed::Read(m) => millis(&m.updated_at),
+        }
+    }
+
+    /// Tells this event apart from a live one (see [`StreamKey`]).
+    pub fn key(&self) -> StreamKey {
+        match self {
+            Replayed::Received(m) => StreamKey::received(&m.id),
+            Replayed::Read(m) => StreamKey::read(&m.id),
+        }
+    }
+}
+
+/// What tells two events of a stream apart: the kind and the message id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamKey(Arc<str>);
+
+impl StreamKey {
+    /// `receive_message` (and `message_sent`) of message `id`.
+    pub fn received(id: &str) -> Self {
+        StreamKey(Arc::from(format!("m:{id}")))
+    }
+
+    /// `message_read` of message `id`.
+    pub fn read(id: &str) -> Self {
+        StreamKey(Arc::from(format!("r:{id}")))
+    }
+}
+
+/// The condition "`column` is after the offset's position for the row's conversation".
+fn after(column: messages::Column, offset: &Offset) -> Condition {
+    let mut any = Condition::any();
+    let named: Vec<String> = offset
+        .conversations
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .collect();
+    for (c, at) in &offset.conversations {
+        any = any.add(
+            Condition::all()
+                .add(messages::Column::ConnectionId.eq(c.to_string()))
+                .add(column.gt(from_millis(*at))),
+        );
+    }
+    let mut rest = Condition::all().add(column.gt(from_millis(offset.base)));
+    if !named.is_empty() {
+        rest = rest.add(messages::Column::ConnectionId.is_not_in(named));
+    }
+    any.add(rest)
+}
+
+/// What `user` missed after `offset`, oldest first: the messages they received and the read
+/// receipts of their messages. `None` if there are more than `max`.
+pub async fn replay<C: ConnectionTrait>(
+    db: &C,
+    user: &str,
+    offset: &Offset,
+    max: usize,
+) -> Result<Option<Vec<Replayed>>, DbErr> {
+    let limit = max as u64 + 1;
+    let received = messages::Entity::find()
+        .filter(messages::Column::ReceiverId.eq(user))
+        .filter(after(messages::Column::CreatedAt, offset))
+        .order_by_asc(messages::Column::CreatedAt)
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let read = messages::Entity::find()
+        .filter(messages::Column::SenderId.eq(user))
+        .filter(messages::Column::IsRead.eq(true))
+        .filter(after(messages::Column::UpdatedAt, offset))
+        .order_by_asc(messages::Column::UpdatedAt)
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    if received.len() + read.len() > max {
+        return Ok(None);
+    }
+    let mut all: Vec<Replayed> = received
+        .into_iter()
+        .map(Replayed::Received)
+        .chain(read.into_iter().map(Replayed::Read))
+        .collect();
+    all.sort_by(|a, b| {
+        a.at().cmp(&b.at()).then_with(|| match (a, b) {
+            (Replayed::Received(x), Replayed::Received(y))
+            | (Replayed::Read(x), Replayed::Read(y)) => x.id.cmp(&y.id),
+            (Replayed::Received(_), Replayed::Read(_)) => std::cmp::Ordering::Less,
+            (Replayed::Read(_), Replayed::Received(_)) => std::cmp::Ordering::Greater,
+        })
+    });
+    Ok(Some(all))
+}
+
+/// Whether `user` was connected (to any node) within `within_ms` milliseconds: their
+/// `"lastSeenAt"` or `"lastHeartbeatAt"` is that recent. `false` if the database has no
+/// presence columns.
+pub async fn seen_within<C: ConnectionTrait>(db: &C, user: &str, within_ms: i64) -> bool {
+    use sea_orm::Statement;
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            r#"SELECT "lastSeenAt", "lastHeartbeatAt" FROM "users" WHERE "id" = $1"#
+        }
+        _ => r#"SELECT "lastSeenAt", "lastHeartbeatAt" FROM "users" WHERE "id" = ?"#,
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [user.into()]))
+        .await;
+    let Ok(Some(row)) = row else {
+        return false;
+    };
+    let seen = row
+        .try_get::<Option<NaiveDateTime>>("", "lastSeenAt")
+        .ok()
+        .flatten();
+    let beat = row
+        .try_get::<Option<NaiveDateTime>>("", "lastHeartbeatAt")
+        .ok()
+        .flatten();
+    let latest = seen.max(beat).map(|t| millis(&t));
+    let now = millis(&entity::now_utc_ms());
+    latest.is_some_and(|t| now - t <= within_ms)
+}
+
+/// The newest stamp of a conversation: its newest `"createdAt"` or `"updatedAt"`.
+pub async fn newest_stamp<C: ConnectionTrait>(
+    db: &C,
+    connection_id: &str,
+) -> Result<Option<NaiveDateTime>, DbErr> {
+    let row: Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = messages::Entity::find()
+        .select_only()
+        .column_as(messages::Column::CreatedAt.max(), "created")
+        .column_as(messages::Column::UpdatedAt.max(), "updated")
+        .filter(messages::Column::ConnectionId.eq(connection_id))
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(row.and_then(|(c, u)| c.max(u)))
+}
+
+/// Events held while a replay runs, and what was replayed.
+#[derive(Debug, Default)]
+pub struct Replaying {
+    pub held: Vec<super::push::ChatPush>,
+    pub replayed: HashSet<StreamKey>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_verify_only_as_signed() {
+        let key = PidKey::new("secret");
+        let pid = Pid::fresh("alice", 1_700_000_000_123);
+        let token = pid.sign(&key);
+        assert_eq!(Pid::verify(&token, &key), Some(pid.clone()));
+        assert_eq!(Pid::verify(&token, &PidKey::new("other")), None);
+        // Another user's name in the payload: the signature no longer matches.
+        let (_, tag) = token.split_once('.').unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(json!(["bob", pid.nonce, pid.base]).to_string());
+        assert_eq!(Pid::verify(&format!("{forged}.{tag}"), &key), None);
+        for bad in ["", ".", "a.b", "x".repeat(600).as_str()] {
+            assert_eq!(Pid::verify(bad, &key), None);
+        }
+        assert_ne!(Pid::fresh("alice", 1).nonce, Pid::fresh("alice", 1).nonce);
+    }
+
+    #[test]
+    fn offsets_advance_per_conversation_and_round_trip() {
+        let pid = Pid::fresh("alice", 1000);
+        let mut offset = Offset::start(&pid);
+        let (a, b): (Arc<str>, Arc<str>) = ("conv-a".into(), "conv-b".into());
+        offset.advance(&a, 1500, 4);
+        offset.advance(&b, 1200, 4);
+        offset.advance(&a, 1400, 4); // never back
+        offset.advance(&"conv-c".into(), 900, 4); // at or below the base: nothing to track
+        assert_eq!(offset.position(&a), 1500);
+        assert_eq!(offset.position(&b), 1200);
+        assert_eq!(offset.position("conv-c"), 1000);
+        let text = offset.encode();
+        assert_eq!(Offset::decode(&text, &pid, 4), Some(offset.clone()));
+        // Another stream's offset, garbage, too many conversations: not used.
+        assert_eq!(Offset::decode(&text, &Pid::fresh("alice", 1000), 4), None);
+        assert_eq!(Offset::decode("%%%", &pid, 4), None);
+        assert_eq!(Offset::decode(&text, &pid, 1), None);
+        // Overflow: the offset stops recovering.
+        offset.advance(&"conv-d".into(), 2000, 2);
+        assert!(offset.overflow);
+        assert_eq!(offset.encode(), "-");
+        assert_eq!(Offset::decode("-", &pid, 4), None);
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let t = entity::now_utc_ms();
+        assert_eq!(from_millis(millis(&t)), t);
+    }
+}

@@ -1,0 +1,219 @@
+//! What the socket layer offers besides the main [`super::SocketHandler`]: a namespace of its
+//! own for another application ([`Mount`], [`Namespace`]: the admin UI's `/admin`), and a
+//! [`SocketObserver`] told of every socket (connections, rooms, events, traffic), which may
+//! send commands back to a socket ([`SocketControl`]).
+//!
+//! Neither knows anything of the application on the main handler: a socket is a namespace,
+//! an id, its Engine.IO session and its client.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytestring::ByteString;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::layer::Event;
+use super::packet::{Packet, PacketData};
+use crate::engineio::{ClientInfo, TransportKind};
+
+/// The `connect_error` message for a session from a restricted origin
+/// ([`ClientInfo::restricted`]) that CONNECTs to a namespace other than the mounted one.
+pub const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed for this namespace";
+
+/// Where another application is mounted, and how its sockets are made.
+pub trait Mount: Send + Sync + 'static {
+    /// The namespace (`/admin`).
+    fn namespace(&self) -> &str;
+    /// A socket for a new CONNECT to it.
+    fn socket(&self) -> Box<dyn Namespace>;
+}
+
+/// One client's socket on a mounted namespace.
+pub trait Namespace: Any {
+    /// A CONNECT with its `auth` payload: answer with [`NamespaceIo::accept`] or
+    /// [`NamespaceIo::refuse`], now or later (from [`NamespaceIo::spawn`]). Until then the
+    /// CONNECT is pending: the client cannot send events there.
+    fn on_connect(&mut self, auth: Option<&Value>, io: &mut NamespaceIo<'_>);
+    /// An event from the client.
+    fn on_event(&mut self, event: Event, io: &mut NamespaceIo<'_>);
+    /// The socket is gone (`reason` is Socket.IO's string).
+    fn on_disconnect(&mut self, _reason: &str) {}
+}
+
+/// A socket as an observer sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketInfo<'a> {
+    pub nsp: &'a str,
+    /// The socket's id in its namespace.
+    pub sid: &'a str,
+    /// The Engine.IO session's id (the "client").
+    pub engine_sid: &'a str,
+    pub client: &'a ClientInfo,
+    pub transport: Option<TransportKind>,
+}
+
+/// Which way an event went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the client.
+    Received,
+    /// To the client.
+    Sent,
+}
+
+/// Told of every socket of the server. Called on the sessions' threads: keep it short.
+pub trait SocketObserver: Send + Sync + 'static {
+    /// An Engine.IO session opened.
+    fn session_opened(&self) {}
+    /// An Engine.IO session closed (`reason`: Socket.IO's disconnect reason).
+    fn session_closed(&self, _reason: &str) {}
+    /// A message of `bytes` came in (`incoming`) or went out.
+    fn traffic(&self, _incoming: bool, _bytes: usize) {}
+    /// Whether sockets are to be told one by one (connections with a [`SocketControl`],
+    /// rooms, events); otherwise only counted.
+    fn tracks_sockets(&self) -> bool;
+    /// Whether events are to be told now ([`SocketObserver::event`]): reading a sent frame's
+    /// name costs a parse, skipped while nobody would see it.
+    fn wants_events(&self) -> bool {
+        self.tracks_sockets()
+    }
+    /// A socket connected; `control` reaches it while [`SocketObserver::tracks_sockets`].
+    fn connected(&self, socket: &SocketInfo<'_>, control: Option<SocketControl>);
+    /// A socket left (`reason`: Socket.IO's string).
+    fn disconnected(&self, nsp: &str, sid: &str, reason: &str);
+    /// A socket's session moved to another transport.
+    fn transport_changed(&self, _nsp: &str, _sid: &str, _transport: TransportKind) {}
+    /// A socket is in `room` now (the application's notion of a room).
+    fn room_joined(&self, _nsp: &str, _sid: &str, _room: &str) {}
+    /// An event `name` whose arguments take `arg_sizes` bytes (as JSON) each.
+    fn event(&self, _dir: Direction, _nsp: &str, _sid: &str, _name: &str, _arg_sizes: &[usize]) {}
+}
+
+/// What can be done to a socket from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SocketCommand {
+    /// Emits the event `name` with `args` to the socket.
+    Emit { name: String, args: Vec<Value> },
+    /// Disconnects the socket (`server namespace disconnect`); with `close`, its whole
+    /// Engine.IO session too.
+    Disconnect { close: bool },
+}
+
+/// Commands queued per socket at most; more are dropped.
+pub const CONTROL_QUEUE: usize = 16;
+
+/// Sends commands to one socket (dropped when the socket is gone or its queue is full).
+#[derive(Debug, Clone)]
+pub struct SocketControl(pub(super) mpsc::Sender<SocketCommand>);
+
+impl SocketControl {
+    /// Queues `command`; `false` if the socket is gone or too many commands wait.
+    pub fn send(&self, command: SocketCommand) -> bool {
+        self.0.try_send(command).is_ok()
+    }
+}
+
+/// A boxed future of any output.
+pub(super) type AnyFuture = Pin<Box<dyn Future<Output = Box<dyn Any>>>>;
+/// What runs with a spawned future's output on a mounted socket.
+pub(super) type AnyThen = Box<dyn FnOnce(&mut dyn Namespace, &mut NamespaceIo<'_>, Box<dyn Any>)>;
+
+/// The socket layer as a mounted namespace reaches it, whatever the main handler is.
+pub(super) trait ErasedIo {
+    fn engine_sid(&self) -> &str;
+    fn client(&self) -> &ClientInfo;
+    fn send(&mut self, packet: &Packet);
+    fn send_framed(&mut self, frame: ByteString);
+    fn spawn_erased(&mut self, fut: AnyFuture, then: AnyThen);
+    fn accept(&mut self);
+    fn refuse(&mut self, data: Value);
+    fn leave(&mut self);
+}
+
+/// What a mounted namespace's socket can do with its connection.
+pub struct NamespaceIo<'a> {
+    pub(super) io: &'a mut dyn ErasedIo,
+    pub(super) nsp: &'a str,
+}
+
+impl NamespaceIo<'_> {
+    /// The namespace.
+    pub fn nsp(&self) -> &str {
+        self.nsp
+    }
+
+    /// The Engine.IO session id.
+    pub fn engine_sid(&self) -> &str {
+        self.io.engine_sid()
+    }
+
+    /// What the request that opened the session tells about the client.
+    pub fn client(&self) -> &ClientInfo {
+        self.io.client()
+    }
+
+    /// Accepts the pending CONNECT (the client gets its socket id).
+    pub fn accept(&mut self) {
+        self.io.accept();
+    }
+
+    /// Refuses the pending CONNECT with a CONNECT_ERROR carrying `data`.
+    pub fn refuse(&mut self, data: Value) {
+        self.io.refuse(data);
+    }
+
+    /// Emits `event` with `args` on the namespace.
+    pub fn emit(&mut self, event: &str, args: Vec<Value>) {
+        self.io.send(&Packet {
+            nsp: self.nsp.to_string(),
+            data: PacketData::Event {
+                event: event.to_string(),
+                args,
+                id: None,
+            },
+        });
+    }
+
+    /// Acknowledges the client's event `id` with `args`.
+    pub fn ack(&mut self, id: u64, args: Vec<Value>) {
+        self.io.send(&Packet {
+            nsp: self.nsp.to_string(),
+            data: PacketData::Ack { args, id },
+        });
+    }
+
+    /// Sends a frame already encoded for Engine.IO (`42/nsp,[…]` preceded by `4`).
+    pub fn send_framed(&mut self, frame: ByteString) {
+        self.io.send_framed(frame);
+    }
+
+    /// Disconnects the socket from the namespace (the session stays).
+    pub fn disconnect(&mut self) {
+        self.io.leave();
+    }
+
+    /// Runs `fut` and hands its output to `then` on this session's task, if the socket of
+    /// type `N` is still there then.
+    pub fn spawn<N, Fut, F>(&mut self, fut: Fut, then: F)
+    where
+        N: Namespace,
+        Fut: Future + 'static,
+        Fut::Output: 'static,
+        F: FnOnce(&mut N, &mut NamespaceIo<'_>, Fut::Output) + 'static,
+    {
+        let fut: AnyFuture = Box::pin(async move { Box::new(fut.await) as Box<dyn Any> });
+        self.io.spawn_erased(
+            fut,
+            Box::new(move |socket, io, out| {
+                let socket: &mut dyn Any = socket;
+                if let (Some(socket), Ok(out)) =
+                    (socket.downcast_mut::<N>(), out.downcast::<Fut::Output>())
+                {
+                    then(socket, io, *out);
+                }
+            }),
+        );
+    }
+}
