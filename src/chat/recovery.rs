@@ -408,6 +408,30 @@ pub async fn newest_stamp<C: ConnectionTrait>(
     Ok(row.and_then(|(c, u)| c.max(u)))
 }
 
+/// Where a `receive_message` frame that came from another node stands in its conversation's
+/// stream, read from the saved message it carries (`id`, `connectionId`, `createdAt`), so
+/// that a socket's offset follows what other nodes deliver to it too. `None` for any other
+/// frame (`message_read` carries no stamp: a receipt delivered across nodes may be replayed
+/// again after a reconnect).
+pub fn mark_of_remote(frame: &str) -> Option<super::push::Mark> {
+    let body = frame.strip_prefix("42")?;
+    if !body.starts_with(r#"["receive_message","#) {
+        return None;
+    }
+    let (_, message): (String, Value) = serde_json::from_str(body).ok()?;
+    let id = message.get("id")?.as_str()?;
+    let conversation = message.get("connectionId")?.as_str()?;
+    let created = message.get("createdAt")?.as_str()?;
+    let at = DateTime::parse_from_rfc3339(created)
+        .ok()?
+        .timestamp_millis();
+    Some(super::push::Mark {
+        conversation: Arc::from(conversation),
+        at,
+        key: StreamKey::received(id),
+    })
+}
+
 /// Events held while a replay runs, and what was replayed.
 #[derive(Debug, Default)]
 pub struct Replaying {
@@ -459,6 +483,18 @@ mod tests {
         assert!(offset.overflow);
         assert_eq!(offset.encode(), "-");
         assert_eq!(Offset::decode("-", &pid, 4), None);
+    }
+
+    #[test]
+    fn remote_receive_message_frames_carry_their_mark() {
+        let frame = r#"42["receive_message",{"id":"m1","connectionId":"c1","createdAt":"2026-01-18T04:59:38.123Z","content":"x"}]"#;
+        let mark = mark_of_remote(frame).expect("a mark");
+        assert_eq!(&*mark.conversation, "c1");
+        assert_eq!(mark.at, 1_768_712_378_123);
+        assert_eq!(mark.key, StreamKey::received("m1"));
+        assert!(mark_of_remote(r#"42["message_read",{"messageId":"m1"}]"#).is_none());
+        assert!(mark_of_remote(r#"42["receive_message",{"id":"m1"}]"#).is_none());
+        assert!(mark_of_remote("42[").is_none());
     }
 
     #[test]

@@ -101,8 +101,13 @@ impl Handler<DeliverLocal> for UserShard {
     type Result = ();
 
     fn handle(&mut self, msg: DeliverLocal, _ctx: &mut Self::Context) {
+        // A message from another node's room keeps its place in the socket's stream.
+        let mark = super::recovery::mark_of_remote(&msg.frame);
         self.each_local(&msg.rooms, &msg.except, |_, _, push| {
-            push.do_send(ChatPush::Deliver(msg.frame.clone()));
+            push.do_send(match &mark {
+                Some(mark) => ChatPush::Stream(msg.frame.clone(), mark.clone()),
+                None => ChatPush::Deliver(msg.frame.clone()),
+            });
         });
     }
 }

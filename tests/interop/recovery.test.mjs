@@ -459,3 +459,66 @@ for (const backend of ["sqlite", "postgres"]) {
     }
   });
 }
+
+/** A private redis-server on a free port (never the machine's shared one). */
+async function privateRedis() {
+  const port = await new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const proc = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  await new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout.on("data", (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    proc.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)));
+  });
+  return { url: `redis://127.0.0.1:${port}`, stop: () => proc.kill("SIGKILL") };
+}
+
+test("recovery across two clustered nodes: live messages from the other node count in the offset", { timeout: 90000 }, async () => {
+  const db = tempDatabase();
+  const redis = await privateRedis();
+  const env = { DATABASE_URL: db.url, COURIER__REDIS__URL: redis.url, ...FAST };
+  const demo = seedDemo(db.url);
+  const a = await startServer(env);
+  const b = await startServer(env);
+  const lb = await proxy(a.port);
+  const alice = appClient(b.url, demo.aliceToken);
+  const bob = appClient(lb.url, demo.bobToken, { reconnectionDelay: 1500 });
+  try {
+    await Promise.all([connected(alice), connected(bob)]);
+    const got = collect(bob);
+    // alice on node b, bob on node a: delivered across the cluster, live.
+    const live = await send(alice, demo.connectionId, "live", 3);
+    await until("the live messages", () => got.length === 3);
+    assert.equal(typeof got[2][1], "string", "an offset on a message from the other node");
+    // bob moves to node b; alice writes meanwhile.
+    let moved;
+    const back = next(bob, "connect", 20000);
+    lb.switchTo(b.port);
+    moved = await send(alice, demo.connectionId, "moved", 2);
+    await back;
+    assert.equal(bob.recovered, true);
+    await until("every message", () => got.length >= 5);
+    await sleep(300);
+    assert.deepEqual(
+      got.map(([m]) => m.id),
+      [...live, ...moved].map((m) => m.id),
+      "what the other node delivered is not replayed again",
+    );
+  } finally {
+    closeAll(alice, bob);
+    lb.close();
+    await Promise.all([a.stop(), b.stop()]);
+    redis.stop();
+    db.remove();
+  }
+});
