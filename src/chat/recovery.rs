@@ -365,28 +365,17 @@ pub async fn replay<C: ConnectionTrait>(
 /// `"lastSeenAt"` or `"lastHeartbeatAt"` is that recent. `false` if the database has no
 /// presence columns.
 pub async fn seen_within<C: ConnectionTrait>(db: &C, user: &str, within_ms: i64) -> bool {
-    use sea_orm::Statement;
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        sea_orm::DbBackend::Postgres => {
-            r#"SELECT "lastSeenAt", "lastHeartbeatAt" FROM "users" WHERE "id" = $1"#
-        }
-        _ => r#"SELECT "lastSeenAt", "lastHeartbeatAt" FROM "users" WHERE "id" = ?"#,
-    };
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [user.into()]))
-        .await;
-    let Ok(Some(row)) = row else {
+    let row: Result<Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)>, DbErr> =
+        entity::users::Entity::find_by_id(user.to_string())
+            .select_only()
+            .column(entity::users::Column::LastSeenAt)
+            .column(entity::users::Column::LastHeartbeatAt)
+            .into_tuple()
+            .one(db)
+            .await;
+    let Ok(Some((seen, beat))) = row else {
         return false;
     };
-    let seen = row
-        .try_get::<Option<NaiveDateTime>>("", "lastSeenAt")
-        .ok()
-        .flatten();
-    let beat = row
-        .try_get::<Option<NaiveDateTime>>("", "lastHeartbeatAt")
-        .ok()
-        .flatten();
     let latest = seen.max(beat).map(|t| millis(&t));
     let now = millis(&entity::now_utc_ms());
     latest.is_some_and(|t| now - t <= within_ms)
