@@ -365,14 +365,14 @@ pub async fn replay<C: ConnectionTrait>(
 /// `"lastSeenAt"` or `"lastHeartbeatAt"` is that recent. `false` if the database has no
 /// presence columns.
 pub async fn seen_within<C: ConnectionTrait>(db: &C, user: &str, within_ms: i64) -> bool {
-    let row: Result<Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)>, DbErr> =
-        entity::users::Entity::find_by_id(user.to_string())
-            .select_only()
-            .column(entity::users::Column::LastSeenAt)
-            .column(entity::users::Column::LastHeartbeatAt)
-            .into_tuple()
-            .one(db)
-            .await;
+    type Times = (Option<NaiveDateTime>, Option<NaiveDateTime>);
+    let row = entity::users::Entity::find_by_id(user.to_string())
+        .select_only()
+        .column(entity::users::Column::LastSeenAt)
+        .column(entity::users::Column::LastHeartbeatAt)
+        .into_tuple::<Times>()
+        .one(db)
+        .await;
     let Ok(Some((seen, beat))) = row else {
         return false;
     };
