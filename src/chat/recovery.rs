@@ -21,7 +21,6 @@
 //! replay, then the held events it did not replay (told apart by message id), so that
 //! nothing committed meanwhile is missed or sent twice.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -419,13 +418,6 @@ pub fn mark_of_remote(frame: &str) -> Option<super::push::Mark> {
         at,
         key: StreamKey::received(id),
     })
-}
-
-/// Events held while a replay runs, and what was replayed.
-#[derive(Debug, Default)]
-pub struct Replaying {
-    pub held: Vec<super::push::ChatPush>,
-    pub replayed: HashSet<StreamKey>,
 }
 
 #[cfg(test)]

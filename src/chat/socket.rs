@@ -29,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::message_json::MessageJson;
 use super::persistence::retrying;
 use super::push::{event, with_offset, ChatPush, Frame, Mark, CHAT_NAMESPACE};
-use super::recovery::{self, millis, Offset, Pid, Replayed, Replaying, StreamKey};
+use super::recovery::{self, millis, Offset, Pid, Replayed, StreamKey};
 use super::room::RoomRequest;
 use super::ChatContext;
 use crate::rate::TokenBucket;
@@ -62,7 +62,7 @@ pub struct ChatSocket {
     /// Where the socket is in its stream (connection state recovery on).
     stream: Option<Offset>,
     /// Live events held while a replay is read.
-    replaying: Option<Replaying>,
+    replaying: Option<Vec<ChatPush>>,
     /// What the last replay sent: a live event of one of these writes (committed before the
     /// replay's query, delivered by its room only afterwards) is not sent again. Kept for
     /// [`REPLAYED_KEPT`].
@@ -190,7 +190,7 @@ impl ChatSocket {
             return io.refuse_connect(CHAT_NAMESPACE, refusal);
         }
         let registered = millis(&entity::now_utc_ms());
-        self.replaying = Some(Replaying::default());
+        self.replaying = Some(Vec::new());
         let users = self.ctx.users.clone();
         let db = self.ctx.db.clone();
         let retry_for = self.ctx.retry_for;
@@ -203,7 +203,7 @@ impl ChatSocket {
             retrying(retry_for, || recovery::replay(&db, &user, &offset, max)).await
         };
         io.spawn(read, move |me, io, read| {
-            let held = me.replaying.take().unwrap_or_default().held;
+            let held = me.replaying.take().unwrap_or_default();
             let Some((user, _)) = me.me.clone() else {
                 return;
             };
@@ -434,15 +434,15 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_push(&mut self, push: ChatPush, io: &mut SocketIo<'_, '_, Self>) {
-        if let Some(replaying) = &mut self.replaying {
-            if replaying.held.len() >= self.ctx.recovery.max_replay + MAX_HELD {
+        if let Some(held) = &mut self.replaying {
+            if held.len() >= self.ctx.recovery.max_replay + MAX_HELD {
                 debug!(
                     "session {}: too many events held during a replay",
                     io.engine_sid()
                 );
                 return io.close();
             }
-            replaying.held.push(push);
+            held.push(push);
             return;
         }
         match push {
