@@ -292,6 +292,19 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// What asking the other nodes about a user's sockets needs.
+    fn elsewhere(&self) -> Elsewhere {
+        Elsewhere {
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            uid: self.uid.clone(),
+            channels: self.channels.clone(),
+            asked: self.asked.clone(),
+        }
+    }
+}
+
 impl RemoteNodes for Cluster {
     fn to_user(&self, user: &str, frame: &Frame) {
         self.publish_frame(&[user], frame);
@@ -302,13 +315,7 @@ impl RemoteNodes for Cluster {
     }
 
     fn sockets_elsewhere(&self, user: &str) -> BoxFuture<'static, usize> {
-        let view = Elsewhere {
-            conn: self.conn.clone(),
-            keys: self.keys.clone(),
-            uid: self.uid.clone(),
-            channels: self.channels.clone(),
-            asked: self.asked.clone(),
-        };
+        let view = self.elsewhere();
         let user = user.to_string();
         let timeout = Duration::from_millis(self.settings.request_timeout);
         Box::pin(async move {
@@ -332,13 +339,7 @@ impl RemoteNodes for Cluster {
     }
 
     fn sockets_counted(&self, user: &str) -> BoxFuture<'static, usize> {
-        let view = Elsewhere {
-            conn: self.conn.clone(),
-            keys: self.keys.clone(),
-            uid: self.uid.clone(),
-            channels: self.channels.clone(),
-            asked: self.asked.clone(),
-        };
+        let view = self.elsewhere();
         let user = user.to_string();
         let timeout = Duration::from_millis(self.settings.request_timeout);
         Box::pin(async move {
