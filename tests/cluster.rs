@@ -254,6 +254,32 @@ async fn next_event(client: &mut WsClient, name: &str, wait: Duration) -> Value 
     }
 }
 
+/// The next event named `name` (others skipped): its first argument and its offset (the
+/// last argument, when it has two).
+async fn next_event_with_offset(
+    client: &mut WsClient,
+    name: &str,
+    wait: Duration,
+) -> (Value, Option<String>) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.recv_within(left).await {
+            Received::Text(t) if t == "2" => client.send_text("3").await,
+            Received::Text(t) => {
+                if let Some(rest) = t.strip_prefix("42") {
+                    let v: Value = serde_json::from_str(rest).expect("an event");
+                    if v[0] == json!(name) {
+                        let offset = v.get(2).and_then(Value::as_str).map(str::to_string);
+                        return (v[1].clone(), offset);
+                    }
+                }
+            }
+            other => panic!("waiting for {name}: {other:?}"),
+        }
+    }
+}
+
 /// Waits for the presence event `name` of `user` (others' are skipped).
 async fn presence_of(client: &mut WsClient, name: &str, user: &str) {
     loop {
@@ -531,7 +557,7 @@ async fn a_killed_node_s_users_go_offline_and_the_others_keep_serving() {
 }
 
 #[actix_web::test]
-async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
+async fn after_a_redis_restart_sockets_that_stayed_connected_catch_up_from_the_database() {
     let mut redis = Redis::start();
     let port = redis.port;
     let db = TestDb::new(Kind::Postgres).await;
@@ -545,14 +571,22 @@ async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
     let mut alice_a = connect(&a, &alice).await;
     let mut bob_a = connect(&a, &bob).await;
     let mut carol_b = connect(&b, &carol).await;
+    // Before the outage: delivered live across nodes, with an offset.
+    alice_a.send_text(&send_message(&ac, "before")).await;
+    let (m, offset) = next_event_with_offset(&mut carol_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("before"));
+    assert!(
+        offset.is_some(),
+        "a message from the other node carries an offset"
+    );
 
     redis.stop();
     // Local delivery goes on.
     alice_a.send_text(&send_message(&ab, "local")).await;
     let m = next_event(&mut bob_a, "receive_message", LONG).await;
     assert_eq!(m["content"], json!("local"));
-    // Across nodes it is lost, and counted (the local one's publish for Bob's sockets on
-    // other nodes too).
+    // Across nodes the live delivery is lost, and counted (the local one's publish for
+    // Bob's sockets on other nodes too).
     let failed = "courier_cluster_publish_failed_total";
     let deadline = Instant::now() + LONG;
     while metric(&a, failed).await < 1.0 {
@@ -560,18 +594,55 @@ async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let before = metric(&a, failed).await;
-    alice_a.send_text(&send_message(&ac, "lost")).await;
-    next_event(&mut alice_a, "message_sent", LONG).await;
-    while metric(&a, failed).await <= before {
-        assert!(Instant::now() < deadline, "the failed publish is counted");
+    for i in 0..3 {
+        alice_a
+            .send_text(&send_message(&ac, &format!("missed {i}")))
+            .await;
+        next_event(&mut alice_a, "message_sent", LONG).await;
+    }
+    while metric(&a, failed).await < before + 3.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the failed publishes are counted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, body) = readyz(&a).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("redis"), "{body}");
+    no_event(&mut carol_b, "receive_message", Duration::from_millis(300)).await;
 
-    // Redis comes back empty: the nodes subscribe again and register their users again.
+    // Redis comes back empty while Alice keeps writing: the nodes subscribe again and
+    // register their users again; Carol's socket, which stayed connected, is given what it
+    // missed, from the database, then live traffic: every message once, in order, with
+    // offsets, though messages are committed while it catches up.
+    const SENT: usize = 40;
+    let writer = actix_web::rt::spawn(async move {
+        for i in 0..SENT {
+            alice_a
+                .send_text(&send_message(&ac, &format!("racing {i}")))
+                .await;
+            next_event(&mut alice_a, "message_sent", LONG).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        alice_a
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let redis = Redis::start_on(port);
+    let mut got = Vec::new();
+    let mut offsets = Vec::new();
+    while got.len() < 3 + SENT {
+        let (m, offset) = next_event_with_offset(&mut carol_b, "receive_message", LONG).await;
+        got.push(m["content"].as_str().unwrap_or_default().to_string());
+        offsets.push(offset);
+    }
+    let expected: Vec<String> = (0..3)
+        .map(|i| format!("missed {i}"))
+        .chain((0..SENT).map(|i| format!("racing {i}")))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(offsets.iter().all(Option::is_some), "{offsets:?}");
+    writer.await.expect("the writer finishes");
     let deadline = Instant::now() + LONG;
     loop {
         let subscribed = metric(&a, "courier_cluster_redis_subscribed").await == 1.0
@@ -584,9 +655,7 @@ async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
         assert!(Instant::now() < deadline, "subscribed and registered again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    alice_a.send_text(&send_message(&ac, "after")).await;
-    let m = next_event(&mut carol_b, "receive_message", LONG).await;
-    assert_eq!(m["content"], json!("after"), "the lost one never arrives");
+    no_event(&mut carol_b, "receive_message", Duration::from_millis(500)).await;
     let (status, body) = readyz(&a).await;
     assert_eq!(status, 200, "{body}");
     // Nobody was told anyone went offline or online meanwhile.
@@ -596,6 +665,49 @@ async fn a_redis_restart_loses_only_cross_node_deliveries_meanwhile() {
         Duration::from_millis(300),
     )
     .await;
+}
+
+#[actix_web::test]
+async fn a_socket_that_missed_more_than_max_replay_is_told_and_closed() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let db = TestDb::new(Kind::Postgres).await;
+    let a = start_node(&db, &redis.url());
+    let b = start_node_with(&db, &redis.url(), &[("COURIER__RECOVERY__MAX_REPLAY", "2")]);
+    let alice = db.user("alice").await;
+    let carol = db.user("carol").await;
+    let ac = db.connection(&alice, &carol, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut carol_b = connect(&b, &carol).await;
+    redis.stop();
+    for i in 0..3 {
+        alice_a
+            .send_text(&send_message(&ac, &format!("missed {i}")))
+            .await;
+        next_event(&mut alice_a, "message_sent", LONG).await;
+    }
+    let _redis = Redis::start_on(port);
+    // Three missed, two replayable: the client is told its stream is lost (its offset
+    // becomes "-", so its next connection is a fresh one and it refetches), and closed.
+    let deadline = Instant::now() + LONG;
+    let mut resync = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match carol_b.recv_within(left).await {
+            Received::Text(t) if t == "2" => carol_b.send_text("3").await,
+            Received::Text(t) => {
+                assert!(!t.contains("receive_message"), "nothing replayed: {t}");
+                if t.starts_with(r#"42["courier:resync""#) {
+                    resync = Some(t);
+                }
+            }
+            Received::Close(_) | Received::Ended => break,
+            other => panic!("waiting for the close: {other:?}"),
+        }
+    }
+    let resync = resync.expect("courier:resync before the close");
+    let event: Value = serde_json::from_str(&resync[2..]).expect("an event");
+    assert_eq!(event.as_array().and_then(|a| a.last()), Some(&json!("-")));
 }
 
 #[actix_web::test]

@@ -420,7 +420,7 @@ mod handling {
             };
             // In a cluster: ring the sockets on the other nodes too; offline only when no
             // node has a socket of the recipient.
-            remote.to_user(&msg.to, &msg.frame);
+            remote.to_user(&msg.to, &msg.frame, None);
             if here > 0 {
                 return msg.caller.done(None, OK);
             }

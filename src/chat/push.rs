@@ -36,6 +36,9 @@ pub enum ChatPush {
     /// The socket joined the conversation (a room, as the socket layer's observer sees it);
     /// sent just before the request's `Done`.
     Joined(Arc<str>),
+    /// This node lost (`false`) or got back (`true`) its link to the other nodes (Redis):
+    /// a socket with a stream catches up from the database on what it missed meanwhile.
+    RemoteLink(bool),
 }
 
 /// Where an event stands in its conversation's stream.

@@ -291,6 +291,19 @@ impl StreamKey {
     pub fn read(id: &str) -> Self {
         StreamKey(Arc::from(format!("r:{id}")))
     }
+
+    /// The key as text (how it crosses nodes).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key of [`StreamKey::as_str`]'s text; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let id = text
+            .strip_prefix("m:")
+            .or_else(|| text.strip_prefix("r:"))?;
+        (!id.is_empty() && id.chars().count() <= MAX_ID_CHARS).then(|| StreamKey(Arc::from(text)))
+    }
 }
 
 /// The condition "`column` is after the offset's position for the row's conversation".

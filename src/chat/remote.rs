@@ -12,14 +12,15 @@ use std::sync::Arc;
 use actix::{Handler, Message, MessageResult};
 use futures_util::future::BoxFuture;
 
-use super::push::{ChatPush, Frame};
+use super::push::{ChatPush, Frame, Mark};
 use super::users::{UserShard, Users};
 
 /// What the chat asks of the other nodes. Every call returns at once; what goes out keeps
 /// the order of the calls.
 pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
-    /// Delivers `frame` to every socket of `user` on the other nodes (`io.to(user)`).
-    fn to_user(&self, user: &str, frame: &Frame);
+    /// Delivers `frame` to every socket of `user` on the other nodes (`io.to(user)`);
+    /// `mark`: where it stands in its conversation's stream (it crosses with it).
+    fn to_user(&self, user: &str, frame: &Frame, mark: Option<&Mark>);
     /// Delivers `frame` to every socket on the other nodes (`io.emit`).
     fn broadcast(&self, frame: &Frame);
     /// How many sockets `user` has on the other servers (0 when unknown): asked of each.
@@ -57,6 +58,8 @@ pub struct DeliverLocal {
     pub rooms: Arc<[Arc<str>]>,
     pub except: Arc<[Arc<str>]>,
     pub frame: Frame,
+    /// Where it stands in its conversation's stream, as the sending node said.
+    pub mark: Option<Mark>,
 }
 
 /// This shard's sockets in any of `rooms` (all when empty) and in none of `except`: their
@@ -101,8 +104,11 @@ impl Handler<DeliverLocal> for UserShard {
     type Result = ();
 
     fn handle(&mut self, msg: DeliverLocal, _ctx: &mut Self::Context) {
-        // A message from another node's room keeps its place in the socket's stream.
-        let mark = super::recovery::mark_of_remote(&msg.frame);
+        // A message from another node's room keeps its place in the socket's stream (a
+        // Node server's `receive_message` has it in the saved message it carries).
+        let mark = msg
+            .mark
+            .or_else(|| super::recovery::mark_of_remote(&msg.frame));
         self.each_local(&msg.rooms, &msg.except, |_, _, push| {
             push.do_send(match &mark {
                 Some(mark) => ChatPush::Stream(msg.frame.clone(), mark.clone()),
@@ -126,14 +132,21 @@ impl Handler<LocalSockets> for UserShard {
 
 impl Users {
     /// Delivers a broadcast from another node to this node's sockets in `rooms` (every socket
-    /// when empty) and not in `except`.
-    pub fn deliver_local(&self, rooms: Vec<Arc<str>>, except: Vec<Arc<str>>, frame: Frame) {
+    /// when empty) and not in `except`; `mark`: where it stands in its conversation's stream.
+    pub fn deliver_local(
+        &self,
+        rooms: Vec<Arc<str>>,
+        except: Vec<Arc<str>>,
+        frame: Frame,
+        mark: Option<Mark>,
+    ) {
         let except: Arc<[_]> = except.into();
         for (shard, rooms) in self.by_shard(rooms) {
             shard.do_send(DeliverLocal {
                 rooms,
                 except: except.clone(),
                 frame: frame.clone(),
+                mark: mark.clone(),
             });
         }
     }

@@ -347,9 +347,9 @@ impl ChatRoom {
     }
 
     /// Delivers `frame`, an event of the conversation's stream, to every connected socket of
-    /// `user`, on every node (the other nodes get it without its stream mark).
+    /// `user`, on every node (the mark crosses with it).
     pub fn deliver_marked(&self, user: &str, frame: &Frame, mark: &Mark) {
-        self.deps.users.to_remote_user(user, frame);
+        self.deps.users.to_remote_user(user, frame, Some(mark));
         if let Some(i) = self.member_index(user) {
             for push in self.sockets[i].values() {
                 push.do_send(ChatPush::Stream(frame.clone(), mark.clone()));
@@ -359,7 +359,7 @@ impl ChatRoom {
 
     /// Delivers `frame` to every connected socket of `user`, on every node.
     pub fn deliver(&self, user: &str, frame: &Frame) {
-        self.deps.users.to_remote_user(user, frame);
+        self.deps.users.to_remote_user(user, frame, None);
         if let Some(i) = self.member_index(user) {
             for push in self.sockets[i].values() {
                 push.do_send(ChatPush::Deliver(frame.clone()));

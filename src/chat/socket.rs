@@ -67,7 +67,23 @@ pub struct ChatSocket {
     /// replay's query, delivered by its room only afterwards) is not sent again. Kept for
     /// [`REPLAYED_KEPT`].
     replayed: Option<HashSet<StreamKey>>,
+    /// Where the socket was when the link to the other nodes went down, and what it got
+    /// since: when the link is back, the rest is read from the database.
+    catch_up: Option<Box<CatchUp>>,
 }
+
+/// A socket's position when the link to the other nodes went down, and the events it got
+/// since (not sent again by the catch-up).
+struct CatchUp {
+    from: Offset,
+    delivered: HashSet<StreamKey>,
+    /// More events since than a replay gives: the catch-up gives up.
+    overflowed: bool,
+}
+
+/// The event that tells a client its stream could not be caught up: its last argument, the
+/// offset `"-"`, makes its next reconnect a fresh connection (`socket.recovered` false).
+pub const RESYNC_EVENT: &str = "courier:resync";
 
 /// A recovery the client asked for: its pid (and the token it came as) and its offset.
 struct Attempt {
@@ -98,6 +114,7 @@ impl ChatSocket {
             stream: None,
             replaying: None,
             replayed: None,
+            catch_up: None,
         }
     }
 
@@ -144,6 +161,7 @@ impl ChatSocket {
         let pid = Pid::fresh(user, base);
         io.set_pid(pid.sign(&self.ctx.pid_key));
         self.stream = Some(Offset::start(&pid));
+        self.link_changed(false);
     }
 
     /// Recovers `attempt` for `user`: once the user may (an expired token needs a recent
@@ -211,6 +229,7 @@ impl ChatSocket {
                 Ok(Some(events)) => {
                     io.set_pid(attempt.token);
                     me.stream = Some(attempt.offset);
+                    me.link_changed(false);
                     io.accept_connect(CHAT_NAMESPACE);
                     debug!(
                         "session {}: recovered, {} events replayed",
@@ -256,8 +275,121 @@ impl ChatSocket {
         });
     }
 
+    /// The link to the other nodes went down (`up == false`; also called when a stream
+    /// starts, and then only acts if the link is down now) or came back.
+    fn link_changed(&mut self, up: bool) -> Option<Box<CatchUp>> {
+        if up {
+            return self.catch_up.take();
+        }
+        if self.catch_up.is_none() && self.ctx.users.remote_link_down() {
+            if let Some(stream) = self.stream.as_ref().filter(|s| !s.overflow) {
+                self.catch_up = Some(Box::new(CatchUp {
+                    from: stream.clone(),
+                    delivered: HashSet::new(),
+                    overflowed: false,
+                }));
+            }
+        }
+        None
+    }
+
+    /// Reads from the database what the socket missed since `from` (the link to the other
+    /// nodes was down) and sends it, as a recovery does: live events are held meanwhile;
+    /// what the socket got since, or gets held, is not sent twice.
+    fn catch_up(&mut self, from: CatchUp, io: &mut SocketIo<'_, '_, Self>) {
+        let Some((user, _)) = self.me.clone() else {
+            return;
+        };
+        if from.overflowed {
+            return self.resync(io);
+        }
+        self.replaying = Some(Vec::new());
+        let db = self.ctx.db.clone();
+        let retry_for = self.ctx.retry_for;
+        let max = self.ctx.recovery.max_replay;
+        let CatchUp {
+            from: offset,
+            delivered,
+            ..
+        } = from;
+        let read =
+            async move { retrying(retry_for, || recovery::replay(&db, &user, &offset, max)).await };
+        io.spawn(read, move |me, io, read| {
+            let held = me.replaying.take().unwrap_or_default();
+            let caught_up = match read {
+                Ok(Some(events)) => {
+                    let mut replayed = me.replayed.take().unwrap_or_default();
+                    let mut sent = 0;
+                    for replay in events {
+                        let key = replay.key();
+                        if delivered.contains(&key) || !replayed.insert(key) {
+                            continue;
+                        }
+                        let (frame, mark) = replay_frame(replay);
+                        me.send_marked(frame, &mark, io);
+                        sent += 1;
+                    }
+                    debug!(
+                        "session {}: caught up after the link to the other nodes came back, \
+                         {sent} events sent",
+                        io.engine_sid()
+                    );
+                    if !replayed.is_empty() {
+                        me.replayed = Some(replayed);
+                        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
+                            me.replayed = None;
+                        });
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    log::warn!(
+                        "session {}: the catch-up could not be read ({e})",
+                        io.engine_sid()
+                    );
+                    false
+                }
+            };
+            for push in held {
+                me.on_push(push, io);
+            }
+            if !caught_up {
+                me.resync(io);
+            }
+        });
+    }
+
+    /// The socket cannot be caught up: its client is told (its offset becomes `"-"`, so it
+    /// reconnects fresh, `socket.recovered` false, and should refetch) and the transport is
+    /// closed.
+    fn resync(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        log::info!(
+            "session {}: too much missed from other nodes to catch up; closing it so that its \
+             client reconnects and refetches",
+            io.engine_sid()
+        );
+        if let Some(stream) = &mut self.stream {
+            stream.overflow = true;
+            stream.conversations.clear();
+        }
+        io.emit(
+            CHAT_NAMESPACE,
+            RESYNC_EVENT,
+            vec![json!({ "reason": "missed events" }), json!("-")],
+        );
+        io.close();
+    }
+
     /// Sends an event of a conversation's stream with the socket's offset after it.
     fn send_marked(&mut self, frame: Frame, mark: &Mark, io: &mut SocketIo<'_, '_, Self>) {
+        if let Some(catch_up) = &mut self.catch_up {
+            if catch_up.delivered.len() >= self.ctx.recovery.max_replay {
+                catch_up.overflowed = true;
+            } else if !catch_up.overflowed {
+                catch_up.delivered.insert(mark.key.clone());
+            }
+        }
         match &mut self.stream {
             Some(stream) => {
                 stream.advance(
@@ -454,6 +586,11 @@ impl SocketHandler for ChatSocket {
             ChatPush::Joined(connection_id) => {
                 if self.me.is_some() {
                     io.joined_room(CHAT_NAMESPACE, &connection_id);
+                }
+            }
+            ChatPush::RemoteLink(up) => {
+                if let Some(from) = self.link_changed(up) {
+                    self.catch_up(*from, io);
                 }
             }
             ChatPush::Stream(frame, mark) => {

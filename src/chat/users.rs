@@ -28,7 +28,7 @@ use sea_orm::DatabaseConnection;
 
 use super::persistence::Write;
 use super::presence::{Change, Presence, PresenceOptions};
-use super::push::{ChatPush, Frame};
+use super::push::{ChatPush, Frame, Mark};
 use super::remote::RemoteNodes;
 use super::sql;
 use crate::engineio::ClientInfo;
@@ -73,6 +73,11 @@ pub struct ToUser {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Broadcast(pub Frame);
+
+/// Tell every socket on this shard the link to the other nodes changed.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RemoteLink(pub bool);
 
 /// A room wants `user`'s sockets, now and as they change.
 #[derive(Debug, Clone, Message)]
@@ -410,6 +415,18 @@ impl Handler<Broadcast> for UserShard {
     }
 }
 
+impl Handler<RemoteLink> for UserShard {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteLink, _ctx: &mut Self::Context) {
+        for entry in self.users.values() {
+            for push in entry.sockets.values() {
+                push.do_send(ChatPush::RemoteLink(msg.0));
+            }
+        }
+    }
+}
+
 impl Handler<Subscribe> for UserShard {
     type Result = ();
 
@@ -453,6 +470,8 @@ pub struct Users {
     shards: Arc<[Addr<UserShard>]>,
     /// The other nodes of the cluster, if any.
     remote: Option<Arc<dyn RemoteNodes>>,
+    /// The link to the other nodes is down (deliveries from them are being missed).
+    link_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Users {
@@ -462,6 +481,7 @@ impl Users {
         let users = Users {
             shards: shards.into(),
             remote,
+            link_down: Arc::default(),
         };
         for shard in users.shards.iter() {
             shard.do_send(Wire(users.clone()));
@@ -477,6 +497,23 @@ impl Users {
     /// The other nodes of the cluster (`None` on a single node).
     pub fn remote(&self) -> Option<&Arc<dyn RemoteNodes>> {
         self.remote.as_ref()
+    }
+
+    /// This node lost (`up == false`) or got back its link to the other nodes: every
+    /// socket here is told ([`ChatPush::RemoteLink`]), in this order.
+    pub fn remote_link(&self, up: bool) {
+        use std::sync::atomic::Ordering;
+        if self.link_down.swap(!up, Ordering::SeqCst) != up {
+            return;
+        }
+        for shard in self.shards.iter() {
+            shard.do_send(RemoteLink(up));
+        }
+    }
+
+    /// Whether the link to the other nodes is down now.
+    pub fn remote_link_down(&self) -> bool {
+        self.link_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The shard holding `user`.
@@ -510,17 +547,18 @@ impl Users {
 
     /// Delivers `frame` to every socket of `user`, on every node.
     pub fn to_user(&self, user: &Arc<str>, frame: Frame) {
-        self.to_remote_user(user, &frame);
+        self.to_remote_user(user, &frame, None);
         self.shard(user).do_send(ToUser {
             user: user.clone(),
             frame,
         });
     }
 
-    /// Delivers `frame` to every socket of `user` on the other nodes (none on a single node).
-    pub fn to_remote_user(&self, user: &str, frame: &Frame) {
+    /// Delivers `frame` to every socket of `user` on the other nodes (none on a single node);
+    /// `mark`: where it stands in its conversation's stream.
+    pub fn to_remote_user(&self, user: &str, frame: &Frame, mark: Option<&Mark>) {
         if let Some(remote) = &self.remote {
-            remote.to_user(user, frame);
+            remote.to_user(user, frame, mark);
         }
     }
 

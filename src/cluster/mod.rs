@@ -46,12 +46,44 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Cmd};
 use tokio::sync::mpsc;
 
-use crate::chat::push::{Frame, CHAT_NAMESPACE};
+use crate::chat::push::{Frame, Mark, CHAT_NAMESPACE};
 use crate::chat::remote::RemoteNodes;
 use crate::chat::users::Users;
 use crate::config::{redact_url, RedisSettings};
 pub use metrics::ClusterMetrics;
 use wire::Channels;
+
+/// The broadcast flag that carries an event's place in its conversation's stream between
+/// Courier nodes, `[connectionId, stamp, key]` (a Node server ignores flags it does not know).
+pub const MARK_FLAG: &str = "courierMark";
+
+/// The flags that carry `mark`.
+fn mark_flags(mark: &Mark) -> Vec<(rmpv::Value, rmpv::Value)> {
+    vec![(
+        rmpv::Value::from(MARK_FLAG),
+        rmpv::Value::Array(vec![
+            rmpv::Value::from(&*mark.conversation),
+            rmpv::Value::from(mark.at),
+            rmpv::Value::from(mark.key.as_str()),
+        ]),
+    )]
+}
+
+/// The mark a broadcast's flags carry, if any.
+fn mark_of(flags: &serde_json::Value) -> Option<Mark> {
+    let [conversation, at, key] = flags.get(MARK_FLAG)?.as_array()?.as_slice() else {
+        return None;
+    };
+    let conversation = conversation.as_str()?;
+    if conversation.is_empty() || conversation.chars().count() > crate::chat::args::MAX_ID_CHARS {
+        return None;
+    }
+    Some(Mark {
+        conversation: Arc::from(conversation),
+        at: at.as_i64()?,
+        key: crate::chat::recovery::StreamKey::parse(key.as_str()?)?,
+    })
+}
 
 /// The Node server's set of online users.
 pub const ONLINE_USERS: &str = "online_users";
@@ -212,8 +244,9 @@ impl Cluster {
         }
     }
 
-    /// Publishes the event in `frame` (`42[...]`) to `rooms` (everyone when empty).
-    fn publish_frame(&self, rooms: &[&str], frame: &Frame) {
+    /// Publishes the event in `frame` (`42[...]`) to `rooms` (everyone when empty), with its
+    /// place in its conversation's stream (`mark`) as the flag [`MARK_FLAG`].
+    fn publish_frame(&self, rooms: &[&str], frame: &Frame, mark: Option<&Mark>) {
         let Some(data) = frame
             .strip_prefix("42")
             .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
@@ -221,7 +254,8 @@ impl Cluster {
             warn!("cluster: not an event frame, not published: {frame:.80}");
             return;
         };
-        let payload = wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms);
+        let flags = mark.map_or_else(Vec::new, mark_flags);
+        let payload = wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms, flags);
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(self.channels.broadcast_to(rooms)).arg(payload);
         self.send(cmd, true);
@@ -306,12 +340,12 @@ impl Cluster {
 }
 
 impl RemoteNodes for Cluster {
-    fn to_user(&self, user: &str, frame: &Frame) {
-        self.publish_frame(&[user], frame);
+    fn to_user(&self, user: &str, frame: &Frame, mark: Option<&Mark>) {
+        self.publish_frame(&[user], frame, mark);
     }
 
     fn broadcast(&self, frame: &Frame) {
-        self.publish_frame(&[], frame);
+        self.publish_frame(&[], frame, None);
     }
 
     fn sockets_elsewhere(&self, user: &str) -> BoxFuture<'static, usize> {
@@ -629,22 +663,34 @@ async fn pump(
 }
 
 /// Subscribes, delivers, answers; subscribes again whenever the connection drops.
+///
+/// While it is not subscribed, this node misses what the others deliver to its sockets: the
+/// chat is told when that starts and when it ends (`Users::remote_link`), and its sockets
+/// catch up on what they missed from the database once subscribed again.
 async fn subscriber(cluster: Arc<Cluster>) {
     let mut logged_down = false;
+    let link = |up: bool| {
+        if let Some(users) = cluster.users.get() {
+            users.remote_link(up);
+        }
+    };
     loop {
         match subscribe(&cluster).await {
             Ok(mut pubsub) => {
                 info!("cluster: subscribed to {}", cluster.channels.pattern());
                 logged_down = false;
                 cluster.metrics.subscribed(true);
+                link(true);
                 let mut messages = pubsub.on_message();
                 while let Some(msg) = messages.next().await {
                     on_message(&cluster, &msg);
                 }
+                link(false);
                 cluster.metrics.subscribed(false);
                 warn!("cluster: lost the subscription to Redis; subscribing again");
             }
             Err(e) => {
+                link(false);
                 if !logged_down {
                     warn!("cluster: cannot subscribe to Redis ({e}); trying again");
                     logged_down = true;
@@ -708,6 +754,7 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
         broadcast.rooms.into_iter().map(Arc::from).collect(),
         broadcast.except.into_iter().map(Arc::from).collect(),
         frame,
+        mark_of(&broadcast.flags),
     );
 }
 
@@ -726,5 +773,44 @@ async fn refresher(cluster: Arc<Cluster>) {
             Err(e) => debug!("cluster: refreshing this node's keys failed: {e}"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::recovery::StreamKey;
+    use serde_json::json;
+
+    #[test]
+    fn a_mark_crosses_in_the_broadcast_flags() {
+        let mark = Mark {
+            conversation: Arc::from("conv1"),
+            at: 1_768_712_378_123,
+            key: StreamKey::read("m1"),
+        };
+        let bytes = wire::encode_broadcast(
+            "node1",
+            "/",
+            &json!(["message_read", {"messageId": "m1"}]),
+            &["u1"],
+            mark_flags(&mark),
+        );
+        let broadcast = wire::decode_broadcast(&bytes).expect("a broadcast");
+        assert_eq!(
+            broadcast.flags,
+            json!({"courierMark": ["conv1", 1_768_712_378_123_i64, "r:m1"]})
+        );
+        let back = mark_of(&broadcast.flags).expect("a mark");
+        assert_eq!(&*back.conversation, "conv1");
+        assert_eq!(back.at, mark.at);
+        assert_eq!(back.key, mark.key);
+        // A Node server's flags, or a mangled mark: none.
+        assert!(mark_of(&json!({})).is_none());
+        assert!(mark_of(&json!({"volatile": true})).is_none());
+        assert!(mark_of(&json!({"courierMark": ["c", "x", "m:1"]})).is_none());
+        assert!(mark_of(&json!({"courierMark": ["c", 1, "z:1"]})).is_none());
+        assert!(mark_of(&json!({"courierMark": ["", 1, "m:1"]})).is_none());
+        assert!(mark_of(&json!({"courierMark": ["c", 1]})).is_none());
     }
 }

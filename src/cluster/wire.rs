@@ -84,6 +84,8 @@ pub struct Broadcast {
     pub rooms: Vec<String>,
     /// Rooms (and socket ids) it does not go to.
     pub except: Vec<String>,
+    /// The broadcast's flags (`{}` when none), as JSON.
+    pub flags: Value,
 }
 
 /// Why a message from Redis could not be read.
@@ -99,8 +101,15 @@ impl std::fmt::Display for WireError {
 impl std::error::Error for WireError {}
 
 /// Encodes the broadcast of the event `data` (`[name, ...args]`) from node `uid` to `rooms`
-/// (none: everyone) on namespace `nsp`, with no exceptions and no flags, as the adapter does.
-pub fn encode_broadcast(uid: &str, nsp: &str, data: &Value, rooms: &[&str]) -> Vec<u8> {
+/// (none: everyone) on namespace `nsp`, with no exceptions and the `flags` given (a Node
+/// server ignores flags it does not know), as the adapter does.
+pub fn encode_broadcast(
+    uid: &str,
+    nsp: &str,
+    data: &Value,
+    rooms: &[&str],
+    flags: Vec<(Mp, Mp)>,
+) -> Vec<u8> {
     let packet = Mp::Map(vec![
         (Mp::from("type"), Mp::from(EVENT)),
         (Mp::from("data"), to_msgpack(data)),
@@ -112,7 +121,7 @@ pub fn encode_broadcast(uid: &str, nsp: &str, data: &Value, rooms: &[&str]) -> V
             Mp::Array(rooms.iter().map(|r| Mp::from(*r)).collect()),
         ),
         (Mp::from("except"), Mp::Array(Vec::new())),
-        (Mp::from("flags"), Mp::Map(Vec::new())),
+        (Mp::from("flags"), Mp::Map(flags)),
     ]);
     let message = Mp::Array(vec![Mp::from(uid), packet, opts]);
     let mut out = Vec::with_capacity(64);
@@ -152,6 +161,10 @@ pub fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, WireError> {
         data,
         rooms: strings(field(&opts, "rooms")),
         except: strings(field(&opts, "except")),
+        flags: match field(&opts, "flags") {
+            Some(flags @ Mp::Map(_)) => to_json(flags),
+            _ => Value::Object(Map::new()),
+        },
     })
 }
 
@@ -292,7 +305,7 @@ mod tests {
     fn a_broadcast_is_encoded_byte_for_byte_as_notepack_does() {
         // notepack.io 3's encode(["abc123", {type: 2, data: ["hi", {a: 1}], nsp: "/"},
         //   {rooms: ["u1"], except: [], flags: {}}]), checked against the npm package.
-        let bytes = encode_broadcast("abc123", "/", &json!(["hi", {"a": 1}]), &["u1"]);
+        let bytes = encode_broadcast("abc123", "/", &json!(["hi", {"a": 1}]), &["u1"], vec![]);
         let expected: Vec<u8> = [
             &[0x93, 0xa6][..],
             b"abc123",
@@ -330,6 +343,7 @@ mod tests {
                 data: json!(["hi", {"a": 1}]),
                 rooms: vec!["u1".into()],
                 except: vec![],
+                flags: json!({}),
             }
         );
     }

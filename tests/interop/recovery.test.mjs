@@ -493,6 +493,7 @@ test("recovery across two clustered nodes: live messages from the other node cou
   const lb = await proxy(a.port);
   const alice = appClient(b.url, demo.aliceToken);
   const bob = appClient(lb.url, demo.bobToken, { reconnectionDelay: 1500 });
+  const extra = [];
   try {
     await Promise.all([connected(alice), connected(bob)]);
     const got = collect(bob);
@@ -514,8 +515,27 @@ test("recovery across two clustered nodes: live messages from the other node cou
       [...live, ...moved].map((m) => m.id),
       "what the other node delivered is not replayed again",
     );
+    // A read receipt crosses nodes with its place in the stream: bob (on node b now) reads;
+    // alice's socket on node a gets message_read from the other node, with an offset, and
+    // after a reconnect it is not replayed again.
+    const aliceOnA = appClient(a.url, demo.aliceToken);
+    extra.push(aliceOnA);
+    const reads = collect(aliceOnA, "message_read");
+    await connected(aliceOnA);
+    const ack = await bob.timeout(5000).emitWithAck("mark_message_read", {
+      messageId: moved[1].id,
+      connectionId: demo.connectionId,
+    });
+    assert.equal(ack.messageId, moved[1].id, JSON.stringify(ack));
+    await until("the receipt from the other node", () => reads.length === 1);
+    assert.equal(reads[0][0].messageId, moved[1].id);
+    assert.equal(typeof reads[0][1], "string", "an offset on a receipt from the other node");
+    await dropAndReconnect(aliceOnA);
+    assert.equal(aliceOnA.recovered, true);
+    await sleep(500);
+    assert.equal(reads.length, 1, `the receipt is not replayed: ${JSON.stringify(reads)}`);
   } finally {
-    closeAll(alice, bob);
+    closeAll(alice, bob, ...extra);
     lb.close();
     await Promise.all([a.stop(), b.stop()]);
     redis.stop();
