@@ -281,6 +281,9 @@ pub struct RedisSettings {
     pub refresh: u64,
     /// Milliseconds a request to the other nodes waits for their answers.
     pub request_timeout: u64,
+    /// Most Socket.IO rooms a socket is in besides its own id and its user's (conversations
+    /// joined, rooms other servers made it join).
+    pub max_rooms_per_socket: usize,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -292,6 +295,7 @@ impl fmt::Debug for RedisSettings {
             .field("presence_ttl", &self.presence_ttl)
             .field("refresh", &self.refresh)
             .field("request_timeout", &self.request_timeout)
+            .field("max_rooms_per_socket", &self.max_rooms_per_socket)
             .finish()
     }
 }
@@ -597,6 +601,10 @@ impl Settings {
             ("redis.presence_ttl", self.redis.presence_ttl),
             ("redis.refresh", self.redis.refresh),
             ("redis.request_timeout", self.redis.request_timeout),
+            (
+                "redis.max_rooms_per_socket",
+                self.redis.max_rooms_per_socket as u64,
+            ),
             ("admin.session_ttl", self.admin.session_ttl),
             ("admin.max_sessions", self.admin.max_sessions as u64),
             ("admin.max_connections", self.admin.max_connections as u64),

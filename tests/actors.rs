@@ -137,9 +137,15 @@ impl Sock {
                     self.got.extend(ack.iter().map(|f| decode_frame(f)));
                     self.got.push(Got::Done);
                 }
-                // The socket layer's observer is told of rooms joined, and sockets of the
-                // link to other nodes (none here): nothing to check.
-                Ok(Some(ChatPush::Joined(_) | ChatPush::RemoteLink(_))) => {}
+                // The socket layer's observer is told of rooms joined; the rest comes from
+                // other nodes (none here).
+                Ok(Some(
+                    ChatPush::Joined(_)
+                    | ChatPush::RemoteLink(_)
+                    | ChatPush::Packet(_)
+                    | ChatPush::Ask { .. }
+                    | ChatPush::Disconnect { .. },
+                )) => {}
                 Ok(None) => panic!("socket {} closed", self.sid),
                 Err(_) => panic!("socket {} received nothing within {WAIT:?}", self.sid),
             }

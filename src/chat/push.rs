@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::recovery::StreamKey;
 use crate::socketio::packet::{ack_frame, event_frame};
+use crate::socketio::Packet;
 
 /// The only namespace the chat serves.
 pub const CHAT_NAMESPACE: &str = "/";
@@ -39,6 +40,31 @@ pub enum ChatPush {
     /// This node lost (`false`) or got back (`true`) its link to the other nodes (Redis):
     /// a socket with a stream catches up from the database on what it missed meanwhile.
     RemoteLink(bool),
+    /// A packet from another server of the cluster that is not a plain text event (a
+    /// binary event: a Node server's Buffers).
+    Packet(Arc<Packet>),
+    /// An event from another server that asks for the client's acknowledgement (a Node
+    /// server's `io.timeout(…).emit(…, callback)`): the acknowledgement goes to `reply`,
+    /// if it comes within `timeout`.
+    Ask {
+        packet: Arc<Packet>,
+        reply: AckReply,
+        timeout: std::time::Duration,
+    },
+    /// Another server disconnects this socket (`disconnectSockets`): from the namespace, or
+    /// with `close` its whole connection.
+    Disconnect { close: bool },
+}
+
+/// Where a client's acknowledgement goes: its arguments (binary ones as placeholders) and
+/// attachments.
+#[derive(Clone)]
+pub struct AckReply(pub Arc<dyn Fn(Vec<serde_json::Value>, Vec<bytes::Bytes>) + Send + Sync>);
+
+impl std::fmt::Debug for AckReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AckReply(..)")
+    }
 }
 
 /// Where an event stands in its conversation's stream.

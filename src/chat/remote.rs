@@ -1,19 +1,22 @@
 //! The other nodes of a cluster, as the chat sees them: [`RemoteNodes`], which the chat calls
 //! to reach sockets on other nodes (implemented by `crate::cluster` over Redis; absent on a
-//! single node), and what the cluster asks of this node's registry: deliveries from other
-//! nodes ([`DeliverLocal`]) and this node's sockets in some rooms ([`LocalSockets`]).
+//! single node), and this node's sockets as the other servers see them ([`SocketIndex`]):
+//! what a broadcast, a request or a remote join from another server reaches.
 //!
 //! Rooms are Socket.IO's, as the Node server has them: each socket is in the room of its
-//! user's id (how the Node server addresses a user). A broadcast to rooms reaches the sockets
-//! of the users they name; `except` may name users or socket ids.
+//! own id, in the room of its user's id (how the Node server addresses a user), in the room
+//! of each conversation it joined (`join_chat`, room `<connectionId>`), and in the rooms other
+//! servers made it join (`socketsJoin`, `remoteJoin`). A broadcast to rooms reaches every
+//! socket in any of them, once, except those in any room of `except`.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use actix::{Handler, Message, MessageResult};
+use actix::Recipient;
 use futures_util::future::BoxFuture;
 
 use super::push::{ChatPush, Frame, Mark};
-use super::users::{UserShard, Users};
+use super::users::Users;
 
 /// What the chat asks of the other nodes. Every call returns at once; what goes out keeps
 /// the order of the calls.
@@ -40,152 +43,338 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
     /// Counts a message of `user` as [`RemoteNodes::count_message`] does, when the count is
     /// not needed here (queued with the rest, no answer awaited).
     fn note_message(&self, user: &str);
+    /// Most rooms a socket joins besides its own two (`redis.max_rooms_per_socket`).
+    fn max_rooms_per_socket(&self) -> usize;
 }
 
-/// A room of a delivery: matches a socket by its sid or its user.
-fn matches(rooms: &[Arc<str>], user: &str, sid: &str) -> bool {
-    rooms.iter().any(|r| **r == *user || **r == *sid)
+/// A socket of this node, as the index has it.
+struct Indexed {
+    user: Arc<str>,
+    push: Recipient<ChatPush>,
+    /// The rooms it joined besides its own id and its user's.
+    joined: Vec<Arc<str>>,
 }
 
-/// Rooms (user ids, socket ids), shared by the shards a request goes to.
-type Rooms = Arc<[Arc<str>]>;
-
-/// Deliver `frame` to this shard's sockets of the users `rooms` names (all of them when
-/// empty) and in none of `except` (a broadcast from another node).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct DeliverLocal {
-    pub rooms: Arc<[Arc<str>]>,
-    pub except: Arc<[Arc<str>]>,
-    pub frame: Frame,
-    /// Where it stands in its conversation's stream, as the sending node said.
-    pub mark: Option<Mark>,
+/// A socket of this node a broadcast or a request reaches: its id, its user and where its
+/// events go.
+#[derive(Debug, Clone)]
+pub struct Reached {
+    pub sid: Arc<str>,
+    pub user: Arc<str>,
+    pub push: Recipient<ChatPush>,
 }
 
-/// This shard's sockets in any of `rooms` (all when empty) and in none of `except`: their
-/// sid and user.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "Vec<(Arc<str>, Arc<str>)>")]
-pub struct LocalSockets {
-    pub rooms: Arc<[Arc<str>]>,
-    pub except: Arc<[Arc<str>]>,
+#[derive(Default)]
+struct Index {
+    sockets: HashMap<Arc<str>, Indexed>,
+    /// Room (a user's id, a conversation, any room joined) → the sockets in it (not the
+    /// sockets' own rooms: a socket id is looked up in `sockets`).
+    rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
 }
 
-impl UserShard {
-    /// Runs `f` on each socket here in `rooms` (all when empty) and not in `except`.
-    fn each_local(
-        &self,
-        rooms: &[Arc<str>],
-        except: &[Arc<str>],
-        mut f: impl FnMut(&Arc<str>, &Arc<str>, &actix::Recipient<ChatPush>),
-    ) {
-        let mut visit = |user: &Arc<str>, entry: &super::users::UserEntry| {
-            for (sid, push) in &entry.sockets {
-                if !matches(except, user, sid) {
-                    f(user, sid, push);
-                }
-            }
-        };
-        if rooms.is_empty() {
-            for (user, entry) in &self.users {
-                visit(user, entry);
-            }
-        } else {
-            for room in rooms {
-                if let Some((user, entry)) = self.users.get_key_value(room) {
-                    visit(user, entry);
-                }
+impl Index {
+    fn enter(&mut self, room: &Arc<str>, sid: &Arc<str>) {
+        self.rooms
+            .entry(room.clone())
+            .or_default()
+            .insert(sid.clone());
+    }
+
+    fn exit(&mut self, room: &str, sid: &str) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                self.rooms.remove(room);
             }
         }
     }
-}
 
-impl Handler<DeliverLocal> for UserShard {
-    type Result = ();
-
-    fn handle(&mut self, msg: DeliverLocal, _ctx: &mut Self::Context) {
-        // A message from another node's room keeps its place in the socket's stream (a
-        // Node server's `receive_message` has it in the saved message it carries).
-        let mark = msg
-            .mark
-            .or_else(|| super::recovery::mark_of_remote(&msg.frame));
-        self.each_local(&msg.rooms, &msg.except, |_, _, push| {
-            push.do_send(match &mark {
-                Some(mark) => ChatPush::Stream(msg.frame.clone(), mark.clone()),
-                None => ChatPush::Deliver(msg.frame.clone()),
-            });
-        });
+    /// Whether socket `sid` is in any of `rooms`.
+    fn in_any(&self, sid: &Arc<str>, socket: &Indexed, rooms: &HashSet<&str>) -> bool {
+        rooms.contains(&**sid)
+            || rooms.contains(&*socket.user)
+            || socket.joined.iter().any(|r| rooms.contains(&**r))
     }
 }
 
-impl Handler<LocalSockets> for UserShard {
-    type Result = MessageResult<LocalSockets>;
+/// This node's sockets and their Socket.IO rooms, for the other servers of a cluster (kept
+/// only in a cluster). Bounded: at most `max_rooms` joined rooms per socket.
+pub struct SocketIndex {
+    inner: Mutex<Index>,
+    max_rooms: usize,
+}
 
-    fn handle(&mut self, msg: LocalSockets, _ctx: &mut Self::Context) -> Self::Result {
-        let mut found = Vec::new();
-        self.each_local(&msg.rooms, &msg.except, |user, sid, _| {
-            found.push((sid.clone(), user.clone()));
-        });
-        MessageResult(found)
+impl std::fmt::Debug for SocketIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIndex")
+            .field("max_rooms", &self.max_rooms)
+            .finish()
+    }
+}
+
+impl SocketIndex {
+    /// An empty index; each socket joins at most `max_rooms` rooms besides its own two.
+    pub fn new(max_rooms: usize) -> Self {
+        SocketIndex {
+            inner: Mutex::new(Index::default()),
+            max_rooms,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        // No update leaves the index half done across a panic point.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A socket connected.
+    pub fn add(&self, sid: &Arc<str>, user: &Arc<str>, push: Recipient<ChatPush>) {
+        let mut index = self.lock();
+        index.enter(user, sid);
+        index.sockets.insert(
+            sid.clone(),
+            Indexed {
+                user: user.clone(),
+                push,
+                joined: Vec::new(),
+            },
+        );
+    }
+
+    /// A socket went away: out of every room.
+    pub fn remove(&self, sid: &str) {
+        let mut index = self.lock();
+        if let Some(socket) = index.sockets.remove(sid) {
+            index.exit(&socket.user, sid);
+            for room in &socket.joined {
+                index.exit(room, sid);
+            }
+        }
+    }
+
+    /// Socket `sid` joins `room`; `false` if it is gone, was in it already, or is in as many
+    /// rooms as it may be.
+    pub fn join(&self, sid: &str, room: &Arc<str>) -> bool {
+        let mut index = self.lock();
+        let max = self.max_rooms;
+        let Some((sid, socket)) = index.sockets.get_key_value(sid) else {
+            return false;
+        };
+        if **room == **sid || *room == socket.user || socket.joined.contains(room) {
+            return false;
+        }
+        if socket.joined.len() >= max {
+            log::debug!("socket {sid} is in {max} rooms already; {room} not joined");
+            return false;
+        }
+        let sid = sid.clone();
+        if let Some(socket) = index.sockets.get_mut(&sid) {
+            socket.joined.push(room.clone());
+        }
+        index.enter(room, &sid);
+        true
+    }
+
+    /// Socket `sid` leaves `room` (not its own rooms: a socket is always in those).
+    pub fn leave(&self, sid: &str, room: &str) -> bool {
+        let mut index = self.lock();
+        let Some(socket) = index.sockets.get_mut(sid) else {
+            return false;
+        };
+        let before = socket.joined.len();
+        socket.joined.retain(|r| **r != *room);
+        if socket.joined.len() == before {
+            return false;
+        }
+        index.exit(room, sid);
+        true
+    }
+
+    /// The sockets in any of `rooms` (every socket when empty) and in none of `except`.
+    pub fn reach(&self, rooms: &[Arc<str>], except: &[Arc<str>]) -> Vec<Reached> {
+        let index = self.lock();
+        let except: HashSet<&str> = except.iter().map(|r| &**r).collect();
+        let mut out = Vec::new();
+        let mut take = |sid: &Arc<str>, socket: &Indexed| {
+            if except.is_empty() || !index.in_any(sid, socket, &except) {
+                out.push(Reached {
+                    sid: sid.clone(),
+                    user: socket.user.clone(),
+                    push: socket.push.clone(),
+                });
+            }
+        };
+        if rooms.is_empty() {
+            for (sid, socket) in &index.sockets {
+                take(sid, socket);
+            }
+            return out;
+        }
+        let mut seen: HashSet<&Arc<str>> = HashSet::new();
+        for room in rooms {
+            if let Some((sid, socket)) = index.sockets.get_key_value(room) {
+                if seen.insert(sid) {
+                    take(sid, socket);
+                }
+            }
+            for sid in index.rooms.get(room).into_iter().flatten() {
+                if let Some((sid, socket)) = index.sockets.get_key_value(sid) {
+                    if seen.insert(sid) {
+                        take(sid, socket);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every room of socket `sid`: its id, its user's, those it joined.
+    pub fn rooms_of(&self, sid: &str) -> Vec<Arc<str>> {
+        let index = self.lock();
+        let Some((sid, socket)) = index.sockets.get_key_value(sid) else {
+            return Vec::new();
+        };
+        let mut rooms = vec![sid.clone(), socket.user.clone()];
+        rooms.extend(socket.joined.iter().cloned());
+        rooms
+    }
+
+    /// Every room that has a socket of this node.
+    pub fn all_rooms(&self) -> Vec<Arc<str>> {
+        let index = self.lock();
+        index
+            .sockets
+            .keys()
+            .chain(index.rooms.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any socket of this node is in `room`.
+    pub fn has_room(&self, room: &str) -> bool {
+        let index = self.lock();
+        index.sockets.contains_key(room) || index.rooms.contains_key(room)
     }
 }
 
 impl Users {
     /// Delivers a broadcast from another node to this node's sockets in `rooms` (every socket
-    /// when empty) and not in `except`; `mark`: where it stands in its conversation's stream.
+    /// when empty) and not in `except`; `mark`: where it stands in its conversation's stream
+    /// (a Node server's `receive_message` has it in the saved message it carries). The
+    /// number of sockets reached.
     pub fn deliver_local(
         &self,
-        rooms: Vec<Arc<str>>,
-        except: Vec<Arc<str>>,
+        rooms: &[Arc<str>],
+        except: &[Arc<str>],
         frame: Frame,
         mark: Option<Mark>,
-    ) {
-        let except: Arc<[_]> = except.into();
-        for (shard, rooms) in self.by_shard(rooms) {
-            shard.do_send(DeliverLocal {
-                rooms,
-                except: except.clone(),
-                frame: frame.clone(),
-                mark: mark.clone(),
+    ) -> usize {
+        let Some(index) = self.index() else {
+            return 0;
+        };
+        let mark = mark.or_else(|| super::recovery::mark_of_remote(&frame));
+        let reached = index.reach(rooms, except);
+        for socket in &reached {
+            socket.push.do_send(match &mark {
+                Some(mark) => ChatPush::Stream(frame.clone(), mark.clone()),
+                None => ChatPush::Deliver(frame.clone()),
             });
         }
+        reached.len()
     }
 
-    /// The shards to ask about `rooms`, each with its share (every shard when empty).
-    fn by_shard(&self, rooms: Vec<Arc<str>>) -> Vec<(&actix::Addr<UserShard>, Rooms)> {
-        let shards = self.shards();
-        if rooms.is_empty() {
-            return shards.iter().map(|s| (s, Arc::from(Vec::new()))).collect();
-        }
-        let mut split: Vec<Vec<Arc<str>>> = vec![Vec::new(); shards.len()];
-        for room in rooms {
-            split[super::users::shard_of(&room, shards.len())].push(room);
-        }
-        shards
-            .iter()
-            .zip(split)
-            .filter(|(_, rooms)| !rooms.is_empty())
-            .map(|(shard, rooms)| (shard, rooms.into()))
-            .collect()
-    }
-
-    /// This node's sockets in `rooms` (all when empty) and not in `except`: sid and user.
-    pub async fn local_sockets(
+    /// Delivers a packet from another server that is not a text event (a binary event) to
+    /// this node's sockets in `rooms` (every socket when empty) and not in `except`.
+    pub fn deliver_packet(
         &self,
-        rooms: Vec<Arc<str>>,
-        except: Vec<Arc<str>>,
-    ) -> Vec<(Arc<str>, Arc<str>)> {
-        let except: Arc<[_]> = except.into();
-        let asks = self.by_shard(rooms).into_iter().map(|(shard, rooms)| {
-            shard.send(LocalSockets {
-                rooms,
-                except: except.clone(),
-            })
-        });
-        futures_util::future::join_all(asks)
-            .await
-            .into_iter()
-            .flat_map(Result::unwrap_or_default)
-            .collect()
+        rooms: &[Arc<str>],
+        except: &[Arc<str>],
+        packet: crate::socketio::Packet,
+    ) -> usize {
+        let Some(index) = self.index() else {
+            return 0;
+        };
+        let packet = Arc::new(packet);
+        let reached = index.reach(rooms, except);
+        for socket in &reached {
+            socket.push.do_send(ChatPush::Packet(packet.clone()));
+        }
+        reached.len()
+    }
+
+    /// This node's sockets in `rooms` (all when empty) and not in `except`.
+    pub fn local_sockets(&self, rooms: &[Arc<str>], except: &[Arc<str>]) -> Vec<Reached> {
+        self.index()
+            .map_or_else(Vec::new, |index| index.reach(rooms, except))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Actor, Context, Handler};
+
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<ChatPush> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: ChatPush, _: &mut Context<Self>) {}
+    }
+
+    fn sids(reached: Vec<Reached>) -> Vec<String> {
+        let mut v: Vec<String> = reached.into_iter().map(|r| r.sid.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[actix::test]
+    async fn rooms_are_socket_io_s() {
+        let push = Sink.start().recipient();
+        let index = SocketIndex::new(2);
+        let (s1, s2, s3): (Arc<str>, Arc<str>, Arc<str>) = ("s1".into(), "s2".into(), "s3".into());
+        let (alice, bob): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        index.add(&s1, &alice, push.clone());
+        index.add(&s2, &alice, push.clone());
+        index.add(&s3, &bob, push.clone());
+        let conv: Arc<str> = "conv".into();
+        assert!(index.join(&s1, &conv));
+        assert!(!index.join(&s1, &conv), "once");
+        assert!(!index.join(&s1, &s1), "its own room");
+        assert!(index.join(&s3, &conv));
+        let r = |rooms: &[&str], except: &[&str]| {
+            let rooms: Vec<Arc<str>> = rooms.iter().map(|r| Arc::from(*r)).collect();
+            let except: Vec<Arc<str>> = except.iter().map(|r| Arc::from(*r)).collect();
+            sids(index.reach(&rooms, &except))
+        };
+        assert_eq!(r(&["alice"], &[]), ["s1", "s2"]);
+        assert_eq!(r(&["conv"], &[]), ["s1", "s3"]);
+        assert_eq!(r(&["conv", "alice"], &[]), ["s1", "s2", "s3"], "each once");
+        assert_eq!(r(&["s2"], &[]), ["s2"]);
+        assert_eq!(r(&[], &["bob"]), ["s1", "s2"]);
+        assert_eq!(r(&["alice"], &["conv"]), ["s2"]);
+        assert_eq!(r(&["alice"], &["s1"]), ["s2"]);
+        assert_eq!(r(&["nobody"], &[]), Vec::<String>::new());
+        assert_eq!(
+            index
+                .rooms_of("s1")
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>(),
+            ["s1", "alice", "conv"]
+        );
+        // Bounded.
+        assert!(index.join(&s1, &"x".into()));
+        assert!(!index.join(&s1, &"y".into()), "at most 2 joined rooms");
+        assert!(index.leave(&s1, "conv"));
+        assert!(!index.leave(&s1, "conv"));
+        assert!(!index.leave(&s1, "alice"), "its user's room stays");
+        assert_eq!(r(&["conv"], &[]), ["s3"]);
+        index.remove(&s3);
+        assert!(!index.has_room("conv"), "an empty room is gone");
+        assert!(index.has_room("alice") && index.has_room("s1") && index.has_room("x"));
+        let mut all: Vec<String> = index.all_rooms().iter().map(|r| r.to_string()).collect();
+        all.sort();
+        assert_eq!(all, ["alice", "s1", "s2", "x"]);
     }
 }

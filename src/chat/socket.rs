@@ -19,7 +19,7 @@
 //! missed events are read: the same `pid`, then the replay, then the live events held
 //! meanwhile. Every conversation event the socket sends carries its offset.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use log::debug;
@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::message_json::MessageJson;
 use super::persistence::retrying;
-use super::push::{event, with_offset, ChatPush, Frame, Mark, CHAT_NAMESPACE};
+use super::push::{event, with_offset, AckReply, ChatPush, Frame, Mark, CHAT_NAMESPACE};
 use super::recovery::{self, millis, Offset, Pid, Replayed, StreamKey};
 use super::room::RoomRequest;
 use super::ChatContext;
@@ -70,7 +70,20 @@ pub struct ChatSocket {
     /// Where the socket was when the link to the other nodes went down, and what it got
     /// since: when the link is back, the rest is read from the database.
     catch_up: Option<Box<CatchUp>>,
+    /// Events another server sent asking for the client's acknowledgement: where each
+    /// acknowledgement goes, by the event's id.
+    asked: Option<Box<Asked>>,
+    /// The socket's Socket.IO id, once it is in the cluster's index of sockets and rooms.
+    indexed: Option<Arc<str>>,
 }
+
+/// The acknowledgements a socket waits on, by event id.
+#[derive(Default)]
+struct Asked(HashMap<u64, AckReply>);
+
+/// Most events asking for an acknowledgement a socket waits on; past it an event is sent
+/// without asking (its sender waits out its timeout, as for a client that does not answer).
+const MAX_ASKED: usize = 256;
 
 /// A socket's position when the link to the other nodes went down, and the events it got
 /// since (not sent again by the catch-up).
@@ -115,6 +128,8 @@ impl ChatSocket {
             replaying: None,
             replayed: None,
             catch_up: None,
+            asked: None,
+            indexed: None,
         }
     }
 
@@ -146,6 +161,13 @@ impl ChatSocket {
             return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
         }
         let sid: Arc<str> = Arc::from(io.engine_sid());
+        if let Some(index) = self.ctx.users.index() {
+            // In a cluster the other servers reach the socket by its Socket.IO id and its
+            // rooms, from now on (a recovery's replay holds what they send meanwhile).
+            let id: Arc<str> = Arc::from(io.reserve_socket_id(CHAT_NAMESPACE));
+            index.add(&id, &user, io.recipient());
+            self.indexed = Some(id);
+        }
         self.ctx
             .users
             .register(&user, &sid, io.recipient(), io.client().clone());
@@ -381,6 +403,35 @@ impl ChatSocket {
         io.close();
     }
 
+    /// Sends `packet` asking for the client's acknowledgement, which goes to `reply` if it
+    /// comes within `timeout`.
+    fn ask(
+        &mut self,
+        packet: &crate::socketio::Packet,
+        reply: AckReply,
+        timeout: std::time::Duration,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        let asked = self.asked.get_or_insert_with(Box::default);
+        if asked.0.len() >= MAX_ASKED {
+            debug!(
+                "session {}: {MAX_ASKED} acknowledgements awaited already; sent without asking",
+                io.engine_sid()
+            );
+            return io.send(packet);
+        }
+        let id = io.ask(packet.clone());
+        asked.0.insert(id, reply);
+        io.spawn(tokio::time::sleep(timeout), move |me, _, ()| {
+            if let Some(asked) = &mut me.asked {
+                asked.0.remove(&id);
+                if asked.0.is_empty() {
+                    me.asked = None;
+                }
+            }
+        });
+    }
+
     /// Sends an event of a conversation's stream with the socket's offset after it.
     fn send_marked(&mut self, frame: Frame, mark: &Mark, io: &mut SocketIo<'_, '_, Self>) {
         if let Some(catch_up) = &mut self.catch_up {
@@ -583,14 +634,36 @@ impl SocketHandler for ChatSocket {
                     io.send_framed(frame);
                 }
             }
-            ChatPush::Joined(connection_id) => {
+            ChatPush::Joined(room) => {
                 if self.me.is_some() {
-                    io.joined_room(CHAT_NAMESPACE, &connection_id);
+                    if let (Some(index), Some(id)) = (self.ctx.users.index(), &self.indexed) {
+                        index.join(id, &room);
+                    }
+                    io.joined_room(CHAT_NAMESPACE, &room);
                 }
             }
             ChatPush::RemoteLink(up) => {
                 if let Some(from) = self.link_changed(up) {
                     self.catch_up(*from, io);
+                }
+            }
+            ChatPush::Packet(packet) => {
+                if self.me.is_some() {
+                    io.send(&packet);
+                }
+            }
+            ChatPush::Ask {
+                packet,
+                reply,
+                timeout,
+            } => {
+                if self.me.is_some() {
+                    self.ask(&packet, reply, timeout, io);
+                }
+            }
+            ChatPush::Disconnect { close } => {
+                if self.me.is_some() {
+                    io.disconnect(CHAT_NAMESPACE, close);
                 }
             }
             ChatPush::Stream(frame, mark) => {
@@ -623,6 +696,19 @@ impl SocketHandler for ChatSocket {
         }
     }
 
+    fn on_ack(
+        &mut self,
+        _nsp: &str,
+        id: u64,
+        args: Vec<Value>,
+        attachments: Vec<bytes::Bytes>,
+        _io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        if let Some(reply) = self.asked.as_mut().and_then(|asked| asked.0.remove(&id)) {
+            (reply.0)(args, attachments);
+        }
+    }
+
     fn on_drain(&mut self, io: &mut SocketIo<'_, '_, Self>) {
         // What the client sent before is finished first: saved, then answered.
         self.draining = true;
@@ -636,6 +722,9 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {
+        if let (Some(index), Some(id)) = (self.ctx.users.index(), self.indexed.take()) {
+            index.remove(&id);
+        }
         if let Some((user, sid)) = self.me.take() {
             // The rooms learn it from the registry (and forget the socket as joined).
             self.ctx.users.unregister(&user, &sid);

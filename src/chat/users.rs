@@ -29,7 +29,7 @@ use sea_orm::DatabaseConnection;
 use super::persistence::Write;
 use super::presence::{Change, Presence, PresenceOptions};
 use super::push::{ChatPush, Frame, Mark};
-use super::remote::RemoteNodes;
+use super::remote::{RemoteNodes, SocketIndex};
 use super::sql;
 use crate::engineio::ClientInfo;
 
@@ -73,11 +73,6 @@ pub struct ToUser {
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Broadcast(pub Frame);
-
-/// Tell every socket on this shard the link to the other nodes changed.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct RemoteLink(pub bool);
 
 /// A room wants `user`'s sockets, now and as they change.
 #[derive(Debug, Clone, Message)]
@@ -415,18 +410,6 @@ impl Handler<Broadcast> for UserShard {
     }
 }
 
-impl Handler<RemoteLink> for UserShard {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoteLink, _ctx: &mut Self::Context) {
-        for entry in self.users.values() {
-            for push in entry.sockets.values() {
-                push.do_send(ChatPush::RemoteLink(msg.0));
-            }
-        }
-    }
-}
-
 impl Handler<Subscribe> for UserShard {
     type Result = ();
 
@@ -472,26 +455,27 @@ pub struct Users {
     remote: Option<Arc<dyn RemoteNodes>>,
     /// The link to the other nodes is down (deliveries from them are being missed).
     link_down: Arc<std::sync::atomic::AtomicBool>,
+    /// This node's sockets and their rooms, for the other servers (in a cluster).
+    index: Option<Arc<SocketIndex>>,
 }
 
 impl Users {
     /// A registry over `shards` (at least one), reaching the sockets on the other nodes
     /// through `remote`; each shard is given the registry.
     pub fn new(shards: Vec<Addr<UserShard>>, remote: Option<Arc<dyn RemoteNodes>>) -> Self {
+        let index = remote
+            .as_ref()
+            .map(|r| Arc::new(SocketIndex::new(r.max_rooms_per_socket())));
         let users = Users {
             shards: shards.into(),
             remote,
             link_down: Arc::default(),
+            index,
         };
         for shard in users.shards.iter() {
             shard.do_send(Wire(users.clone()));
         }
         users
-    }
-
-    /// Every shard.
-    pub(super) fn shards(&self) -> &[Addr<UserShard>] {
-        &self.shards
     }
 
     /// The other nodes of the cluster (`None` on a single node).
@@ -500,15 +484,21 @@ impl Users {
     }
 
     /// This node lost (`up == false`) or got back its link to the other nodes: every
-    /// socket here is told ([`ChatPush::RemoteLink`]), in this order.
+    /// socket here is told ([`ChatPush::RemoteLink`]). Called by the task that delivers what
+    /// the other nodes send, so each socket gets it in order with those deliveries.
     pub fn remote_link(&self, up: bool) {
         use std::sync::atomic::Ordering;
         if self.link_down.swap(!up, Ordering::SeqCst) != up {
             return;
         }
-        for shard in self.shards.iter() {
-            shard.do_send(RemoteLink(up));
+        for socket in self.local_sockets(&[], &[]) {
+            socket.push.do_send(ChatPush::RemoteLink(up));
         }
+    }
+
+    /// This node's sockets and their rooms as the other servers see them (in a cluster).
+    pub fn index(&self) -> Option<&SocketIndex> {
+        self.index.as_deref()
     }
 
     /// Whether the link to the other nodes is down now.

@@ -13,10 +13,13 @@
 //! - **In**: one subscriber connection per node: `PSUBSCRIBE <key>#/#*` (broadcasts, its own
 //!   ignored by `uid`), `SUBSCRIBE <key>-request#/#` (Node counts the servers with
 //!   `PUBSUB NUMSUB` on it and waits for one answer from each) and the response channels
-//!   (`<key>-response#/#`, and `<key>-response#/#<uid>#`) for the answers to its own requests. Broadcasts go to this node's
-//!   sockets of the users they name ([`crate::chat::remote`]); requests are answered on
-//!   `<key>-response#/#` ([`requests`]). When the connection drops the subscriber connects
-//!   and subscribes again by itself.
+//!   (`<key>-response#/#`, and `<key>-response#/#<uid>#`) for the answers to its own
+//!   requests. Broadcasts go to this node's sockets in the Socket.IO rooms they name (a
+//!   socket's id, its user's id, the conversations it joined, rooms joined by request: the
+//!   chat's [`crate::chat::remote::SocketIndex`]), binary ones as binary packets; requests
+//!   are answered on `<key>-response#/#` ([`requests`]). When the connection drops the
+//!   subscriber connects and subscribes again by itself, and the chat's sockets catch up on
+//!   what they missed meanwhile (`Users::remote_link`).
 //! - **Presence**: how many sockets a user has on the other servers is asked as the
 //!   adapter's `fetchSockets()` asks it (a `REMOTE_FETCH` request, one answer awaited from
 //!   each server `PUBSUB NUMSUB` counts, Courier nodes and Node servers alike, within
@@ -461,6 +464,10 @@ impl RemoteNodes for Cluster {
         })
     }
 
+    fn max_rooms_per_socket(&self) -> usize {
+        self.settings.max_rooms_per_socket
+    }
+
     fn online_anywhere(&self, user: &str) -> BoxFuture<'static, bool> {
         let elsewhere = self.sockets_elsewhere(user);
         let mut conn = self.conn.clone();
@@ -739,23 +746,30 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
     if *broadcast.uid == *cluster.uid || broadcast.nsp != CHAT_NAMESPACE {
         return;
     }
-    if broadcast.packet_type != wire::EVENT {
+    if broadcast.packet_type != wire::EVENT && broadcast.packet_type != wire::BINARY_EVENT {
         return debug!(
-            "cluster: broadcast of packet type {} not delivered (binary events are not relayed)",
+            "cluster: broadcast of packet type {} ignored (not an event)",
             broadcast.packet_type
         );
     }
     let Some(users) = cluster.users.get() else {
         return;
     };
-    let frame: Frame = format!("42{}", broadcast.data).into();
     cluster.metrics.received();
-    users.deliver_local(
-        broadcast.rooms.into_iter().map(Arc::from).collect(),
-        broadcast.except.into_iter().map(Arc::from).collect(),
-        frame,
-        mark_of(&broadcast.flags),
-    );
+    let rooms: Vec<Arc<str>> = broadcast.rooms.into_iter().map(Arc::from).collect();
+    let except: Vec<Arc<str>> = broadcast.except.into_iter().map(Arc::from).collect();
+    if broadcast.attachments.is_empty() {
+        let frame: Frame = format!("42{}", broadcast.data).into();
+        users.deliver_local(&rooms, &except, frame, mark_of(&broadcast.flags));
+        return;
+    }
+    // Node's Buffers: a binary event, its attachments sent as binary messages.
+    match requests::event_packet(broadcast.data, broadcast.attachments) {
+        Some(packet) => {
+            users.deliver_packet(&rooms, &except, packet);
+        }
+        None => debug!("cluster: a binary broadcast that is not an event ignored"),
+    }
 }
 
 /// Keeps this node's keys and buries dead nodes, every `redis.refresh`.

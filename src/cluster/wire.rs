@@ -14,6 +14,7 @@
 
 use std::io::Cursor;
 
+use bytes::Bytes;
 use rmpv::Value as Mp;
 use serde_json::{Map, Number, Value};
 
@@ -78,8 +79,11 @@ pub struct Broadcast {
     pub packet_type: u64,
     /// The namespace (`/` when absent, as the adapter assumes).
     pub nsp: String,
-    /// `[name, ...args]`.
+    /// `[name, ...args]`, binary values as placeholders
+    /// (`{"_placeholder": true, "num": n}`) for `attachments`.
     pub data: Value,
+    /// The binary values of `data` (Node's Buffers), in placeholder order.
+    pub attachments: Vec<Bytes>,
     /// The rooms it goes to; empty: every socket.
     pub rooms: Vec<String>,
     /// Rooms (and socket ids) it does not go to.
@@ -153,12 +157,16 @@ pub fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, WireError> {
             .ok_or_else(|| WireError("nsp is not a string".into()))?
             .to_string(),
     };
-    let data = field(&packet, "data").map_or(Value::Null, to_json);
+    let mut attachments = Vec::new();
+    let data = field(&packet, "data").map_or(Value::Null, |d| {
+        to_json_with_attachments(d, &mut attachments)
+    });
     Ok(Broadcast {
         uid,
         packet_type,
         nsp,
         data,
+        attachments,
         rooms: strings(field(&opts, "rooms")),
         except: strings(field(&opts, "except")),
         flags: match field(&opts, "flags") {
@@ -253,6 +261,72 @@ pub fn to_json(value: &Mp) -> Value {
     }
 }
 
+/// MessagePack to JSON as [`to_json`], but each binary value becomes a Socket.IO placeholder
+/// `{"_placeholder": true, "num": n}` and its bytes go to `attachments` (how a Socket.IO
+/// server sends a Buffer: a binary packet).
+pub fn to_json_with_attachments(value: &Mp, attachments: &mut Vec<Bytes>) -> Value {
+    match value {
+        Mp::Binary(bytes) => {
+            attachments.push(Bytes::copy_from_slice(bytes));
+            serde_json::json!({ "_placeholder": true, "num": attachments.len() - 1 })
+        }
+        Mp::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| to_json_with_attachments(i, attachments))
+                .collect(),
+        ),
+        Mp::Map(entries) => {
+            let mut map = Map::new();
+            for (k, v) in entries {
+                let key = match to_json(k) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                map.insert(key, to_json_with_attachments(v, attachments));
+            }
+            Value::Object(map)
+        }
+        other => to_json(other),
+    }
+}
+
+/// JSON to MessagePack as [`to_msgpack`], each Socket.IO placeholder replaced by its
+/// attachment as a binary value (a client's binary acknowledgement, for a Node server).
+pub fn to_msgpack_with_attachments(value: &Value, attachments: &[Bytes]) -> Mp {
+    match value {
+        Value::Object(map)
+            if map.len() == 2 && map.get("_placeholder") == Some(&Value::Bool(true)) =>
+        {
+            match map
+                .get("num")
+                .and_then(Value::as_u64)
+                .and_then(|n| attachments.get(n as usize))
+            {
+                Some(bytes) => Mp::Binary(bytes.to_vec()),
+                None => to_msgpack(value),
+            }
+        }
+        Value::Array(items) => Mp::Array(
+            items
+                .iter()
+                .map(|i| to_msgpack_with_attachments(i, attachments))
+                .collect(),
+        ),
+        Value::Object(map) => Mp::Map(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        Mp::from(k.as_str()),
+                        to_msgpack_with_attachments(v, attachments),
+                    )
+                })
+                .collect(),
+        ),
+        other => to_msgpack(other),
+    }
+}
+
 fn float(f: f64) -> Value {
     // JSON.stringify writes NaN and the infinities as null.
     Number::from_f64(f).map_or(Value::Null, |n| {
@@ -344,6 +418,7 @@ mod tests {
                 rooms: vec!["u1".into()],
                 except: vec![],
                 flags: json!({}),
+                attachments: vec![],
             }
         );
     }
@@ -404,6 +479,36 @@ mod tests {
         t96.extend((-2i64).to_be_bytes());
         assert_eq!(timestamp(&t96).as_deref(), Some("1969-12-31T23:59:58.500Z"));
         assert_eq!(timestamp(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn node_buffers_become_attachments() {
+        // ["file", {name: "a", body: <Buffer 01 02>}, <Buffer ff>] as notepack.io writes it.
+        let data = Mp::Array(vec![
+            Mp::from("file"),
+            Mp::Map(vec![
+                (Mp::from("name"), Mp::from("a")),
+                (Mp::from("body"), Mp::Binary(vec![1, 2])),
+            ]),
+            Mp::Binary(vec![0xff]),
+        ]);
+        let mut attachments = Vec::new();
+        let json = to_json_with_attachments(&data, &mut attachments);
+        assert_eq!(
+            json.to_string(),
+            r#"["file",{"body":{"_placeholder":true,"num":0},"name":"a"},{"_placeholder":true,"num":1}]"#
+        );
+        assert_eq!(
+            attachments,
+            vec![Bytes::from_static(&[1, 2]), Bytes::from_static(&[0xff])]
+        );
+        // And back, for an acknowledgement going to Node.
+        let back = to_msgpack_with_attachments(&json, &attachments);
+        assert_eq!(back.as_array().map(Vec::len), Some(3));
+        assert_eq!(back.as_array().unwrap()[2], Mp::Binary(vec![0xff]));
+        // A placeholder without its attachment stays a map.
+        let lone = to_msgpack_with_attachments(&json!({"_placeholder": true, "num": 9}), &[]);
+        assert!(lone.is_map());
     }
 
     #[test]

@@ -75,6 +75,18 @@ pub trait SocketHandler: Sized + Unpin + 'static {
 
     /// The client left `nsp` (or the connection ended); `reason` is Socket.IO's string.
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
+
+    /// The client acknowledged the event the server sent with id `id` ([`SocketIo::ask`]),
+    /// with `args` (binary ones as placeholders for `attachments`). By default ignored.
+    fn on_ack(
+        &mut self,
+        _nsp: &str,
+        _id: u64,
+        _args: Vec<Value>,
+        _attachments: Vec<Bytes>,
+        _io: &mut SocketIo<'_, '_, Self>,
+    ) {
+    }
 }
 
 /// The namespaces a client is connected to, and its socket id in each: a short list.
@@ -133,6 +145,14 @@ struct SocketState {
     ext: Option<Arc<LayerExt>>,
     /// This session's socket on the mounted namespace, from its CONNECT on.
     mounted: Option<Box<MountedSocket>>,
+    /// The id of the next event the server asks the client to acknowledge.
+    next_ack: u64,
+    /// A disconnect the application asked for ([`SocketIo::disconnect`]): the namespace,
+    /// and whether the whole session closes.
+    disconnect: Option<Box<(String, bool)>>,
+    /// The socket id a CONNECT being answered will have ([`SocketIo::reserve_socket_id`]):
+    /// its namespace and the id.
+    reserved: Option<Box<(String, String)>>,
 }
 
 /// What the socket layer carries besides the main handler: another application on a
@@ -237,6 +257,9 @@ impl<A: SocketHandler> SocketLayer<A> {
                 pid: None,
                 ext: None,
                 mounted: None,
+                next_ack: 0,
+                disconnect: None,
+                reserved: None,
             },
         }
     }
@@ -256,6 +279,15 @@ impl<A: SocketHandler> SocketLayer<A> {
 
     fn handle_packet(&mut self, packet: Packet, eio: &mut EngineIo<'_, Self>) {
         let Packet { nsp, data } = packet;
+        let data = match data {
+            PacketData::Ack { id, args } => return self.acked(nsp, id, args, Vec::new(), eio),
+            PacketData::BinaryAck {
+                id,
+                args,
+                attachments,
+            } => return self.acked(nsp, id, args, attachments, eio),
+            other => other,
+        };
         let mut io = SocketIo {
             eio,
             state: &mut self.state,
@@ -322,13 +354,39 @@ impl<A: SocketHandler> SocketLayer<A> {
                 id,
                 attachments,
             } => Self::dispatch(&mut self.app, nsp, event, args, id, attachments, &mut io),
-            PacketData::Ack { id, .. } | PacketData::BinaryAck { id, .. } => {
-                // The server never asks for acknowledgements yet.
-                debug!("session {}: unexpected ack {id} ignored", io.eio.sid());
-            }
+            // Handled above.
+            PacketData::Ack { .. } | PacketData::BinaryAck { .. } => {}
             PacketData::ConnectError(_) => io.eio.close(SessionClose::ProtocolError(
                 "CONNECT_ERROR from a client".into(),
             )),
+        }
+    }
+
+    /// An acknowledgement from the client: for the application, on its namespaces.
+    fn acked(
+        &mut self,
+        nsp: String,
+        id: u64,
+        args: Vec<Value>,
+        attachments: Vec<Bytes>,
+        eio: &mut EngineIo<'_, Self>,
+    ) {
+        if self.state.is_mount(&nsp) || self.state.namespaces.get(&nsp).is_none() {
+            return debug!("session {}: ack {id} on {nsp} ignored", eio.sid());
+        }
+        let mut io = SocketIo {
+            eio: &mut *eio,
+            state: &mut self.state,
+        };
+        self.app.on_ack(&nsp, id, args, attachments, &mut io);
+        self.after_app(eio);
+    }
+
+    /// Carries out what the application asked for that needs the layer itself.
+    fn after_app(&mut self, eio: &mut EngineIo<'_, Self>) {
+        if let Some(request) = self.state.disconnect.take() {
+            let (nsp, close) = *request;
+            self.command(&nsp, SocketCommand::Disconnect { close }, eio);
         }
     }
 
@@ -491,10 +549,11 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
 
     fn on_push(&mut self, push: Self::Push, eio: &mut EngineIo<'_, Self>) {
         let mut io = SocketIo {
-            eio,
+            eio: &mut *eio,
             state: &mut self.state,
         };
         self.app.on_push(push, &mut io);
+        self.after_app(eio);
     }
 
     fn on_upgrade(&mut self, eio: &mut EngineIo<'_, Self>) {
@@ -607,7 +666,13 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// Answers a CONNECT to `nsp`: `{sid}` (and `pid` if set) and the namespace is connected.
     fn accept(&mut self, nsp: String) {
-        let sid = ids::session_id();
+        let sid = match self.state.reserved.take() {
+            Some(reserved) if reserved.0 == nsp => reserved.1,
+            other => {
+                self.state.reserved = other;
+                ids::session_id()
+            }
+        };
         let packet = Packet {
             nsp: nsp.clone(),
             data: PacketData::Connect(Some(json!({ "sid": sid }))),
@@ -728,6 +793,43 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
                 id: None,
             },
         });
+    }
+
+    /// The socket's id on `nsp` (what the client sees as `socket.id`): once connected there,
+    /// or, while its CONNECT is being answered, the id it will have.
+    pub fn reserve_socket_id(&mut self, nsp: &str) -> String {
+        if let Some(sid) = self.state.namespaces.get(nsp) {
+            return sid.to_string();
+        }
+        match &self.state.reserved {
+            Some(reserved) if reserved.0 == nsp => reserved.1.clone(),
+            _ => {
+                let sid = ids::session_id();
+                self.state.reserved = Some(Box::new((nsp.to_string(), sid.clone())));
+                sid
+            }
+        }
+    }
+
+    /// Sends `packet` (an event or a binary event, on a namespace of the application) asking
+    /// the client to acknowledge it: its id, which [`SocketHandler::on_ack`] gets back.
+    pub fn ask(&mut self, mut packet: Packet) -> u64 {
+        let id = self.state.next_ack;
+        self.state.next_ack += 1;
+        match &mut packet.data {
+            PacketData::Event { id: slot, .. } | PacketData::BinaryEvent { id: slot, .. } => {
+                *slot = Some(id);
+            }
+            _ => {}
+        }
+        self.send(&packet);
+        id
+    }
+
+    /// Disconnects the socket from `nsp` as the server (`41`, `server namespace disconnect`),
+    /// once the current handler returns; with `close`, the whole Engine.IO session too.
+    pub fn disconnect(&mut self, nsp: &str, close: bool) {
+        self.state.disconnect = Some(Box::new((nsp.to_string(), close)));
     }
 
     /// Acknowledges the client's event `id` with `args`.

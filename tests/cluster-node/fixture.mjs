@@ -6,6 +6,13 @@
 // Environment: PORT (0: a free one), REDIS_URL, DATABASE_URL, DB_SCHEMA, SOCKET_SECRET.
 // Prints `listening on http://127.0.0.1:PORT` once ready, and `fetchSockets USER N` each time
 // a user's last local socket goes and it asks the cluster for their sockets.
+//
+// `GET /ops/<op>?…` runs one of the server API calls a Node server makes on the whole
+// cluster (the Redis adapter carries them to Courier) and answers its result as JSON:
+// emit (io.to(room).emit), binary (a Buffer argument), fetch (fetchSockets), rooms
+// (allRooms), join / leave (socketsJoin / socketsLeave), disconnect (disconnectSockets),
+// ask (io.to(room).timeout(ms).emitWithAck), remote-join (the adapter's request for one
+// socket by id).
 import http from "node:http";
 import crypto from "node:crypto";
 import { Server } from "socket.io";
@@ -37,7 +44,73 @@ function verify(token) {
   return claims;
 }
 
-const server = http.createServer();
+/** The /ops endpoint (see above). */
+async function ops(req, res) {
+  const url = new URL(req.url, "http://x");
+  const q = (name) => url.searchParams.get(name);
+  const answer = (status, body) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+  };
+  try {
+    switch (url.pathname) {
+      case "/ops/emit":
+        io.to(q("room")).emit(q("event"), JSON.parse(q("arg")));
+        return answer(200, { ok: true });
+      case "/ops/binary":
+        io.to(q("room")).emit(q("event"), { name: "a.bin", body: Buffer.from([1, 2, 3]) }, Buffer.from([255]));
+        return answer(200, { ok: true });
+      case "/ops/fetch": {
+        const found = await io.in(q("room")).fetchSockets();
+        return answer(200, found.map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data })));
+      }
+      case "/ops/rooms":
+        return answer(200, [...(await io.of("/").adapter.allRooms())]);
+      case "/ops/join":
+        io.in(q("room")).socketsJoin(q("join"));
+        return answer(200, { ok: true });
+      case "/ops/leave":
+        io.in(q("room")).socketsLeave(q("leave"));
+        return answer(200, { ok: true });
+      case "/ops/disconnect":
+        io.in(q("room")).disconnectSockets(q("close") === "1");
+        return answer(200, { ok: true });
+      case "/ops/ask": {
+        const responses = await io.to(q("room")).timeout(Number(q("timeout"))).emitWithAck(q("event"), q("arg"));
+        return answer(200, responses);
+      }
+      case "/ops/remote-join": {
+        // The adapter's request for one socket by its id ({sid, room}, which adapter 8.3
+        // still answers though its own API now sends socketsJoin's form): only the node that
+        // holds the socket answers {requestId}.
+        const requestId = crypto.randomUUID();
+        const listen = pub.duplicate();
+        listen.on("error", () => {});
+        await listen.subscribe("socket.io-response#/#");
+        const answered = new Promise((resolve) =>
+          listen.on("message", (_channel, message) => {
+            if (JSON.parse(message).requestId === requestId) resolve(true);
+          }),
+        );
+        await pub.publish(
+          "socket.io-request#/#",
+          JSON.stringify({ uid: "fixture", requestId, type: 2, sid: q("sid"), room: q("join") }),
+        );
+        const ok = await Promise.race([answered, new Promise((r) => setTimeout(() => r(false), 3000))]);
+        listen.disconnect();
+        return answer(ok ? 200 : 504, { ok });
+      }
+      default:
+        return answer(404, { error: "no such op" });
+    }
+  } catch (e) {
+    return answer(500, { error: String(e && e.message) });
+  }
+}
+
+const server = http.createServer((req, res) => {
+  if (req.url.startsWith("/ops/")) ops(req, res);
+});
 const io = new Server(server, { adapter: createAdapter(pub, sub) });
 const local = new Map(); // userId -> Set of socket ids on this server
 

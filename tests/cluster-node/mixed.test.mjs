@@ -284,3 +284,73 @@ test("Courier asks the Node servers too before it tells a user went offline", as
   assert.equal(offline.isOnline, false);
   watcher.close();
 });
+
+/** Runs one of the fixture's cluster-wide server API calls (`/ops/<op>`); its JSON answer. */
+async function op(name, params = {}) {
+  const qs = new URLSearchParams(params).toString();
+  const res = await fetch(`http://127.0.0.1:${portOf(node)}/ops/${name}?${qs}`);
+  const body = await res.json();
+  assert.equal(res.status, 200, `${name}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+test("Courier's sockets are in Socket.IO's rooms for Node: <connectionId>, joins, leaves, fetchSockets, allRooms", async () => {
+  const alice = await connect(portOf(courier), users.alice);
+  const ack = await alice.timeout(5000).emitWithAck("join_chat", conn);
+  assert.equal(ack.ok, true);
+  // fetchSockets on the conversation's room finds Alice's Courier socket, by its socket.id,
+  // with its rooms: its id, its user's, the conversation.
+  const found = await op("fetch", { room: conn });
+  assert.equal(found.length, 1, JSON.stringify(found));
+  assert.equal(found[0].id, alice.id);
+  assert.deepEqual(new Set(found[0].rooms), new Set([alice.id, users.alice, conn]));
+  assert.equal(found[0].data.userId, users.alice);
+  const rooms = await op("rooms");
+  for (const room of [alice.id, users.alice, conn]) assert.ok(rooms.includes(room), `${room} in ${rooms}`);
+  // A Node server's broadcast to the conversation's room reaches the joined socket.
+  await op("emit", { room: conn, event: "notice", arg: JSON.stringify({ n: 1 }) });
+  assert.deepEqual(await event(alice, "notice"), { n: 1 });
+  // socketsJoin / socketsLeave, by the user's room.
+  await op("join", { room: users.alice, join: "vip" });
+  await until("the join", async () => (await op("fetch", { room: "vip" })).length === 1);
+  await op("emit", { room: "vip", event: "notice", arg: JSON.stringify({ n: 2 }) });
+  assert.deepEqual(await event(alice, "notice"), { n: 2 });
+  await op("leave", { room: users.alice, leave: "vip" });
+  await until("the leave", async () => (await op("fetch", { room: "vip" })).length === 0);
+  await op("emit", { room: "vip", event: "notice", arg: JSON.stringify({ n: 3 }) });
+  // remoteJoin of one socket by its id: Node waits for the answer of the socket's node.
+  await op("remote-join", { sid: alice.id, join: "solo" });
+  assert.equal((await op("fetch", { room: "solo" })).length, 1);
+  await op("emit", { room: "solo", event: "notice", arg: JSON.stringify({ n: 4 }) });
+  assert.deepEqual(await event(alice, "notice"), { n: 4 }, "n: 3 went to an empty room");
+  alice.close();
+});
+
+test("Node's Buffers reach Courier's sockets as binary, and its broadcasts with acks get their answers", async () => {
+  const bob = await connect(portOf(courier), users.bob);
+  const files = [];
+  bob.on("file", (...args) => files.push(args));
+  await op("binary", { room: users.bob, event: "file" });
+  await until("the binary event", () => files.length === 1);
+  const [meta, tail] = files[0];
+  assert.equal(meta.name, "a.bin");
+  assert.deepEqual([...new Uint8Array(meta.body)], [1, 2, 3]);
+  assert.deepEqual([...new Uint8Array(tail)], [255]);
+  // io.to(bob).timeout(…).emitWithAck(…): Courier counts Bob's socket and passes on its ack.
+  bob.on("question", (arg, callback) => callback({ answer: `${arg}!` }));
+  const responses = await op("ask", { room: users.bob, event: "question", arg: "ping", timeout: "3000" });
+  assert.deepEqual(responses, [{ answer: "ping!" }]);
+  // Nobody there: Courier answers a count of 0 at once, so Node does not wait its timeout.
+  const started = Date.now();
+  assert.deepEqual(await op("ask", { room: "nobody", event: "question", arg: "x", timeout: "4000" }), []);
+  assert.ok(Date.now() - started < 3000, "answered before the timeout");
+  bob.close();
+});
+
+test("Node's disconnectSockets() disconnects Courier's sockets", async () => {
+  const carol = await connect(portOf(courier), users.carol);
+  const reason = new Promise((resolve) => carol.once("disconnect", resolve));
+  await op("disconnect", { room: users.carol });
+  assert.equal(await reason, "io server disconnect");
+  await until("no socket left", async () => (await op("fetch", { room: users.carol })).length === 0);
+});
