@@ -3,16 +3,16 @@
 //! across nodes.
 //!
 //! In a cluster every message is also counted in Redis, in the Node server's own key
-//! `ratelimit:messages:<userId>` (a counter that lives one second), so a user who writes
-//! through Node servers and Courier nodes at once is limited by both. The count comes back
-//! after the message was let through: when it is over `chat.rate_limit.burst` in that
-//! second, the user's next messages on this node are refused until the second is over (the
-//! cluster-wide limit is enforced one message late, and the local bucket still holds at
-//! once).
+//! `ratelimit:messages:<userId>` (a counter that lives one second, `INCR`ed atomically), so
+//! a user who writes through Node servers and Courier nodes at once is limited by both, at
+//! once: a message goes on only once its count is back, and is refused when the count in
+//! that second is over `chat.rate_limit.burst` ([`RateCheck::Counting`]). When Redis does
+//! not answer, the local bucket alone decides.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use super::remote::RemoteNodes;
 use crate::rate::{KeyedLimiter, RateSettings};
@@ -28,8 +28,14 @@ pub struct UserRateLimiter {
     local: KeyedLimiter<Arc<str>>,
     rate: RateSettings,
     remote: Option<Arc<dyn RemoteNodes>>,
-    /// Users over the limit cluster-wide, until when.
-    over: Arc<Mutex<HashMap<Arc<str>, Instant>>>,
+}
+
+/// Whether a message may go on.
+pub enum RateCheck {
+    Allowed,
+    Refused,
+    /// The local bucket allows it; the cluster's count decides (`true`: allowed).
+    Counting(BoxFuture<'static, bool>),
 }
 
 /// The limiter for `rate` (off when `rate.per_second` is 0), counting across the cluster's
@@ -42,41 +48,27 @@ pub fn user_rate_limiter(
         local: KeyedLimiter::new(rate),
         rate,
         remote,
-        over: Arc::new(Mutex::new(HashMap::new())),
     })
 }
 
 impl UserRateLimiter {
     /// Whether `user` may send one more message now (and counts it).
-    pub fn allow(&self, user: &Arc<str>) -> bool {
-        let Some(remote) = &self.remote else {
-            return self.local.allow(user);
-        };
-        if self.rate.is_on() {
-            let mut over = self.over.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            if over.get(user).is_some_and(|until| *until > now) {
-                return false;
-            }
-            over.retain(|_, until| *until > now);
-        }
+    pub fn check(&self, user: &Arc<str>) -> RateCheck {
         if !self.local.allow(user) {
-            return false;
+            return RateCheck::Refused;
         }
+        let Some(remote) = &self.remote else {
+            return RateCheck::Allowed;
+        };
         if !self.rate.is_on() {
             // Only the Node server's key is kept current.
             remote.note_message(user);
-            return true;
+            return RateCheck::Allowed;
         }
         let count = remote.count_message(user);
-        let (over, user, limit) = (self.over.clone(), user.clone(), u64::from(self.rate.burst));
-        actix::spawn(async move {
-            if count.await.is_some_and(|n| n > limit) {
-                over.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(user, Instant::now() + CLUSTER_WINDOW);
-            }
-        });
-        true
+        let limit = u64::from(self.rate.burst);
+        RateCheck::Counting(Box::pin(
+            async move { count.await.is_none_or(|n| n <= limit) },
+        ))
     }
 }

@@ -155,7 +155,7 @@ mod handling {
     use crate::chat::metrics::{Limited, Refusal};
     use crate::chat::persistence::{InsertOutcome, WriteOp, WriteResult};
     use crate::chat::push::{event, Caller, Mark};
-    use crate::chat::rate_limit::TOO_FAST;
+    use crate::chat::rate_limit::{RateCheck, TOO_FAST};
     use crate::chat::recovery::{millis, StreamKey};
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
@@ -263,28 +263,39 @@ mod handling {
             let Some((sender, caller)) = self.caller(event.ack, io) else {
                 return;
             };
-            if !self.ctx.rate_limit.allow(&sender) {
-                self.ctx.metrics.refused(Refusal::RateLimited);
-                self.ctx.metrics.rate_limited(Limited::Message);
-                return fail(io, event.ack, TOO_FAST);
+            let ack = event.ack;
+            let check = self.ctx.rate_limit.check(&sender);
+            let go =
+                move |me: &mut ChatSocket, io: &mut SocketIo<'_, '_, ChatSocket>, allowed: bool| {
+                    if !allowed {
+                        me.ctx.metrics.refused(Refusal::RateLimited);
+                        me.ctx.metrics.rate_limited(Limited::Message);
+                        return fail(io, ack, TOO_FAST);
+                    }
+                    let id = message_id(&me.ctx.message_ids, &sender, &message);
+                    let connection_id: Arc<str> = message.connection_id.as_str().into();
+                    me.submit(
+                        connection_id,
+                        true,
+                        move |permit| {
+                            Box::new(Post {
+                                caller,
+                                sender,
+                                id,
+                                message,
+                                permit,
+                                accepted,
+                            })
+                        },
+                        io,
+                    );
+                };
+            match check {
+                RateCheck::Allowed => go(self, io, true),
+                RateCheck::Refused => go(self, io, false),
+                // In a cluster: once the count is back, in the order the client sent them.
+                RateCheck::Counting(count) => self.in_order(count, Box::new(go), io),
             }
-            let id = message_id(&self.ctx.message_ids, &sender, &message);
-            let connection_id: Arc<str> = message.connection_id.as_str().into();
-            self.submit(
-                connection_id,
-                true,
-                move |permit| {
-                    Box::new(Post {
-                        caller,
-                        sender,
-                        id,
-                        message,
-                        permit,
-                        accepted,
-                    })
-                },
-                io,
-            );
         }
     }
 

@@ -75,6 +75,20 @@ pub struct ChatSocket {
     asked: Option<Box<Asked>>,
     /// The socket's Socket.IO id, once it is in the cluster's index of sockets and rooms.
     indexed: Option<Arc<str>>,
+    /// Requests waiting for a check (the cluster's rate count), in the client's order.
+    ordered: Option<Box<Ordered>>,
+}
+
+/// What runs once a request's check is back: `true` if it passed.
+pub(super) type Then = Box<dyn FnOnce(&mut ChatSocket, &mut SocketIo<'_, '_, ChatSocket>, bool)>;
+
+/// Requests waiting for their checks, run in the order they came whatever order the checks
+/// come back in.
+#[derive(Default)]
+struct Ordered {
+    /// The number of the first waiting request.
+    first: u64,
+    slots: std::collections::VecDeque<(Option<bool>, Option<Then>)>,
 }
 
 /// The acknowledgements a socket waits on, by event id.
@@ -130,6 +144,7 @@ impl ChatSocket {
             catch_up: None,
             asked: None,
             indexed: None,
+            ordered: None,
         }
     }
 
@@ -152,9 +167,39 @@ impl ChatSocket {
         })
     }
 
-    /// Takes one of `user`'s socket slots and registers the socket with the user registry.
-    fn register(&mut self, user: Arc<str>, io: &mut SocketIo<'_, '_, Self>) -> Result<(), Value> {
-        if !self.ctx.socket_slots.take(&user) {
+    /// Connects the authenticated `user`, who has `elsewhere` sockets on the other nodes:
+    /// a recovery (`attempt`) or a fresh connection. `Ok(true)`: the CONNECT is answered
+    /// later (a recovery reads what was missed first).
+    fn connect_as(
+        &mut self,
+        user: Arc<str>,
+        attempt: Option<Attempt>,
+        expired: bool,
+        elsewhere: usize,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) -> Result<bool, Value> {
+        match attempt {
+            Some(attempt) => {
+                self.recover(user, attempt, expired, elsewhere, io);
+                Ok(true)
+            }
+            None => {
+                self.register(user.clone(), elsewhere, io)?;
+                self.fresh_stream(&user, millis(&entity::now_utc_ms()), io);
+                Ok(false)
+            }
+        }
+    }
+
+    /// Takes one of `user`'s socket slots (`elsewhere`: their sockets on the other nodes)
+    /// and registers the socket with the user registry.
+    fn register(
+        &mut self,
+        user: Arc<str>,
+        elsewhere: usize,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) -> Result<(), Value> {
+        if !self.ctx.socket_slots.take(&user, elsewhere) {
             self.ctx
                 .refusals
                 .refused("too many sockets for one user", io.client().address);
@@ -193,11 +238,12 @@ impl ChatSocket {
         user: Arc<str>,
         attempt: Attempt,
         expired: bool,
+        elsewhere: usize,
         io: &mut SocketIo<'_, '_, Self>,
     ) {
         io.defer_connect();
         if !expired {
-            return self.replay(user, attempt, io);
+            return self.replay(user, attempt, elsewhere, io);
         }
         let db = self.ctx.db.clone();
         let within = self.ctx.recovery.max_disconnection.as_millis() as i64;
@@ -206,7 +252,7 @@ impl ChatSocket {
             async move { recovery::seen_within(&db, &who, within).await },
             move |me, io, recent| {
                 if recent {
-                    me.replay(user, attempt, io);
+                    me.replay(user, attempt, elsewhere, io);
                 } else {
                     debug!(
                         "session {}: expired token, disconnected too long ago to recover",
@@ -225,8 +271,14 @@ impl ChatSocket {
     }
 
     /// Registers the socket (live events are held from now on), then reads the replay.
-    fn replay(&mut self, user: Arc<str>, attempt: Attempt, io: &mut SocketIo<'_, '_, Self>) {
-        if let Err(refusal) = self.register(user.clone(), io) {
+    fn replay(
+        &mut self,
+        user: Arc<str>,
+        attempt: Attempt,
+        elsewhere: usize,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        if let Err(refusal) = self.register(user.clone(), elsewhere, io) {
             return io.refuse_connect(CHAT_NAMESPACE, refusal);
         }
         let registered = millis(&entity::now_utc_ms());
@@ -500,6 +552,56 @@ impl ChatSocket {
         self.update_flow(io);
     }
 
+    /// Runs `then` once `check` is back, after every request given here before it: the
+    /// request counts in the socket's window meanwhile.
+    pub(super) fn in_order(
+        &mut self,
+        check: futures_util::future::BoxFuture<'static, bool>,
+        then: Then,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        let ordered = self.ordered.get_or_insert_with(Box::default);
+        let number = ordered.first + ordered.slots.len() as u64;
+        ordered.slots.push_back((None, Some(then)));
+        self.begin(io);
+        io.spawn(check, move |me, io, passed| {
+            if let Some(ordered) = &mut me.ordered {
+                let at = number.wrapping_sub(ordered.first) as usize;
+                if let Some(slot) = ordered.slots.get_mut(at) {
+                    slot.0 = Some(passed);
+                }
+            }
+            me.run_ordered(io);
+        });
+    }
+
+    /// Runs the waiting requests whose checks are back, in order, up to the first still out.
+    fn run_ordered(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        while let Some(ordered) = self
+            .ordered
+            .as_mut()
+            .filter(|o| matches!(o.slots.front(), Some((Some(_), _))))
+        {
+            let Some((Some(passed), then)) = ordered.slots.pop_front() else {
+                break;
+            };
+            ordered.first += 1;
+            if ordered.slots.is_empty() {
+                self.ordered = None;
+            }
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(then) = then {
+                if self.me.is_some() {
+                    then(self, io, passed);
+                }
+            }
+        }
+        self.update_flow(io);
+        if self.draining && self.in_flight == 0 {
+            io.close();
+        }
+    }
+
     /// Counts a request that is not a room's (its answer is a [`ChatPush::Done`] too).
     pub(super) fn begin(&mut self, io: &mut SocketIo<'_, '_, Self>) {
         self.in_flight += 1;
@@ -570,23 +672,28 @@ impl SocketHandler for ChatSocket {
                 // expired token, none).
                 let attempt = attempt.filter(|a| a.pid.user == user_id);
                 let user: Arc<str> = user_id.into();
-                match attempt {
-                    Some(attempt) => {
-                        self.recover(user, attempt, expired, io);
-                        Ok(())
-                    }
-                    None if expired => {
-                        self.ctx
-                            .refusals
-                            .refused(crate::auth::INVALID_TOKEN, io.client().address);
-                        Err(json!({ "message": crate::auth::INVALID_TOKEN }))
-                    }
-                    None => {
-                        self.register(user.clone(), io)?;
-                        self.fresh_stream(&user, millis(&entity::now_utc_ms()), io);
-                        Ok(())
-                    }
+                if attempt.is_none() && expired {
+                    self.ctx
+                        .refusals
+                        .refused(crate::auth::INVALID_TOKEN, io.client().address);
+                    return Err(json!({ "message": crate::auth::INVALID_TOKEN }));
                 }
+                let Some(count) = self.ctx.socket_slots.counting(&user) else {
+                    return self.connect_as(user, attempt, expired, 0, io).map(|_| ());
+                };
+                // In a cluster the user's sockets on the other nodes count against
+                // `chat.max_sockets_per_user` too: the CONNECT is answered once they are read.
+                io.defer_connect();
+                io.spawn(count, move |me, io, elsewhere| {
+                    match me.connect_as(user, attempt, expired, elsewhere, io) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            io.accept_connect(CHAT_NAMESPACE);
+                        }
+                        Err(refusal) => io.refuse_connect(CHAT_NAMESPACE, refusal),
+                    }
+                });
+                Ok(())
             }
             Err(e) => {
                 debug!("session {}: authentication refused: {e:?}", io.engine_sid());

@@ -591,22 +591,14 @@ impl Users {
 /// How many sockets each user has on this node, checked when a socket connects (so it is
 /// kept apart from the shards, which answer asynchronously): at most `max` per user.
 ///
-/// In a cluster the sockets the user has on the other nodes count too, as last read from
-/// the counts the nodes keep in Redis: read again after each CONNECT (and kept at most
-/// [`ELSEWHERE_TTL`]), so the cluster-wide cap holds one CONNECT late.
+/// In a cluster the sockets the user has on the other Courier nodes count too: each CONNECT
+/// reads them from the counts the nodes keep in Redis ([`SocketSlots::counting`]) before it
+/// is answered.
 pub struct SocketSlots {
     max: usize,
     maps: Vec<std::sync::Mutex<HashMap<Arc<str>, usize>>>,
     remote: Option<Arc<dyn RemoteNodes>>,
-    /// The user's sockets on the other nodes, and when that was read.
-    elsewhere: Arc<std::sync::Mutex<ElsewhereCounts>>,
 }
-
-/// Each user's sockets on the other nodes, and when that was read.
-type ElsewhereCounts = HashMap<Arc<str>, (usize, Instant)>;
-
-/// How long a count of a user's sockets on the other nodes is used.
-pub const ELSEWHERE_TTL: Duration = Duration::from_secs(10);
 
 impl SocketSlots {
     /// At most `max` sockets per user, on all nodes when `remote` is set.
@@ -617,39 +609,15 @@ impl SocketSlots {
                 .map(|_| std::sync::Mutex::new(HashMap::new()))
                 .collect(),
             remote,
-            elsewhere: Arc::new(std::sync::Mutex::new(HashMap::new())),
         })
     }
 
-    /// The user's sockets on the other nodes, as last read; reads them again.
-    fn elsewhere(&self, user: &Arc<str>) -> usize {
-        let Some(remote) = &self.remote else {
-            return 0;
-        };
-        let known = {
-            let mut cache = self.elsewhere.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            if cache.len() >= 4096 {
-                cache.retain(|_, (_, at)| now.duration_since(*at) < ELSEWHERE_TTL);
-            }
-            cache
-                .get(user)
-                .filter(|(_, at)| now.duration_since(*at) < ELSEWHERE_TTL)
-                .map_or(0, |(n, _)| *n)
-        };
-        let (count, cache, user) = (
-            remote.sockets_counted(user),
-            self.elsewhere.clone(),
-            user.clone(),
-        );
-        actix::spawn(async move {
-            let n = count.await;
-            cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(user, (n, Instant::now()));
-        });
-        known
+    /// In a cluster: how many sockets `user` has on the other nodes (to pass to
+    /// [`SocketSlots::take`]); `None` on a single node.
+    pub fn counting(&self, user: &str) -> Option<futures_util::future::BoxFuture<'static, usize>> {
+        self.remote
+            .as_ref()
+            .map(|remote| remote.sockets_counted(user))
     }
 
     fn map(&self, user: &str) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
@@ -659,9 +627,9 @@ impl SocketSlots {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes a slot for a new socket of `user`; `false` if they have `max` already.
-    pub fn take(&self, user: &Arc<str>) -> bool {
-        let elsewhere = self.elsewhere(user);
+    /// Takes a slot for a new socket of `user`, who has `elsewhere` sockets on the other
+    /// nodes; `false` if they have `max` already.
+    pub fn take(&self, user: &Arc<str>, elsewhere: usize) -> bool {
         let mut map = self.map(user);
         let n = map.entry(user.clone()).or_default();
         if *n + elsewhere >= self.max {
