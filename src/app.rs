@@ -88,6 +88,7 @@ pub fn chat_options(
         shards: settings.chat.shards,
         room_idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
         batch_max: settings.database.batch_max,
+        writers: settings.database.writers,
         retry_for: Duration::from_millis(settings.database.retry_for),
         write_queue: settings.database.write_queue,
         max_content_chars: settings.chat.max_content_chars,

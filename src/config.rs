@@ -175,6 +175,7 @@ pub struct DatabaseSettings {
     pub migrate: MigrateSetting,
     pub write_queue: usize,
     pub batch_max: usize,
+    pub writers: usize,
     pub retry_for: u64,
 }
 
@@ -186,6 +187,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("migrate", &self.migrate)
             .field("write_queue", &self.write_queue)
             .field("batch_max", &self.batch_max)
+            .field("writers", &self.writers)
             .field("retry_for", &self.retry_for)
             .finish()
     }
@@ -575,6 +577,7 @@ impl Settings {
             ("chat.room_idle_timeout", self.chat.room_idle_timeout),
             ("database.write_queue", self.database.write_queue as u64),
             ("database.batch_max", self.database.batch_max as u64),
+            ("database.writers", self.database.writers as u64),
             ("presence.peers_ttl", self.presence.peers_ttl),
             ("engineio.max_sessions", self.engineio.max_sessions as u64),
             (

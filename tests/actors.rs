@@ -227,6 +227,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
             shards: 2,
             room_idle_timeout: idle,
             batch_max: 512,
+            writers: 2,
             retry_for: Duration::from_secs(5),
             write_queue: 4096,
             max_content_chars: 5000,
@@ -643,6 +644,80 @@ async fn a_bad_row_fails_alone(kind: Kind) {
             .collect();
     assert_eq!(saved.len(), 4);
     assert!(!saved.contains(&"bad".to_string()));
+}
+
+/// With two writers, a conversation whose commit waits does not hold up another's, and a
+/// conversation's own writes are never committed out of its order (PostgreSQL: SQLite
+/// commits one batch at a time).
+#[actix::test]
+async fn a_waiting_commit_holds_up_only_its_own_conversation() {
+    use sea_orm::{ActiveModelTrait, TransactionTrait};
+    let w = world(Kind::Postgres, Duration::from_secs(600)).await;
+    let persistence = Persistence::new(w.other_session().await, 64, Duration::from_secs(5))
+        .writers(2)
+        .start();
+    let (tx_a, mut rx_a) = mpsc::unbounded_channel();
+    let room_a = Results { tx: tx_a }.start().recipient::<Written>();
+    let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+    let room_b = Results { tx: tx_b }.start().recipient::<Written>();
+    // Another session inserts the id of room A's first write and does not commit: that
+    // write waits on the unique index.
+    let blocked = model(&w, "a1");
+    let other = w.other_session().await;
+    let held = other.begin().await.expect("a transaction");
+    messages::ActiveModel::from(blocked.clone())
+        .insert(&held)
+        .await
+        .expect("the row, uncommitted");
+    let write =
+        |room: u64, reply: &actix::Recipient<Written>, seq: u64, m: messages::Model| Write {
+            room,
+            reply: reply.clone(),
+            seq,
+            op: WriteOp::Insert(m),
+            permit: None,
+        };
+    persistence.do_send(write(1, &room_a, 0, blocked.clone()));
+    sleep(Duration::from_millis(100)).await;
+    persistence.do_send(write(1, &room_a, 1, model(&w, "a2")));
+    persistence.do_send(write(2, &room_b, 0, model(&w, "b1")));
+    // Room B's write is committed while room A's first one waits (the outcomes are checked
+    // once the other transaction is gone, so that a failure does not leave it holding).
+    let b = timeout(Duration::from_secs(5), rx_b.recv()).await;
+    let a_early = timeout(Duration::from_millis(300), rx_a.recv()).await;
+    held.rollback().await.expect("rolled back");
+    let Ok(Some(Written(b))) = b else {
+        panic!("room B's write waited for room A's");
+    };
+    assert_eq!(b, vec![(0, WriteResult::Insert(InsertOutcome::Inserted))]);
+    assert!(a_early.is_err(), "room A's writes wait for its first one");
+    // Room A's writes, in its order: its second was not committed before its first.
+    let Written(first) = timeout(WAIT, rx_a.recv())
+        .await
+        .expect("in time")
+        .expect("results");
+    let mut results = first;
+    if results.len() < 2 {
+        let Written(more) = timeout(WAIT, rx_a.recv())
+            .await
+            .expect("in time")
+            .expect("results");
+        results.extend(more);
+    }
+    assert_eq!(
+        results,
+        vec![
+            (0, WriteResult::Insert(InsertOutcome::Inserted)),
+            (1, WriteResult::Insert(InsertOutcome::Inserted)),
+        ]
+    );
+    let saved: Vec<String> =
+        w.db.messages(&w.ab)
+            .await
+            .into_iter()
+            .map(|m| m.content)
+            .collect();
+    assert_eq!(saved.len(), 3, "{saved:?}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -130,6 +130,8 @@ pub struct ChatOptions {
     pub room_idle_timeout: Duration,
     /// Most writes committed together.
     pub batch_max: usize,
+    /// Most batches committed at a time (`database.writers`; 1 on SQLite).
+    pub writers: usize,
     /// How long a failed database connection is retried before writes fail.
     pub retry_for: Duration,
     /// Most writes queued or being committed, all sockets together.
@@ -179,10 +181,17 @@ impl Chat {
         };
         let writer = Arbiter::new();
         let (batch_max, retry_for) = (options.batch_max, options.retry_for);
+        // SQLite has one writer: concurrent transactions would only wait on its lock.
+        let writers = match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => 1,
+            _ => options.writers,
+        };
         let writer_db = db.clone();
         let writer_metrics = options.metrics.clone();
         let persistence = Persistence::start_in_arbiter(&writer.handle(), move |_| {
-            Persistence::new(writer_db, batch_max, retry_for).metrics(writer_metrics)
+            Persistence::new(writer_db, batch_max, retry_for)
+                .writers(writers)
+                .metrics(writer_metrics)
         });
         let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
         let shard_deps = ShardDeps {

@@ -1,12 +1,15 @@
 //! The `Persistence` actor: the one writer to the database, committing in groups.
 //!
 //! Rooms hand it [`Write`]s (a message to insert, a message to mark read), each tagged with
-//! the room's sequence number. It keeps them in arrival order and commits them one batch
-//! at a time:
+//! the room's sequence number. It keeps them in arrival order and commits them in batches,
+//! at most `database.writers` batches at a time (one on SQLite, which has one writer):
 //!
-//! - A batch is every write waiting, up to `database.batch_max`; when nothing is waiting, a
+//! - A batch is every write waiting, up to `database.batch_max`, except the writes of rooms
+//!   that have a batch being committed: **a room's writes are committed one batch after
+//!   another, in its order**, so each conversation's commit order is its room's order, while
+//!   other conversations' writes need not wait behind that commit. When nothing is waiting, a
 //!   write is committed at once, alone (latency at low load stays one round trip). Batches
-//!   grow only when writes queue up behind a commit.
+//!   grow only when writes queue up behind commits.
 //! - A batch is one transaction of multi-row statements (`chat::sql`): the inserts, then
 //!   the mark-reads. Each write gets exactly one [`WriteResult`], sent to its room only
 //!   after the commit, grouped per room ([`Written`]), in sequence order.
@@ -18,7 +21,7 @@
 //! [`Shutdown`] resolves once every write received so far is committed (or failed) and
 //! answered.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -152,8 +155,12 @@ pub struct Persistence {
     batch_max: usize,
     retry_for: Duration,
     queue: VecDeque<Write>,
-    /// Writes in the batch being committed (0: none).
-    busy: usize,
+    /// Most batches committed at a time.
+    writers: usize,
+    /// The batches being committed: an id, their rooms and how many writes they hold.
+    in_flight: Vec<(u64, HashSet<u64>, usize)>,
+    /// The id of the next batch.
+    next_id: u64,
     /// `true` while nothing is queued or being committed.
     idle: watch::Sender<bool>,
     /// Batch sizes and commit times.
@@ -169,7 +176,9 @@ impl Persistence {
             batch_max: batch_max.clamp(1, MAX_BATCH),
             retry_for,
             queue: VecDeque::new(),
-            busy: 0,
+            writers: 1,
+            in_flight: Vec::new(),
+            next_id: 0,
             idle: watch::Sender::new(true),
             metrics: Arc::new(ChatMetrics::off()),
         }
@@ -181,32 +190,72 @@ impl Persistence {
         self
     }
 
-    /// Commits the next batch unless one is being committed.
-    fn next_batch(&mut self, ctx: &mut Context<Self>) {
-        if self.busy > 0 || self.queue.is_empty() {
-            self.idle
-                .send_replace(self.busy == 0 && self.queue.is_empty());
-            return;
+    /// Commits at most `writers` batches at a time (at least 1).
+    pub fn writers(mut self, writers: usize) -> Self {
+        self.writers = writers.max(1);
+        self
+    }
+
+    /// Writes waiting or being committed.
+    fn depth(&self) -> usize {
+        self.queue.len() + self.in_flight.iter().map(|(_, _, n)| n).sum::<usize>()
+    }
+
+    /// The next batch: the writes waiting (up to `batch_max`) of the rooms that have no batch
+    /// being committed, in order; the others stay queued, in order.
+    fn take_batch(&mut self) -> Option<(Vec<Write>, HashSet<u64>)> {
+        let busy: HashSet<u64> = self
+            .in_flight
+            .iter()
+            .flat_map(|(_, rooms, _)| rooms.iter().copied())
+            .collect();
+        if busy.is_empty() {
+            let take = self.queue.len().min(self.batch_max);
+            let batch: Vec<Write> = self.queue.drain(..take).collect();
+            let rooms = batch.iter().map(|w| w.room).collect();
+            return (!batch.is_empty()).then_some((batch, rooms));
         }
-        let take = self.queue.len().min(self.batch_max);
-        let batch: Vec<Write> = self.queue.drain(..take).collect();
-        self.busy = batch.len();
-        let db = self.db.clone();
-        let retry_for = self.retry_for;
-        let metrics = self.metrics.clone();
-        let fut = async move {
-            let started = Instant::now();
-            let results = commit(&db, &batch, retry_for).await;
-            let took = started.elapsed();
-            metrics.batch(batch.len(), took);
-            debug!("persistence: {} writes committed in {took:?}", batch.len());
-            (batch, results)
-        };
-        ctx.spawn(fut.into_actor(self).map(|(batch, results), act, ctx| {
-            act.busy = 0;
-            answer(batch, results);
-            act.next_batch(ctx);
-        }));
+        let mut batch = Vec::new();
+        let mut rest = VecDeque::with_capacity(self.queue.len());
+        for write in self.queue.drain(..) {
+            if batch.len() < self.batch_max && !busy.contains(&write.room) {
+                batch.push(write);
+            } else {
+                rest.push_back(write);
+            }
+        }
+        self.queue = rest;
+        let rooms = batch.iter().map(|w| w.room).collect();
+        (!batch.is_empty()).then_some((batch, rooms))
+    }
+
+    /// Starts committing batches while fewer than `writers` are being committed.
+    fn next_batch(&mut self, ctx: &mut Context<Self>) {
+        while self.in_flight.len() < self.writers && !self.queue.is_empty() {
+            let Some((batch, rooms)) = self.take_batch() else {
+                break;
+            };
+            let id = self.next_id;
+            self.next_id += 1;
+            self.in_flight.push((id, rooms, batch.len()));
+            let db = self.db.clone();
+            let retry_for = self.retry_for;
+            let metrics = self.metrics.clone();
+            let fut = async move {
+                let started = Instant::now();
+                let results = commit(&db, &batch, retry_for).await;
+                let took = started.elapsed();
+                metrics.batch(batch.len(), took);
+                debug!("persistence: {} writes committed in {took:?}", batch.len());
+                (batch, results)
+            };
+            ctx.spawn(fut.into_actor(self).map(move |(batch, results), act, ctx| {
+                act.in_flight.retain(|(b, _, _)| *b != id);
+                answer(batch, results);
+                act.next_batch(ctx);
+            }));
+        }
+        self.idle.send_replace(self.depth() == 0);
     }
 }
 
@@ -512,7 +561,7 @@ impl Handler<QueueDepth> for Persistence {
     type Result = usize;
 
     fn handle(&mut self, _msg: QueueDepth, _ctx: &mut Self::Context) -> usize {
-        self.queue.len() + self.busy
+        self.depth()
     }
 }
 
