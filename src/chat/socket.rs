@@ -88,7 +88,7 @@ pub(super) type Then = Box<dyn FnOnce(&mut ChatSocket, &mut SocketIo<'_, '_, Cha
 struct Ordered {
     /// The number of the first waiting request.
     first: u64,
-    slots: std::collections::VecDeque<(Option<bool>, Option<Then>)>,
+    slots: std::collections::VecDeque<(Option<bool>, Then)>,
 }
 
 /// The acknowledgements a socket waits on, by event id.
@@ -562,7 +562,7 @@ impl ChatSocket {
     ) {
         let ordered = self.ordered.get_or_insert_with(Box::default);
         let number = ordered.first + ordered.slots.len() as u64;
-        ordered.slots.push_back((None, Some(then)));
+        ordered.slots.push_back((None, then));
         self.begin(io);
         io.spawn(check, move |me, io, passed| {
             if let Some(ordered) = &mut me.ordered {
@@ -590,10 +590,8 @@ impl ChatSocket {
                 self.ordered = None;
             }
             self.in_flight = self.in_flight.saturating_sub(1);
-            if let Some(then) = then {
-                if self.me.is_some() {
-                    then(self, io, passed);
-                }
+            if self.me.is_some() {
+                then(self, io, passed);
             }
         }
         self.update_flow(io);
