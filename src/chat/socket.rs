@@ -66,7 +66,7 @@ pub struct ChatSocket {
     /// What the last replay sent: a live event of one of these writes (committed before the
     /// replay's query, delivered by its room only afterwards) is not sent again. Kept for
     /// [`REPLAYED_KEPT`].
-    replayed: Option<HashSet<StreamKey>>,
+    replayed: Option<(HashSet<StreamKey>, std::time::Instant)>,
     /// Where the socket was when the link to the other nodes went down, and what it got
     /// since: when the link is back, the rest is read from the database.
     catch_up: Option<Box<CatchUp>>,
@@ -318,12 +318,7 @@ impl ChatSocket {
                     }
                     // The live events of replayed writes are dropped, now (held) and later
                     // (committed before the query, delivered after it).
-                    if !replayed.is_empty() {
-                        me.replayed = Some(replayed);
-                        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
-                            me.replayed = None;
-                        });
-                    }
+                    me.keep_replayed(replayed, io);
                     for push in held {
                         me.on_push(push, io);
                     }
@@ -392,7 +387,7 @@ impl ChatSocket {
             let held = me.replaying.take().unwrap_or_default();
             let caught_up = match read {
                 Ok(Some(events)) => {
-                    let mut replayed = me.replayed.take().unwrap_or_default();
+                    let mut replayed = me.replayed.take().map(|(r, _)| r).unwrap_or_default();
                     let mut sent = 0;
                     for replay in events {
                         let key = replay.key();
@@ -408,12 +403,7 @@ impl ChatSocket {
                          {sent} events sent",
                         io.engine_sid()
                     );
-                    if !replayed.is_empty() {
-                        me.replayed = Some(replayed);
-                        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
-                            me.replayed = None;
-                        });
-                    }
+                    me.keep_replayed(replayed, io);
                     true
                 }
                 Ok(None) => false,
@@ -430,6 +420,27 @@ impl ChatSocket {
             }
             if !caught_up {
                 me.resync(io);
+            }
+        });
+    }
+
+    /// Remembers what a replay (or a catch-up) sent for [`REPLAYED_KEPT`], so that their
+    /// live copies are dropped: now (held) and later (committed before its read, delivered
+    /// after it).
+    fn keep_replayed(&mut self, replayed: HashSet<StreamKey>, io: &mut SocketIo<'_, '_, Self>) {
+        if replayed.is_empty() {
+            return;
+        }
+        let until = std::time::Instant::now() + REPLAYED_KEPT;
+        self.replayed = Some((replayed, until));
+        io.spawn(tokio::time::sleep(REPLAYED_KEPT), |me, _, ()| {
+            // Unless a later replay kept them longer.
+            if me
+                .replayed
+                .as_ref()
+                .is_some_and(|(_, until)| *until <= std::time::Instant::now())
+            {
+                me.replayed = None;
             }
         });
     }
@@ -775,7 +786,7 @@ impl SocketHandler for ChatSocket {
                 let again = self
                     .replayed
                     .as_mut()
-                    .is_some_and(|replayed| replayed.remove(&mark.key));
+                    .is_some_and(|(replayed, _)| replayed.remove(&mark.key));
                 if self.me.is_some() && !again {
                     self.send_marked(frame, &mark, io);
                 }
