@@ -52,12 +52,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server listens");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
+        Self::listening(child, port)
     }
 
     /// A `redis-server` speaking TLS only, with a password (a self-signed certificate made
@@ -98,6 +93,11 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs");
+        Self::listening(child, port)
+    }
+
+    /// The server `child` once it accepts connections on `port`.
+    fn listening(child: std::process::Child, port: u16) -> Redis {
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server listens");
