@@ -236,22 +236,7 @@ async fn connect(node: &Node, user: &str) -> WsClient {
 
 /// The next event named `name`, skipping others (pings answered); panics after `wait`.
 async fn next_event(client: &mut WsClient, name: &str, wait: Duration) -> Value {
-    let deadline = Instant::now() + wait;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match client.recv_within(left).await {
-            Received::Text(t) if t == "2" => client.send_text("3").await,
-            Received::Text(t) => {
-                if let Some(rest) = t.strip_prefix("42") {
-                    let v: Value = serde_json::from_str(rest).expect("an event");
-                    if v[0] == json!(name) {
-                        return v[1].clone();
-                    }
-                }
-            }
-            other => panic!("waiting for {name}: {other:?}"),
-        }
-    }
+    next_event_with_offset(client, name, wait).await.0
 }
 
 /// The next event named `name` (others skipped): its first argument and its offset (the
