@@ -261,3 +261,66 @@ async fn sockets_per_user_are_capped() {
     }
     assert!(connected);
 }
+
+/// A signed-in client that CONNECTs and leaves (`41`) over and over: each Engine.IO session
+/// it leaves behind counts as one of its user's sockets, and closes after `connect_timeout`
+/// with no namespace connected, so it cannot fill `engineio.max_sessions` for everyone.
+#[actix_web::test]
+async fn a_signed_in_user_cannot_hold_sessions_with_no_namespace() {
+    let app = spawn_app(&[
+        BEHIND_A_PROXY,
+        ("COURIER__CHAT__MAX_SOCKETS_PER_USER", "3"),
+        ("COURIER__ENGINEIO__MAX_SESSIONS", "12"),
+        ("COURIER__ENGINEIO__MAX_PENDING_PER_ADDRESS", "4"),
+        ("COURIER__SOCKETIO__CONNECT_TIMEOUT", "1500"),
+    ])
+    .await;
+    let from = [("X-Forwarded-For", "198.51.100.66")];
+    let (mut held, mut connected, mut refused) = (Vec::new(), 0, 0);
+    for _ in 0..20 {
+        let Ok(mut client) = WsClient::try_connect(&app.ws_url(), &from).await else {
+            continue;
+        };
+        client.recv_text().await;
+        client
+            .send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("mallory")))
+            .await;
+        let reply = client.recv_text().await;
+        if reply.starts_with(r#"40{"sid""#) {
+            connected += 1;
+            client.send_text("41").await;
+        } else {
+            assert_eq!(reply, r#"44{"message":"Too many connections"}"#);
+            refused += 1;
+        }
+        held.push(client);
+    }
+    assert_eq!(connected, 3, "the user's sessions count, connected or not");
+    assert_eq!(
+        refused, 4,
+        "then only sessions not yet connected, up to their cap"
+    );
+    // Another user still gets in while those sessions are held.
+    let _other = app.connect_user("alice").await;
+    // Each left-behind session closes after connect_timeout.
+    for client in &mut held {
+        client.expect_closed(Duration::from_secs(10)).await;
+    }
+    // And the user's slots came back with them.
+    let mut back = false;
+    for _ in 0..50 {
+        let mut client = WsClient::try_connect(&app.ws_url(), &from)
+            .await
+            .expect("admitted");
+        client.recv_text().await;
+        client
+            .send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("mallory")))
+            .await;
+        if client.recv_text().await.starts_with(r#"40{"sid""#) {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the user connects again once the sessions closed");
+}

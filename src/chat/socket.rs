@@ -75,6 +75,10 @@ pub struct ChatSocket {
     asked: Option<Box<Asked>>,
     /// The socket's Socket.IO id, once it is in the cluster's index of sockets and rooms.
     indexed: Option<Arc<str>>,
+    /// The user whose `chat.max_sockets_per_user` slot this Engine.IO session holds: taken at
+    /// the first CONNECT, kept while the session lasts (also after the client left the
+    /// namespace: the session is still the user's), given back when it closes.
+    slot: Option<Arc<str>>,
     /// Requests waiting for a check (the cluster's rate count), in the client's order.
     ordered: Option<Box<Ordered>>,
 }
@@ -145,6 +149,7 @@ impl ChatSocket {
             asked: None,
             indexed: None,
             ordered: None,
+            slot: None,
         }
     }
 
@@ -199,11 +204,18 @@ impl ChatSocket {
         elsewhere: usize,
         io: &mut SocketIo<'_, '_, Self>,
     ) -> Result<(), Value> {
-        if !self.ctx.socket_slots.take(&user, elsewhere) {
-            self.ctx
-                .refusals
-                .refused("too many sockets for one user", io.client().address);
-            return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
+        if self.slot.as_ref() != Some(&user) {
+            // A session that connected as another user before gives that user's slot back.
+            if let Some(previous) = self.slot.take() {
+                self.ctx.socket_slots.give_back(&previous);
+            }
+            if !self.ctx.socket_slots.take(&user, elsewhere) {
+                self.ctx
+                    .refusals
+                    .refused("too many sockets for one user", io.client().address);
+                return Err(json!({ "message": TOO_MANY_CONNECTIONS }));
+            }
+            self.slot = Some(user.clone());
         }
         let sid: Arc<str> = Arc::from(io.engine_sid());
         if let Some(index) = self.ctx.users.index() {
@@ -844,6 +856,11 @@ impl SocketHandler for ChatSocket {
         if let Some((user, sid)) = self.me.take() {
             // The rooms learn it from the registry (and forget the socket as joined).
             self.ctx.users.unregister(&user, &sid);
+        }
+    }
+
+    fn on_close(&mut self) {
+        if let Some(user) = self.slot.take() {
             self.ctx.socket_slots.give_back(&user);
         }
     }

@@ -76,6 +76,10 @@ pub trait SocketHandler: Sized + Unpin + 'static {
     /// The client left `nsp` (or the connection ended); `reason` is Socket.IO's string.
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {}
 
+    /// The Engine.IO session ended (after [`SocketHandler::on_disconnect`] for each namespace
+    /// it had): let go of what the session held.
+    fn on_close(&mut self) {}
+
     /// The client acknowledged the event the server sent with id `id` ([`SocketIo::ask`]),
     /// with `args` (binary ones as placeholders for `attachments`). By default ignored.
     fn on_ack(
@@ -277,6 +281,25 @@ impl<A: SocketHandler> SocketLayer<A> {
         self
     }
 
+    /// Closes the session if no namespace is connected `connect_timeout` from now: a session
+    /// that never connected, or whose last namespace was left (a signed-in client must not
+    /// hold an Engine.IO session with nothing on it, see `engineio.max_sessions`).
+    fn arm_connect_timer(state: &mut SocketState, io: &mut EngineIo<'_, Self>) {
+        if state.connect_timer.is_some() {
+            return;
+        }
+        state.connect_timer = Some(io.run_later(state.connect_timeout, |layer, io| {
+            layer.state.connect_timer = None;
+            if layer.state.namespaces.is_empty() {
+                debug!(
+                    "session {}: no Socket.IO namespace connected in time",
+                    io.sid()
+                );
+                io.close(SessionClose::ServerClose("connect timeout"));
+            }
+        }));
+    }
+
     fn handle_packet(&mut self, packet: Packet, eio: &mut EngineIo<'_, Self>) {
         let Packet { nsp, data } = packet;
         let data = match data {
@@ -343,6 +366,7 @@ impl<A: SocketHandler> SocketLayer<A> {
                 if let Some(sid) = io.state.namespaces.remove(&nsp) {
                     io.state
                         .forget(&mut self.app, &nsp, &sid, "client namespace disconnect");
+                    io.unused_closes_later();
                 }
             }
             PacketData::Event {
@@ -453,6 +477,7 @@ impl<A: SocketHandler> SocketLayer<A> {
                         io.state.forget(&mut self.app, &nsp, &sid, reason);
                     }
                 }
+                io.unused_closes_later();
                 if close {
                     io.eio
                         .close(SessionClose::ServerClose("disconnected by the server"));
@@ -494,14 +519,7 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         if let Some(observer) = self.state.observer() {
             observer.session_opened();
         }
-        let timeout = self.state.connect_timeout;
-        self.state.connect_timer = Some(io.run_later(timeout, |layer, io| {
-            layer.state.connect_timer = None;
-            if layer.state.namespaces.is_empty() {
-                debug!("session {}: no Socket.IO CONNECT in time", io.sid());
-                io.close(SessionClose::ServerClose("connect timeout"));
-            }
-        }));
+        Self::arm_connect_timer(&mut self.state, io);
     }
 
     fn on_message(&mut self, message: EngineMessage, io: &mut EngineIo<'_, Self>) {
@@ -594,6 +612,7 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
         if let Some(nsp) = self.state.pending_connect.take() {
             self.app.on_disconnect(&nsp, reason);
         }
+        self.app.on_close();
     }
 }
 
@@ -633,6 +652,14 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// is ignored and the connect timeout keeps running.
     pub fn defer_connect(&mut self) {
         self.state.defer = true;
+    }
+
+    /// With no namespace connected any more, the session closes after `connect_timeout`
+    /// unless a namespace is connected again meanwhile.
+    fn unused_closes_later(&mut self) {
+        if self.state.namespaces.is_empty() {
+            SocketLayer::<A>::arm_connect_timer(self.state, self.eio);
+        }
     }
 
     /// Adds `pid` (connection state recovery's private session id) to the CONNECT answer
@@ -967,6 +994,7 @@ impl<A: SocketHandler> ErasedIo for SocketIo<'_, '_, A> {
             if let Some(observer) = self.state.observer() {
                 observer.disconnected(&nsp, &sid, "server namespace disconnect");
             }
+            self.unused_closes_later();
         }
     }
 }
