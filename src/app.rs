@@ -92,6 +92,7 @@ pub fn chat_options(
         retry_for: Duration::from_millis(settings.database.retry_for),
         write_queue: settings.database.write_queue,
         max_content_chars: settings.chat.max_content_chars,
+        max_notice_ids: settings.chat.max_notice_ids,
         send_window: settings.chat.send_window,
         rate_limit: settings.chat.rate_limit,
         call_rate: settings.chat.call_rate,

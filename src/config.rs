@@ -221,6 +221,7 @@ pub struct ChatSettings {
     pub room_idle_timeout: u64,
     pub shards: usize,
     pub max_sockets_per_user: usize,
+    pub max_notice_ids: usize,
     pub rate_limit: RateSettings,
     pub call_rate: RateSettings,
     /// Replaced by `send_window`: read only to warn about it.
@@ -573,6 +574,7 @@ impl Settings {
                 self.engineio.max_buffered_packets as u64,
             ),
             ("chat.max_content_chars", self.chat.max_content_chars as u64),
+            ("chat.max_notice_ids", self.chat.max_notice_ids as u64),
             ("chat.send_window", self.chat.send_window as u64),
             ("chat.room_idle_timeout", self.chat.room_idle_timeout),
             ("database.write_queue", self.database.write_queue as u64),

@@ -231,6 +231,7 @@ async fn world(kind: Kind, idle: Duration) -> World {
             retry_for: Duration::from_secs(5),
             write_queue: 4096,
             max_content_chars: 5000,
+            max_notice_ids: 10_000,
             send_window: 32,
             rate_limit: RateSettings {
                 per_second: 0.0,

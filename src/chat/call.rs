@@ -5,12 +5,18 @@
 //! (`call-<connectionId>-<ms>`), and `call:end` may send `""`; it is relayed verbatim as an
 //! opaque string of at most [`MAX_OPAQUE_CHARS`] characters.
 //!
-//! Authorization is by the pair of users, from the sender's relations (read from
-//! `connections`, kept for `presence.peers_ttl`): `call:initiate` only to a user who shares
-//! an ACTIVE connection with the caller; the others only to a user who shares any connection
-//! with the sender (so a call can still be ended after the connection was ended mid-call).
-//! Otherwise: `call:failed` `{reason: "You are not connected with this user.", code:
-//! "NOT_CONNECTED"}` and nothing is relayed.
+//! Authorization is by the pair of users: every call event only between the two users of an
+//! ACTIVE connection, the rule of `send_message`. `call:initiate` reads the sender's
+//! connections afresh from `connections` (the app changes a status through its own API, so
+//! a connection BLOCKED a moment ago no longer rings); the relays (`call:answer`,
+//! `call:reject`, `call:end`, `call:ice-candidate`) rely on that read for the call's
+//! lifetime: between two users in a call (a `call:initiate` passed, on this node, and no
+//! `call:end`/`call:reject` since; at most four hours) they are relayed even after the
+//! connection was ended mid-call, so the call can be hung up; outside a call they need the
+//! ACTIVE connection as read within `presence.peers_ttl` (a relay that read refuses is
+//! checked again against the database once, if the read is older than a second). Otherwise:
+//! `call:failed` `{reason: "You are not connected with this user.", code: "NOT_CONNECTED"}`
+//! and nothing is relayed.
 //!
 //! - `call:initiate` `{recipientId, callType, roomName}` → `call:incoming` `{callerId,
 //!   callerName, callerImage, callType, roomName, connectionId: roomName, timestamp}` to every
@@ -89,9 +95,8 @@ impl Call {
         }
     }
 
-    /// Whether the event needs an ACTIVE connection with the other user (any connection
-    /// otherwise).
-    pub fn needs_active(&self) -> bool {
+    /// Whether the event starts a call (its status check is read afresh).
+    pub fn is_initiate(&self) -> bool {
         matches!(self, Call::Initiate { .. })
     }
 }
@@ -174,7 +179,7 @@ pub use handling::CallRequest;
 #[cfg(not(fuzzing))]
 mod handling {
     use std::sync::Arc;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
     use serde_json::{json, Value};
@@ -226,6 +231,8 @@ mod handling {
     #[rtype(result = "()")]
     struct Ring {
         to: Arc<str>,
+        /// Who calls.
+        from: Arc<str>,
         frame: Frame,
         caller: Caller,
     }
@@ -272,22 +279,83 @@ mod handling {
         }
     }
 
+    /// A relay refused by a view of the sender's connections older than this is checked
+    /// once more against the database (a connection that just became ACTIVE).
+    const RECHECK_AFTER: Duration = Duration::from_secs(1);
+
+    /// How long a call's relays rely on its `call:initiate`'s check at most.
+    const CALL_LIFETIME: Duration = Duration::from_secs(4 * 3600);
+
+    /// Most calls one user is in at once (the oldest is forgotten past it).
+    const MAX_CALLS: usize = 8;
+
+    /// Notes on `user`'s entry that they are in a call with `peer` (from now), or that the
+    /// call ended (`open == false`).
+    fn note_call(shard: &mut UserShard, user: &Arc<str>, peer: &str, open: bool) {
+        let Some(entry) = shard.users.get_mut(user) else {
+            return;
+        };
+        entry
+            .calls
+            .retain(|(p, since)| **p != *peer && since.elapsed() < CALL_LIFETIME);
+        if open {
+            if entry.calls.len() >= MAX_CALLS {
+                entry.calls.remove(0);
+            }
+            entry.calls.push((Arc::from(peer), Instant::now()));
+        }
+    }
+
+    /// Whether `user` is in a call with `peer`.
+    fn in_call(shard: &UserShard, user: &str, peer: &str) -> bool {
+        shard.users.get(user).is_some_and(|entry| {
+            entry
+                .calls
+                .iter()
+                .any(|(p, since)| **p == *peer && since.elapsed() < CALL_LIFETIME)
+        })
+    }
+
     impl Handler<CallRequest> for UserShard {
         type Result = ();
 
         fn handle(&mut self, msg: CallRequest, ctx: &mut Self::Context) {
+            // `call:initiate` reads the connection's status afresh, as `send_message` does
+            // (the app changes it through its own API); the relays within a call rely on that
+            // read, kept for `presence.peers_ttl`.
+            let max_age = if msg.call.is_initiate() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(self.deps.presence.peers_ttl)
+            };
+            self.authorize_call(msg, max_age, ctx);
+        }
+    }
+
+    impl UserShard {
+        /// Relays `msg` if its two users share an ACTIVE connection, as read within
+        /// `max_age`.
+        fn authorize_call(&mut self, msg: CallRequest, max_age: Duration, ctx: &mut Context<Self>) {
             let from = msg.from.clone();
-            self.with_relations(
+            self.with_relations_within(
                 &from,
+                max_age,
                 Box::new(move |shard, _user, relations, ctx| {
+                    let refused_by_old_view = relations.as_ref().is_some_and(|r| {
+                        r.age() >= RECHECK_AFTER
+                            && msg.call.other().is_some_and(|other| {
+                                !r.active_with(other) && !in_call(shard, &msg.from, other)
+                            })
+                    });
+                    if refused_by_old_view && max_age > Duration::ZERO {
+                        return shard.authorize_call(msg, Duration::ZERO, ctx);
+                    }
                     shard.relay_call(msg, relations.as_deref(), ctx)
                 }),
                 ctx,
             );
         }
-    }
 
-    impl UserShard {
         fn relay_call(
             &mut self,
             msg: CallRequest,
@@ -298,19 +366,19 @@ mod handling {
             let Some(relations) = relations else {
                 return fail(
                     &caller,
-                    if call.needs_active() {
+                    if call.is_initiate() {
                         INITIATE_FAILED
                     } else {
                         NOT_CONNECTED
                     },
                 );
             };
+            // Every call event, between the two users of an ACTIVE connection only; within a
+            // call, as its `call:initiate` found them (a call can be ended after the
+            // connection was ended mid-call).
             if let Some(other) = call.other() {
-                let allowed = if call.needs_active() {
-                    relations.active_with(other)
-                } else {
-                    relations.connected_with(other)
-                };
+                let allowed = relations.active_with(other)
+                    || (!call.is_initiate() && in_call(self, &from, other));
                 if !allowed || other == &*from {
                     return fail(&caller, NOT_CONNECTED);
                 }
@@ -338,8 +406,14 @@ mod handling {
                             "timestamp": now,
                         }),
                     );
+                    note_call(self, &from, &recipient, true);
                     let to: Arc<str> = recipient.into();
-                    all.shard(&to).do_send(Ring { to, frame, caller });
+                    all.shard(&to).do_send(Ring {
+                        to,
+                        from: from.clone(),
+                        frame,
+                        caller,
+                    });
                 }
                 Call::Answer {
                     caller: callee_of,
@@ -358,6 +432,7 @@ mod handling {
                     caller: ringing,
                     connection_id,
                 } => {
+                    note_call(self, &from, &ringing, false);
                     all.to_user(
                         &ringing.as_str().into(),
                         to_frame(
@@ -377,6 +452,7 @@ mod handling {
                 } => {
                     let mut back = json!({"connectionId": connection_id, "timestamp": now});
                     if let Some(participant) = participant {
+                        note_call(self, &from, &participant, false);
                         all.to_user(
                             &participant.as_str().into(),
                             to_frame(
@@ -410,6 +486,8 @@ mod handling {
         type Result = ();
 
         fn handle(&mut self, msg: Ring, ctx: &mut Self::Context) {
+            // The recipient's relays in this call rely on the caller's check too.
+            note_call(self, &msg.to, &msg.from, true);
             let here = self.deliver_here(&msg.to, &msg.frame);
             let Some(remote) = self.all.as_ref().and_then(|all| all.remote()).cloned() else {
                 return if here == 0 {
@@ -484,12 +562,12 @@ mod tests {
             json!({"to": "u2", "connectionId": "r", "candidate": {"candidate": "a=1", "sdpMid": "0"}}),
         );
         assert_eq!(ice.other(), Some("u2"));
-        assert!(!ice.needs_active());
+        assert!(!ice.is_initiate());
         assert!(ok(
             "call:initiate",
             json!({"recipientId": "u2", "callType": "audio", "roomName": "r"})
         )
-        .needs_active());
+        .is_initiate());
         assert!(parse("send_message", &[]).is_none());
     }
 

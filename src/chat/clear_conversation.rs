@@ -1,9 +1,10 @@
 //! `clear_conversation({connectionId})`: a member cleared the conversation (through the
 //! app's REST API) and tells the other member.
 //!
-//! Members only, whatever the connection's status; the room delivers
-//! `conversation_cleared` `{connectionId, clearedBy}` to every socket of the other member.
-//! Ack (if asked): `{ok: true}`.
+//! Members only, and only while the connection is ACTIVE (read afresh; otherwise `error`
+//! "Connection is not active."); the room delivers `conversation_cleared` `{connectionId,
+//! clearedBy}` to every socket of the other member. Under the per-user rate limit of
+//! `send_message` (`chat.rate_limit`) when it is on. Ack (if asked): `{ok: true}`.
 
 use serde_json::Value;
 
@@ -30,9 +31,16 @@ mod handling {
     use serde_json::json;
 
     use super::parse;
+    use crate::chat::push::{event, Frame};
     use crate::chat::room::Notice;
     use crate::chat::socket::{fail, ChatSocket};
     use crate::socketio::{Event, SocketIo};
+
+    /// `conversation_cleared`.
+    fn notice(connection_id: &str, from: &str, _: &[String]) -> Frame {
+        let body = json!({ "connectionId": connection_id, "clearedBy": from });
+        event("conversation_cleared", &[&body.to_string()])
+    }
 
     impl ChatSocket {
         /// The event from the client.
@@ -48,15 +56,19 @@ mod handling {
             let Some((user, caller)) = self.caller(event.ack, io) else {
                 return;
             };
-            let body = json!({
-                "connectionId": request.connection_id,
-                "clearedBy": &*user,
-            });
             let connection_id: Arc<str> = request.connection_id.into();
-            self.submit(
-                connection_id,
+            self.rate_limited(
+                &user.clone(),
+                event.ack,
                 false,
-                move |_| Box::new(Notice::new(caller, user, "conversation_cleared", &body)),
+                Box::new(move |me, io| {
+                    me.submit(
+                        connection_id,
+                        false,
+                        move |_| Box::new(Notice::new(caller, user, None, notice)),
+                        io,
+                    )
+                }),
                 io,
             );
         }

@@ -1,21 +1,21 @@
 //! `delete_messages({connectionId, messageIds})`: a member deleted messages (through the
 //! app's REST API) and tells the other member.
 //!
-//! Members only, whatever the connection's status (deleting an ended conversation's
-//! history is legitimate); the room delivers `messages_deleted` `{connectionId, messageIds,
-//! deletedBy}` to every socket of the other member, in the conversation's order. Courier
-//! deletes nothing itself: the app did. `messageIds` is a non-empty array of at most
-//! [`MAX_MESSAGE_IDS`] message ids. Ack (if asked): `{ok: true}`.
+//! Members only, and only while the connection is ACTIVE (read afresh; otherwise `error`
+//! "Connection is not active."); the room delivers `messages_deleted` `{connectionId,
+//! messageIds, deletedBy}` to every socket of the other member, in the conversation's order.
+//! Courier deletes nothing itself: the app did, before it emits, so the ids of messages
+//! still in the conversation that the sender did not send are left out of the notice (they
+//! were not deleted); with none left, nobody is told. `messageIds` is a non-empty array of
+//! at most `chat.max_notice_ids` message ids. Under the per-user rate limit of
+//! `send_message` (`chat.rate_limit`) when it is on. Ack (if asked): `{ok: true}`.
 
 use serde_json::Value;
 
 use super::args::{connection_id, id_string, object, ArgError, INVALID_PAYLOAD};
 
-/// Most message ids in one `delete_messages`.
+/// The default of `chat.max_notice_ids`.
 pub const MAX_MESSAGE_IDS: usize = 10_000;
-
-const INVALID_MESSAGE_IDS: &str =
-    "messageIds must be a non-empty array of at most 10000 message ids.";
 
 /// The arguments of `delete_messages`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,22 +24,27 @@ pub struct DeleteMessages {
     pub message_ids: Vec<String>,
 }
 
-/// Parses `delete_messages`: `{connectionId, messageIds}` (other fields, such as the
-/// client's own `deletedBy`, are ignored).
-pub fn parse(args: &[Value]) -> Result<DeleteMessages, ArgError> {
+/// Parses `delete_messages`: `{connectionId, messageIds}` with at most `max_ids` ids
+/// (other fields, such as the client's own `deletedBy`, are ignored).
+pub fn parse(args: &[Value], max_ids: usize) -> Result<DeleteMessages, ArgError> {
     let obj = object(args, INVALID_PAYLOAD)?;
     let connection_id = connection_id(obj)?;
-    let Some(Value::Array(ids)) = obj.get("messageIds") else {
-        return Err(ArgError::fixed(INVALID_MESSAGE_IDS));
+    let invalid = || {
+        ArgError::owned(format!(
+            "messageIds must be a non-empty array of at most {max_ids} message ids."
+        ))
     };
-    if ids.is_empty() || ids.len() > MAX_MESSAGE_IDS {
-        return Err(ArgError::fixed(INVALID_MESSAGE_IDS));
+    let Some(Value::Array(ids)) = obj.get("messageIds") else {
+        return Err(invalid());
+    };
+    if ids.is_empty() || ids.len() > max_ids {
+        return Err(invalid());
     }
     let message_ids = ids
         .iter()
         .map(|id| id_string(Some(id)))
         .collect::<Option<Vec<String>>>()
-        .ok_or(ArgError::fixed(INVALID_MESSAGE_IDS))?;
+        .ok_or_else(invalid)?;
     Ok(DeleteMessages {
         connection_id,
         message_ids,
@@ -53,9 +58,16 @@ mod handling {
     use serde_json::json;
 
     use super::parse;
+    use crate::chat::push::{event, Frame};
     use crate::chat::room::Notice;
     use crate::chat::socket::{fail, ChatSocket};
     use crate::socketio::{Event, SocketIo};
+
+    /// `messages_deleted` of the ids that were deleted.
+    fn notice(connection_id: &str, from: &str, ids: &[String]) -> Frame {
+        let body = json!({ "connectionId": connection_id, "messageIds": ids, "deletedBy": from });
+        event("messages_deleted", &[&body.to_string()])
+    }
 
     impl ChatSocket {
         /// The event from the client.
@@ -64,23 +76,27 @@ mod handling {
             event: Event,
             io: &mut SocketIo<'_, '_, Self>,
         ) {
-            let request = match parse(&event.args) {
+            let request = match parse(&event.args, self.ctx.max_notice_ids) {
                 Ok(request) => request,
                 Err(e) => return fail(io, event.ack, e.message()),
             };
             let Some((user, caller)) = self.caller(event.ack, io) else {
                 return;
             };
-            let body = json!({
-                "connectionId": request.connection_id,
-                "messageIds": request.message_ids,
-                "deletedBy": &*user,
-            });
             let connection_id: Arc<str> = request.connection_id.into();
-            self.submit(
-                connection_id,
+            let ids = request.message_ids;
+            self.rate_limited(
+                &user.clone(),
+                event.ack,
                 false,
-                move |_| Box::new(Notice::new(caller, user, "messages_deleted", &body)),
+                Box::new(move |me, io| {
+                    me.submit(
+                        connection_id,
+                        false,
+                        move |_| Box::new(Notice::new(caller, user, Some(ids), notice)),
+                        io,
+                    )
+                }),
                 io,
             );
         }
@@ -94,9 +110,11 @@ mod tests {
 
     #[test]
     fn parses_ids_and_ignores_the_clients_deleted_by() {
-        let d =
-            parse(&[json!({"connectionId": "c1", "messageIds": ["m1", "m2"], "deletedBy": "x"})])
-                .unwrap();
+        let d = parse(
+            &[json!({"connectionId": "c1", "messageIds": ["m1", "m2"], "deletedBy": "x"})],
+            MAX_MESSAGE_IDS,
+        )
+        .unwrap();
         assert_eq!(d.connection_id, "c1");
         assert_eq!(d.message_ids, vec!["m1".to_string(), "m2".to_string()]);
     }
@@ -114,21 +132,38 @@ mod tests {
             json!(["a".repeat(129)]),
             json!(vec!["m"; MAX_MESSAGE_IDS + 1]),
         ] {
-            let e = parse(&[json!({"connectionId": "c1", "messageIds": ids})]).unwrap_err();
+            let e = parse(
+                &[json!({"connectionId": "c1", "messageIds": ids})],
+                MAX_MESSAGE_IDS,
+            )
+            .unwrap_err();
             assert_eq!(e.message(), bad);
         }
-        assert!(
-            parse(&[json!({"connectionId": "c1", "messageIds": vec!["m"; MAX_MESSAGE_IDS]})])
-                .is_ok()
+        assert!(parse(
+            &[json!({"connectionId": "c1", "messageIds": vec!["m"; MAX_MESSAGE_IDS]})],
+            MAX_MESSAGE_IDS
+        )
+        .is_ok());
+        // The bound is chat.max_notice_ids.
+        assert_eq!(
+            parse(
+                &[json!({"connectionId": "c1", "messageIds": ["a", "b", "c"]})],
+                2
+            )
+            .unwrap_err()
+            .message(),
+            "messageIds must be a non-empty array of at most 2 message ids."
         );
         assert_eq!(
-            parse(&[json!({"messageIds": ["m"]})])
+            parse(&[json!({"messageIds": ["m"]})], MAX_MESSAGE_IDS)
                 .unwrap_err()
                 .message(),
             "Invalid connection id."
         );
         assert_eq!(
-            parse(&[json!("c1")]).unwrap_err().message(),
+            parse(&[json!("c1")], MAX_MESSAGE_IDS)
+                .unwrap_err()
+                .message(),
             "Invalid payload."
         );
     }

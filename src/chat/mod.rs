@@ -91,6 +91,8 @@ pub struct ChatContext {
     pub message_ids: MessageIdKey,
     /// Longest accepted message content, in characters.
     pub max_content_chars: usize,
+    /// Most message ids in one `delete_messages`.
+    pub max_notice_ids: usize,
     /// Requests one socket may have in flight before it is read no further.
     pub send_window: usize,
     /// The per-user limit on `send_message`.
@@ -138,6 +140,8 @@ pub struct ChatOptions {
     pub write_queue: usize,
     /// Longest accepted message content, in characters.
     pub max_content_chars: usize,
+    /// Most message ids in one `delete_messages`.
+    pub max_notice_ids: usize,
     /// Requests one socket may have in flight.
     pub send_window: usize,
     /// The per-user limit on `send_message`.
@@ -237,6 +241,7 @@ impl Chat {
             write_queue: options.write_queue.clamp(1, Semaphore::MAX_PERMITS),
             message_ids,
             max_content_chars: options.max_content_chars,
+            max_notice_ids: options.max_notice_ids.max(1),
             send_window: options.send_window.max(1),
             rate_limit: rate_limit::user_rate_limiter(options.rate_limit, options.remote.clone()),
             call_rate: options.call_rate,

@@ -92,23 +92,34 @@ pub struct RoomDeps {
 }
 
 /// Tells the other member's sockets something (`messages_deleted`,
-/// `conversation_cleared`): delivered in the conversation's order; the sender's ack is
-/// `{ok: true}`.
+/// `conversation_cleared`): only while the connection is ACTIVE (read afresh), delivered in
+/// the conversation's order; the sender's ack is `{ok: true}`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Notice {
     caller: Caller,
     from: Arc<str>,
-    frame: Frame,
+    /// The message ids a deletion names (`None`: a clearing).
+    deleted: Option<Vec<String>>,
+    /// The notice's frame, from the ids still to tell of (a deletion's).
+    frame: fn(&str, &str, &[String]) -> Frame,
 }
 
 impl Notice {
-    /// `event` with `body` from `from`, for the other member.
-    pub fn new(caller: Caller, from: Arc<str>, event: &str, body: &serde_json::Value) -> Self {
+    /// A notice from `from` for the other member: `deleted` names the messages a deletion
+    /// deleted (`None` for a clearing); `frame` makes it from the connection id, `from` and
+    /// the ids that were deleted.
+    pub fn new(
+        caller: Caller,
+        from: Arc<str>,
+        deleted: Option<Vec<String>>,
+        frame: fn(&str, &str, &[String]) -> Frame,
+    ) -> Self {
         Notice {
             caller,
             from,
-            frame: super::push::event(event, &[&body.to_string()]),
+            deleted,
+            frame,
         }
     }
 }
@@ -132,11 +143,38 @@ impl Handler<Notice> for ChatRoom {
         };
         self.note_request();
         let other = self.other_member(&msg.from).clone();
+        // The app changes statuses and deletes rows through its own API: the status is read
+        // afresh, and a deletion's ids that are still in the conversation, sent by the other
+        // member, were not deleted and are left out.
+        let db = self.deps.db.clone();
+        let retry_for = self.deps.retry_for;
+        let (id, from) = (self.connection_id.clone(), msg.from.clone());
+        let deleted = msg.deleted.clone();
+        let read = async move {
+            super::persistence::retrying(retry_for, || {
+                super::sql::notice_check(&db, &id, &from, deleted.as_deref())
+            })
+            .await
+        };
         // After the writes before it, so that the other member hears in order.
-        self.after_pending(Box::new(move |room| {
-            room.deliver(&other, &msg.frame);
-            msg.caller.done(None, r#"{"ok":true}"#);
-        }));
+        self.after_read(
+            read,
+            move |room, checked| match checked {
+                Ok(Some(ids)) => {
+                    if msg.deleted.is_none() || !ids.is_empty() {
+                        let frame = (msg.frame)(room.connection_id(), &msg.from, &ids);
+                        room.deliver(&other, &frame);
+                    }
+                    msg.caller.done(None, r#"{"ok":true}"#);
+                }
+                Ok(None) => msg.caller.fail(ChatError::NotActive.message()),
+                Err(e) => {
+                    log::error!("room {}: a notice's check failed: {e}", room.connection_id);
+                    msg.caller.fail(ChatError::Failed.message());
+                }
+            },
+            ctx,
+        );
     }
 }
 
@@ -164,6 +202,8 @@ enum Step {
     Write(Completion),
     /// Something to do once the steps before it are done.
     Then(Box<dyn FnOnce(&mut ChatRoom)>),
+    /// A read, and what to do with its result once it is in (`None` until then).
+    Read(Option<Box<dyn FnOnce(&mut ChatRoom)>>),
 }
 
 struct Pending {
@@ -319,6 +359,30 @@ impl ChatRoom {
         self.complete_ready();
     }
 
+    /// Runs `read` now and `then` with its result once every step before it is done (the
+    /// steps after it wait for it).
+    pub fn after_read<T: 'static>(
+        &mut self,
+        read: impl std::future::Future<Output = T> + 'static,
+        then: impl FnOnce(&mut ChatRoom, T) + 'static,
+        ctx: &mut Context<Self>,
+    ) {
+        let seq = self.first_seq + self.pending.len() as u64;
+        self.pending.push_back(Pending {
+            result: None,
+            step: Step::Read(None),
+        });
+        ctx.spawn(read.into_actor(self).map(move |out, room, _ctx| {
+            let Some(index) = seq.checked_sub(room.first_seq) else {
+                return;
+            };
+            if let Some(pending) = room.pending.get_mut(index as usize) {
+                pending.step = Step::Read(Some(Box::new(move |room| then(room, out))));
+            }
+            room.complete_ready();
+        }));
+    }
+
     /// Runs the completions whose turn has come: in sequence order, once both members'
     /// sockets are known.
     fn complete_ready(&mut self) {
@@ -326,9 +390,10 @@ impl ChatRoom {
             return;
         }
         while let Some(front) = self.pending.front() {
-            let ready = match front.step {
+            let ready = match &front.step {
                 Step::Write(_) => front.result.is_some(),
                 Step::Then(_) => true,
+                Step::Read(done) => done.is_some(),
             };
             if !ready {
                 break;
@@ -339,8 +404,8 @@ impl ChatRoom {
             self.first_seq += 1;
             match (step, result) {
                 (Step::Write(complete), Some(result)) => complete(self, result),
-                (Step::Then(then), _) => then(self),
-                (Step::Write(_), None) => {}
+                (Step::Then(then), _) | (Step::Read(Some(then)), _) => then(self),
+                (Step::Write(_), None) | (Step::Read(None), _) => {}
             }
         }
         self.last_activity = Instant::now();

@@ -152,10 +152,9 @@ mod handling {
 
     use super::{parse, SendMessage};
     use crate::chat::message_json::MessageJson;
-    use crate::chat::metrics::{Limited, Refusal};
+    use crate::chat::metrics::Refusal;
     use crate::chat::persistence::{InsertOutcome, WriteOp, WriteResult};
     use crate::chat::push::{event, Caller, Mark};
-    use crate::chat::rate_limit::{RateCheck, TOO_FAST};
     use crate::chat::recovery::{millis, StreamKey};
     use crate::chat::room::{ChatError, ChatRoom, RoomRequest};
     use crate::chat::socket::{fail, ChatSocket};
@@ -263,39 +262,27 @@ mod handling {
             let Some((sender, caller)) = self.caller(event.ack, io) else {
                 return;
             };
-            let ack = event.ack;
-            let check = self.ctx.rate_limit.check(&sender);
-            let go =
-                move |me: &mut ChatSocket, io: &mut SocketIo<'_, '_, ChatSocket>, allowed: bool| {
-                    if !allowed {
-                        me.ctx.metrics.refused(Refusal::RateLimited);
-                        me.ctx.metrics.rate_limited(Limited::Message);
-                        return fail(io, ack, TOO_FAST);
-                    }
-                    let id = message_id(&me.ctx.message_ids, &sender, &message);
-                    let connection_id: Arc<str> = message.connection_id.as_str().into();
-                    me.submit(
-                        connection_id,
-                        true,
-                        move |permit| {
-                            Box::new(Post {
-                                caller,
-                                sender,
-                                id,
-                                message,
-                                permit,
-                                accepted,
-                            })
-                        },
-                        io,
-                    );
-                };
-            match check {
-                RateCheck::Allowed => go(self, io, true),
-                RateCheck::Refused => go(self, io, false),
-                // In a cluster: once the count is back, in the order the client sent them.
-                RateCheck::Counting(count) => self.in_order(count, Box::new(go), io),
-            }
+            let user = sender.clone();
+            let go = move |me: &mut ChatSocket, io: &mut SocketIo<'_, '_, ChatSocket>| {
+                let id = message_id(&me.ctx.message_ids, &sender, &message);
+                let connection_id: Arc<str> = message.connection_id.as_str().into();
+                me.submit(
+                    connection_id,
+                    true,
+                    move |permit| {
+                        Box::new(Post {
+                            caller,
+                            sender,
+                            id,
+                            message,
+                            permit,
+                            accepted,
+                        })
+                    },
+                    io,
+                );
+            };
+            self.rate_limited(&user, event.ack, true, Box::new(go), io);
         }
     }
 

@@ -86,6 +86,9 @@ pub struct ChatSocket {
 /// What runs once a request's check is back: `true` if it passed.
 pub(super) type Then = Box<dyn FnOnce(&mut ChatSocket, &mut SocketIo<'_, '_, ChatSocket>, bool)>;
 
+/// What runs once a request passed its check.
+pub(super) type Go = Box<dyn FnOnce(&mut ChatSocket, &mut SocketIo<'_, '_, ChatSocket>)>;
+
 /// Requests waiting for their checks, run in the order they came whatever order the checks
 /// come back in.
 #[derive(Default)]
@@ -596,6 +599,37 @@ impl ChatSocket {
             }
             me.run_ordered(io);
         });
+    }
+
+    /// Runs `go` if `user` is within `chat.rate_limit` (in a cluster once the count is back,
+    /// in the order the client sent its requests); else `error` "You are sending messages
+    /// too fast." and the failed ack (a refused `send_message` counts as a refused message
+    /// too).
+    pub(super) fn rate_limited(
+        &mut self,
+        user: &Arc<str>,
+        ack: Option<u64>,
+        message: bool,
+        go: Go,
+        io: &mut SocketIo<'_, '_, Self>,
+    ) {
+        let then: Then = Box::new(move |me, io, allowed| {
+            if allowed {
+                return go(me, io);
+            }
+            if message {
+                me.ctx.metrics.refused(super::metrics::Refusal::RateLimited);
+            }
+            me.ctx
+                .metrics
+                .rate_limited(super::metrics::Limited::Message);
+            fail(io, ack, super::rate_limit::TOO_FAST);
+        });
+        match self.ctx.rate_limit.check(user) {
+            super::rate_limit::RateCheck::Allowed => then(self, io, true),
+            super::rate_limit::RateCheck::Refused => then(self, io, false),
+            super::rate_limit::RateCheck::Counting(count) => self.in_order(count, then, io),
+        }
     }
 
     /// Runs the waiting requests whose checks are back, in order, up to the first still out.

@@ -21,7 +21,8 @@ use chrono::NaiveDateTime;
 use entity::{connections, messages};
 use sea_orm::sea_query::ArrayType;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Statement, Value,
 };
 
 /// The status value of a connection whose members may chat.
@@ -40,6 +41,47 @@ pub async fn find_connection<C: ConnectionTrait>(
     connections::Entity::find_by_id(id.to_string())
         .one(db)
         .await
+}
+
+/// Ids asked about in one statement at most.
+const IDS_PER_QUERY: usize = 1000;
+
+/// The check in front of a deletion or clearing notice from `caller` on `connection_id`:
+/// `None` unless the connection is ACTIVE; else, of `deleted` (a deletion's message ids),
+/// those that were deleted: the ids still in the conversation that `caller` did not send
+/// are left out (the app deletes a user's own messages before it tells).
+pub async fn notice_check<C: ConnectionTrait>(
+    db: &C,
+    connection_id: &str,
+    caller: &str,
+    deleted: Option<&[String]>,
+) -> Result<Option<Vec<String>>, DbErr> {
+    match find_connection(db, connection_id).await? {
+        Some(connection) if is_active(&connection) => {}
+        _ => return Ok(None),
+    }
+    let Some(ids) = deleted else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut kept_back = std::collections::HashSet::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let present: Vec<String> = messages::Entity::find()
+            .select_only()
+            .column(messages::Column::Id)
+            .filter(messages::Column::ConnectionId.eq(connection_id))
+            .filter(messages::Column::SenderId.ne(caller))
+            .filter(messages::Column::Id.is_in(chunk.iter().cloned()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        kept_back.extend(present);
+    }
+    Ok(Some(
+        ids.iter()
+            .filter(|id| !kept_back.contains(*id))
+            .cloned()
+            .collect(),
+    ))
 }
 
 /// Placeholders for one backend: `$1, $2, …` on PostgreSQL, `?` on SQLite.

@@ -135,9 +135,9 @@ impl Relations {
         self.peers.get(other).copied().unwrap_or(false)
     }
 
-    /// Whether the user shares any connection with `other`.
-    pub fn connected_with(&self, other: &str) -> bool {
-        self.peers.contains_key(other)
+    /// How long ago the relations were read.
+    pub fn age(&self) -> Duration {
+        self.loaded.map_or(Duration::MAX, |at| at.elapsed())
     }
 
     /// The users who share an ACTIVE connection with the user.
@@ -168,6 +168,9 @@ pub struct UserEntry {
     pub(super) heard: bool,
     relations: Option<Arc<Relations>>,
     waiting: Option<Vec<RelationsWaiter>>,
+    /// The users this user is in a call with (a `call:initiate` that passed its check), and
+    /// since when: the call's relays rely on that check (`chat::call`).
+    pub(super) calls: Vec<(Arc<str>, Instant)>,
 }
 
 impl UserEntry {
@@ -273,11 +276,23 @@ impl UserShard {
         ctx: &mut Context<Self>,
     ) {
         let ttl = Duration::from_millis(self.deps.presence.peers_ttl);
+        self.with_relations_within(user, ttl, then, ctx);
+    }
+
+    /// Runs `then` with `user`'s relations as read within `max_age` (zero: read now, or by
+    /// the read already under way).
+    pub fn with_relations_within(
+        &mut self,
+        user: &Arc<str>,
+        max_age: Duration,
+        then: RelationsWaiter,
+        ctx: &mut Context<Self>,
+    ) {
         let entry = self.users.entry(user.clone()).or_default();
         if let Some(relations) = entry
             .relations
             .clone()
-            .filter(|r| r.loaded.is_some_and(|at| at.elapsed() < ttl))
+            .filter(|r| r.loaded.is_some_and(|at| at.elapsed() < max_age))
         {
             then(self, user, Some(relations), ctx);
             return;

@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         assert_id(&r.message_id);
         assert_id(&r.connection_id);
     }));
-    check(delete_messages::parse(&args).map(|d| {
+    check(delete_messages::parse(&args, delete_messages::MAX_MESSAGE_IDS).map(|d| {
         assert_id(&d.connection_id);
         assert!(!d.message_ids.is_empty() && d.message_ids.len() <= delete_messages::MAX_MESSAGE_IDS);
         d.message_ids.iter().for_each(|id| assert_id(id));
