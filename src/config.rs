@@ -335,6 +335,12 @@ pub struct AdminSettings {
     pub login_rate: RateSettings,
     /// Password checks (bcrypt) running at once, all addresses together.
     pub login_concurrency: usize,
+    /// Logins waiting for a password check beyond `login_concurrency`, at most.
+    pub login_queue: usize,
+    /// Failed logins from all addresses together before every check backs off.
+    pub login_failures: RateSettings,
+    /// Milliseconds of backoff at most.
+    pub login_backoff_max: u64,
     /// Milliseconds between `server_stats`.
     pub stats_interval: u64,
     /// Events buffered for the admin sockets; a socket that falls further behind loses some.
@@ -357,6 +363,9 @@ impl fmt::Debug for AdminSettings {
             .field("max_connections", &self.max_connections)
             .field("login_rate", &self.login_rate)
             .field("login_concurrency", &self.login_concurrency)
+            .field("login_queue", &self.login_queue)
+            .field("login_failures", &self.login_failures)
+            .field("login_backoff_max", &self.login_backoff_max)
             .field("stats_interval", &self.stats_interval)
             .field("event_buffer", &self.event_buffer)
             .field("max_sockets", &self.max_sockets)

@@ -57,6 +57,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether a token could be taken at `now` (none is).
+    pub fn has_token(&self, rate: RateSettings, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        !rate.is_on() || self.tokens + elapsed * rate.per_second >= 1.0
+    }
+
     /// Whether the bucket is full again by `now` (so forgetting it changes nothing).
     fn refilled(&self, rate: RateSettings, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -523,3 +523,74 @@ async fn admin_settings_are_validated() {
         "the hash is not logged"
     );
 }
+
+/// Opens a WebSocket from `ip` (named by `X-Forwarded-For`) and reads the open packet.
+async fn admin_socket_from(app: &TestApp, ip: &str) -> WsClient {
+    let mut client = WsClient::try_connect(&app.ws_url(), &[("X-Forwarded-For", ip)])
+        .await
+        .expect("the WebSocket opens");
+    assert!(client.recv_text().await.starts_with('0'));
+    client
+}
+
+/// Wrong logins from several addresses at once do not make the right one from another
+/// address fail: checks beyond `admin.login_concurrency` wait in the queue (they were
+/// refused "too many login attempts" before).
+#[actix_web::test]
+async fn wrong_logins_from_many_addresses_make_the_right_one_wait_not_fail() {
+    // A real cost, so that the checks overlap.
+    let slow = bcrypt::hash(PASSWORD, 12).expect("hashing works");
+    let app = admin_app(&[
+        ("COURIER__ADMIN__PASSWORD_HASH", slow.as_str()),
+        ("COURIER__ADMIN__LOGIN_CONCURRENCY", "1"),
+        ("COURIER__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let mut wrong = Vec::new();
+    for i in 1..=4 {
+        wrong.push(admin_socket_from(&app, &format!("10.1.0.{i}")).await);
+    }
+    let mut right = admin_socket_from(&app, "10.1.0.5").await;
+    let guess = json!({"username": "admin", "password": "guess"});
+    for client in &mut wrong {
+        client.send_text(&format!("40/admin,{guess}")).await;
+    }
+    let auth = json!({"username": "admin", "password": PASSWORD});
+    right.send_text(&format!("40/admin,{auth}")).await;
+    for client in &mut wrong {
+        assert_eq!(client.recv_message().await, INVALID);
+    }
+    let reply = right.recv_message().await;
+    assert!(reply.starts_with(r#"40/admin,{"sid":""#), "{reply}");
+}
+
+/// Failed logins from all addresses together have a budget (`admin.login_failures`): past
+/// it, the next password check waits a backoff first, whoever asks, then goes on.
+#[actix_web::test]
+async fn failures_from_all_addresses_have_a_budget_with_backoff() {
+    let app = admin_app(&[
+        ("COURIER__ADMIN__LOGIN_FAILURES__PER_SECOND", "0.0001"),
+        ("COURIER__ADMIN__LOGIN_FAILURES__BURST", "2"),
+        ("COURIER__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let guess = json!({"username": "admin", "password": "guess"});
+    for ip in ["10.2.0.1", "10.2.0.2"] {
+        let (_c, reply) = admin_connect(&app, guess.clone(), &[("X-Forwarded-For", ip)]).await;
+        assert_eq!(reply, INVALID);
+    }
+    // The budget is spent: a login from a third address is held back (at least a second)...
+    let mut right = admin_socket_from(&app, "10.2.0.3").await;
+    let auth = json!({"username": "admin", "password": PASSWORD});
+    right.send_text(&format!("40/admin,{auth}")).await;
+    assert!(
+        matches!(
+            right.recv_within(Duration::from_millis(300)).await,
+            common::Received::Timeout
+        ),
+        "the check waits its backoff"
+    );
+    // ...and then checked: the right password logs in.
+    let reply = right.recv_message().await;
+    assert!(reply.starts_with(r#"40/admin,{"sid":""#), "{reply}");
+}

@@ -14,6 +14,7 @@
 //! them CONNECT to `/admin` only.
 
 pub mod hub;
+pub mod login;
 pub mod sessions;
 pub mod socket;
 
@@ -51,8 +52,7 @@ pub struct Admin {
     pub(crate) connections: Arc<AtomicUsize>,
     pub(crate) sessions: Sessions,
     pub(crate) logins: KeyedLimiter<Option<IpAddr>>,
-    pub(crate) login_concurrency: usize,
-    pub(crate) checking: Arc<AtomicUsize>,
+    pub(crate) gate: login::LoginGate,
     pub hub: Arc<Hub>,
 }
 
@@ -72,8 +72,12 @@ impl Admin {
                 settings.max_sessions,
             ),
             logins: KeyedLimiter::new(settings.login_rate),
-            login_concurrency: settings.login_concurrency,
-            checking: Arc::default(),
+            gate: login::LoginGate::new(
+                settings.login_concurrency,
+                settings.login_queue,
+                settings.login_failures,
+                Duration::from_millis(settings.login_backoff_max),
+            ),
             hub: Arc::new(Hub::new(
                 development,
                 settings.max_sockets,

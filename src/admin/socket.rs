@@ -183,8 +183,8 @@ impl Namespace for AdminSocket {
             io.refuse(refusal(TOO_MANY_ATTEMPTS));
             return;
         }
-        let Some(permit) = Slot::take(&self.admin.checking, self.admin.login_concurrency) else {
-            info!("admin: a login from {address:?} refused: admin.login_concurrency");
+        let Some(place) = self.admin.gate.enter() else {
+            info!("admin: a login from {address:?} refused: admin.login_queue is full");
             io.refuse(refusal(TOO_MANY_ATTEMPTS));
             return;
         };
@@ -192,24 +192,25 @@ impl Namespace for AdminSocket {
         let username_ok = username == self.admin.username;
         let password = password.to_string();
         let hash = self.admin.password_hash.clone();
-        let check = actix_web::web::block(move || {
-            let verified = bcrypt::verify(password, &hash);
-            drop(permit);
-            verified
-        });
+        let admin = self.admin.clone();
+        let check = async move {
+            admin
+                .gate
+                .check(place, move || match bcrypt::verify(password, &hash) {
+                    Ok(ok) => ok && username_ok,
+                    Err(e) => {
+                        warn!("admin: the password could not be checked: {e}");
+                        false
+                    }
+                })
+                .await
+        };
         io.spawn(check, move |me: &mut AdminSocket, io, verified| {
-            let password_ok = match verified {
-                Ok(Ok(ok)) => ok,
-                Ok(Err(e)) => {
-                    warn!("admin: the password could not be checked: {e}");
-                    false
-                }
-                Err(e) => {
-                    warn!("admin: the password check did not run: {e}");
-                    false
-                }
-            };
-            if username_ok && password_ok {
+            let ok = verified.unwrap_or_else(|e| {
+                warn!("admin: the password check did not run: {e}");
+                false
+            });
+            if ok {
                 info!("admin: login from {address:?}");
                 let session = me.admin.sessions.create();
                 me.accept(Some(session), io);
