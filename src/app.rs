@@ -104,6 +104,7 @@ pub fn chat_options(
             max_disconnection: Duration::from_millis(settings.recovery.max_disconnection),
             max_replay: settings.recovery.max_replay,
             max_conversations: settings.recovery.max_conversations,
+            max_records: settings.recovery.max_records,
         },
     }
 }

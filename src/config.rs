@@ -394,6 +394,8 @@ pub struct RecoverySettings {
     /// Most conversations one socket's offset tracks; past it the socket's offset no longer
     /// recovers (the client refetches).
     pub max_conversations: usize,
+    /// Disconnected sessions' pid records kept at most.
+    pub max_records: usize,
 }
 
 /// `[log]`
@@ -630,6 +632,7 @@ impl Settings {
             ("admin.event_buffer", self.admin.event_buffer as u64),
             ("admin.max_sockets", self.admin.max_sockets as u64),
             ("recovery.max_replay", self.recovery.max_replay as u64),
+            ("recovery.max_records", self.recovery.max_records as u64),
             (
                 "recovery.max_conversations",
                 self.recovery.max_conversations as u64,

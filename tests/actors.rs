@@ -144,7 +144,8 @@ impl Sock {
                     | ChatPush::RemoteLink(_)
                     | ChatPush::Packet(_)
                     | ChatPush::Ask { .. }
-                    | ChatPush::Disconnect { .. },
+                    | ChatPush::Disconnect { .. }
+                    | ChatPush::TakenOver,
                 )) => {}
                 Ok(None) => panic!("socket {} closed", self.sid),
                 Err(_) => panic!("socket {} received nothing within {WAIT:?}", self.sid),

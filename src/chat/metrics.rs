@@ -89,6 +89,7 @@ struct Series {
     rate_limited: [IntCounter; 2],
     users_online: IntGauge,
     rooms_alive: IntGauge,
+    recovery_records: IntGauge,
 }
 
 impl fmt::Debug for ChatMetrics {
@@ -204,6 +205,10 @@ impl ChatMetrics {
                 "courier_rooms_alive",
                 "Conversation rooms (ChatRoom actors) running on this node",
             )?,
+            recovery_records: IntGauge::new(
+                "courier_recovery_records",
+                "Recovery pids whose session disconnected, kept for recovery.max_disconnection",
+            )?,
         };
         registry.register(Box::new(events_vec))?;
         registry.register(Box::new(refused_vec))?;
@@ -227,6 +232,7 @@ impl ChatMetrics {
             &series.write_queue,
             &series.users_online,
             &series.rooms_alive,
+            &series.recovery_records,
         ] {
             registry.register(Box::new(metric.clone()))?;
         }
@@ -318,6 +324,13 @@ impl ChatMetrics {
             } else {
                 s.users_online.dec();
             }
+        }
+    }
+
+    /// Disconnected recovery records kept: `delta` more.
+    pub fn recovery_records(&self, delta: i64) {
+        if let Some(s) = &self.series {
+            s.recovery_records.add(delta);
         }
     }
 

@@ -41,6 +41,7 @@ pub mod mark_message_read;
 pub mod message_json;
 pub mod metrics;
 pub mod persistence;
+pub mod pids;
 pub mod presence;
 pub mod push;
 pub mod rate_limit;
@@ -204,6 +205,11 @@ impl Chat {
             presence: options.presence.clone(),
             metrics: options.metrics.clone(),
         };
+        let pids = pids::PidSessions::new(
+            options.recovery.max_disconnection,
+            options.recovery.max_records,
+            options.metrics.clone(),
+        );
         let users = Users::new(
             arbiters
                 .iter()
@@ -214,6 +220,7 @@ impl Chat {
                 })
                 .collect(),
             options.remote.clone(),
+            pids.clone(),
         );
         let deps = RoomDeps {
             persistence: persistence.clone().recipient(),
@@ -253,6 +260,19 @@ impl Chat {
             recovery: options.recovery,
             pid_key,
         };
+        // Disconnected pid records are forgotten after recovery.max_disconnection.
+        let sweeping = Arc::downgrade(&pids);
+        let every = pids.sweep_every();
+        writer.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                let Some(pids) = sweeping.upgrade() else {
+                    break;
+                };
+                pids.sweep();
+            }
+        });
         let mut arbiters = arbiters;
         arbiters.push(writer);
         Chat {

@@ -54,6 +54,9 @@ pub enum ChatPush {
     /// Another server disconnects this socket (`disconnectSockets`): from the namespace, or
     /// with `close` its whole connection.
     Disconnect { close: bool },
+    /// A new connection with this socket's recovery pid took its stream over: the transport
+    /// closes (without a DISCONNECT packet, so a client still there reconnects).
+    TakenOver,
 }
 
 /// Where a client's acknowledgement goes: its arguments (binary ones as placeholders) and

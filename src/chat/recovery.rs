@@ -48,6 +48,8 @@ pub struct RecoveryOptions {
     pub max_replay: usize,
     /// Most conversations one offset tracks.
     pub max_conversations: usize,
+    /// Most disconnected sessions' pid records kept.
+    pub max_records: usize,
 }
 
 impl RecoveryOptions {
@@ -58,6 +60,7 @@ impl RecoveryOptions {
             max_disconnection: std::time::Duration::ZERO,
             max_replay: 0,
             max_conversations: 0,
+            max_records: 0,
         }
     }
 }
@@ -113,6 +116,28 @@ const MAX_PID_CHARS: usize = 512;
 /// Longest offset accepted.
 const MAX_OFFSET_CHARS: usize = 64 * 1024;
 
+impl PidKey {
+    /// The signature of `payload`: 16 bytes of its HMAC, base64url.
+    fn tag(&self, payload: &str) -> String {
+        let mut mac = self.0.clone();
+        mac.update(payload.as_bytes());
+        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// The payload of `token` (`payload.signature`) if this key signed it.
+    fn verified<'a>(&self, token: &'a str) -> Option<&'a str> {
+        let (payload, tag) = token.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        if tag.len() != 16 {
+            return None;
+        }
+        let mut mac = self.0.clone();
+        mac.update(payload.as_bytes());
+        mac.verify_truncated_left(&tag).ok()?;
+        Some(payload)
+    }
+}
+
 impl Pid {
     /// A new stream for `user` starting at `base`.
     pub fn fresh(user: &str, base: i64) -> Self {
@@ -129,10 +154,8 @@ impl Pid {
     pub fn sign(&self, key: &PidKey) -> String {
         let payload = json!([self.user, self.nonce, self.base]).to_string();
         let payload = URL_SAFE_NO_PAD.encode(payload);
-        let mut mac = key.0.clone();
-        mac.update(payload.as_bytes());
-        let tag = mac.finalize().into_bytes();
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..16]))
+        let tag = key.tag(&payload);
+        format!("{payload}.{tag}")
     }
 
     /// The pid of a token Courier signed; `None` for anything else.
@@ -140,14 +163,7 @@ impl Pid {
         if token.len() > MAX_PID_CHARS {
             return None;
         }
-        let (payload, tag) = token.split_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let mut mac = key.0.clone();
-        mac.update(payload.as_bytes());
-        mac.verify_truncated_left(&tag).ok()?;
-        if tag.len() != 16 {
-            return None;
-        }
+        let payload = key.verified(token)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let (user, nonce, base): (String, String, i64) = serde_json::from_slice(&payload).ok()?;
         Some(Pid { user, nonce, base })
@@ -210,8 +226,10 @@ impl Offset {
         }
     }
 
-    /// The string the client keeps and sends back.
-    pub fn encode(&self) -> String {
+    /// The string the client keeps and sends back, signed with `key` and stamped `live`
+    /// (when the stream was last known to be live: the time it is sent; see
+    /// [`Offset::decode`]).
+    pub fn encode(&self, key: &PidKey, live: i64) -> String {
         if self.overflow {
             return OVERFLOWED.to_string();
         }
@@ -220,20 +238,42 @@ impl Offset {
             .iter()
             .map(|(c, at)| json!([&**c, at]))
             .collect();
-        URL_SAFE_NO_PAD.encode(json!([self.nonce, self.base, conversations]).to_string())
+        let payload = json!([self.nonce, self.base, conversations, live]).to_string();
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let tag = key.tag(&payload);
+        format!("{payload}.{tag}")
     }
 
-    /// The offset the client sent, if it is one of `pid`'s stream (and not overflowed).
-    pub fn decode(text: &str, pid: &Pid, max: usize) -> Option<Offset> {
+    /// The offset the client sent, if it is one of `pid`'s stream (and not overflowed), and
+    /// the time Courier last vouched for the stream being live: the stamp of a signed offset
+    /// (`None` for an offset Courier did not sign, whose positions are used but which vouches
+    /// for nothing).
+    pub fn decode(
+        text: &str,
+        pid: &Pid,
+        max: usize,
+        key: &PidKey,
+    ) -> Option<(Offset, Option<i64>)> {
         if text.len() > MAX_OFFSET_CHARS {
             return None;
         }
-        let raw = URL_SAFE_NO_PAD.decode(text).ok()?;
-        let (nonce, base, list): (String, i64, Vec<(String, i64)>) =
-            serde_json::from_slice(&raw).ok()?;
+        let signed = key.verified(text);
+        let raw = URL_SAFE_NO_PAD
+            .decode(signed.unwrap_or(text).split('.').next()?)
+            .ok()?;
+        let (nonce, base, list, live): (String, i64, Vec<(String, i64)>, Option<i64>) =
+            match serde_json::from_slice(&raw) {
+                Ok(four) => four,
+                Err(_) => {
+                    let (n, b, l): (String, i64, Vec<(String, i64)>) =
+                        serde_json::from_slice(&raw).ok()?;
+                    (n, b, l, None)
+                }
+            };
         if nonce != pid.nonce || list.len() > max {
             return None;
         }
+        let live = live.filter(|_| signed.is_some());
         let mut conversations = Vec::with_capacity(list.len());
         for (c, at) in list {
             if c.is_empty() || c.chars().count() > MAX_ID_CHARS {
@@ -241,12 +281,15 @@ impl Offset {
             }
             conversations.push((Arc::from(c), at));
         }
-        Some(Offset {
-            nonce,
-            base,
-            conversations,
-            overflow: false,
-        })
+        Some((
+            Offset {
+                nonce,
+                base,
+                conversations,
+                overflow: false,
+            },
+            live,
+        ))
     }
 }
 
@@ -373,26 +416,6 @@ pub async fn replay<C: ConnectionTrait>(
     Ok(Some(all))
 }
 
-/// Whether `user` was connected (to any node) within `within_ms` milliseconds: their
-/// `"lastSeenAt"` or `"lastHeartbeatAt"` is that recent. `false` if the database has no
-/// presence columns.
-pub async fn seen_within<C: ConnectionTrait>(db: &C, user: &str, within_ms: i64) -> bool {
-    type Times = (Option<NaiveDateTime>, Option<NaiveDateTime>);
-    let row = entity::users::Entity::find_by_id(user.to_string())
-        .select_only()
-        .column(entity::users::Column::LastSeenAt)
-        .column(entity::users::Column::LastHeartbeatAt)
-        .into_tuple::<Times>()
-        .one(db)
-        .await;
-    let Ok(Some((seen, beat))) = row else {
-        return false;
-    };
-    let latest = seen.max(beat).map(|t| millis(&t));
-    let now = millis(&entity::now_utc_ms());
-    latest.is_some_and(|t| now - t <= within_ms)
-}
-
 /// The newest stamp of a conversation: its newest `"createdAt"` or `"updatedAt"`.
 pub async fn newest_stamp<C: ConnectionTrait>(
     db: &C,
@@ -466,17 +489,37 @@ mod tests {
         assert_eq!(offset.position(&a), 1500);
         assert_eq!(offset.position(&b), 1200);
         assert_eq!(offset.position("conv-c"), 1000);
-        let text = offset.encode();
-        assert_eq!(Offset::decode(&text, &pid, 4), Some(offset.clone()));
+        let key = PidKey::new("secret");
+        let text = offset.encode(&key, 4242);
+        assert_eq!(
+            Offset::decode(&text, &pid, 4, &key),
+            Some((offset.clone(), Some(4242)))
+        );
+        // Another key's signature: the positions hold, the stamp vouches for nothing.
+        assert_eq!(
+            Offset::decode(&text, &pid, 4, &PidKey::new("other")),
+            Some((offset.clone(), None))
+        );
+        // A stamp changed by the client breaks the signature.
+        let (payload, tag) = text.split_once('.').unwrap();
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(raw.replace("4242", "9999"));
+        assert_eq!(
+            Offset::decode(&format!("{forged}.{tag}"), &pid, 4, &key).map(|(_, live)| live),
+            Some(None)
+        );
         // Another stream's offset, garbage, too many conversations: not used.
-        assert_eq!(Offset::decode(&text, &Pid::fresh("alice", 1000), 4), None);
-        assert_eq!(Offset::decode("%%%", &pid, 4), None);
-        assert_eq!(Offset::decode(&text, &pid, 1), None);
+        assert_eq!(
+            Offset::decode(&text, &Pid::fresh("alice", 1000), 4, &key),
+            None
+        );
+        assert_eq!(Offset::decode("%%%", &pid, 4, &key), None);
+        assert_eq!(Offset::decode(&text, &pid, 1, &key), None);
         // Overflow: the offset stops recovering.
         offset.advance(&"conv-d".into(), 2000, 2);
         assert!(offset.overflow);
-        assert_eq!(offset.encode(), "-");
-        assert_eq!(Offset::decode("-", &pid, 4), None);
+        assert_eq!(offset.encode(&key, 1), "-");
+        assert_eq!(Offset::decode("-", &pid, 4, &key), None);
     }
 
     #[test]

@@ -45,7 +45,14 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
     fn note_message(&self, user: &str);
     /// Most rooms a socket joins besides its own two (`redis.max_rooms_per_socket`).
     fn max_rooms_per_socket(&self) -> usize;
+    /// A socket of this node took the recovery stream `nonce` over: a socket on another node
+    /// that still carries it is closed (there, [`Users::pid_taken_elsewhere`]).
+    fn pid_taken(&self, nonce: &str);
 }
+
+/// The room a `REMOTE_DISCONNECT` names to close the socket that carries a recovery stream
+/// (followed by the stream's nonce): no socket is in it, so a Node server does nothing.
+pub const PID_ROOM: &str = "courier#pid#";
 
 /// A socket of this node, as the index has it.
 struct Indexed {

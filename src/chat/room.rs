@@ -196,14 +196,17 @@ pub struct StopRoom;
 /// What a room does once a write is committed (or failed), in sequence order.
 pub type Completion = Box<dyn FnOnce(&mut ChatRoom, WriteResult)>;
 
+/// Something a room does in its turn.
+type Turn = Box<dyn FnOnce(&mut ChatRoom)>;
+
 /// A step of the conversation's order.
 enum Step {
     /// A write: completed with its result.
     Write(Completion),
     /// Something to do once the steps before it are done.
-    Then(Box<dyn FnOnce(&mut ChatRoom)>),
+    Then(Turn),
     /// A read, and what to do with its result once it is in (`None` until then).
-    Read(Option<Box<dyn FnOnce(&mut ChatRoom)>>),
+    Read(Option<Turn>),
 }
 
 struct Pending {

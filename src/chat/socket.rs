@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::message_json::MessageJson;
 use super::persistence::retrying;
+use super::pids::PidState;
 use super::push::{event, with_offset, AckReply, ChatPush, Frame, Mark, CHAT_NAMESPACE};
 use super::recovery::{self, millis, Offset, Pid, Replayed, StreamKey};
 use super::room::RoomRequest;
@@ -61,6 +62,12 @@ pub struct ChatSocket {
     draining: bool,
     /// Where the socket is in its stream (connection state recovery on).
     stream: Option<Offset>,
+    /// The recovery stream (its pid's nonce) this socket carries in the node's pid records.
+    carried: Option<Arc<str>>,
+    /// When the client last got its offset (milliseconds since the epoch): the stamp that
+    /// vouches for the stream being live, refreshed on a pong when older than a quarter of
+    /// `recovery.max_disconnection`.
+    stamped: i64,
     /// Live events held while a replay is read.
     replaying: Option<Vec<ChatPush>>,
     /// What the last replay sent: a live event of one of these writes (committed before the
@@ -119,12 +126,19 @@ struct CatchUp {
 /// offset `"-"`, makes its next reconnect a fresh connection (`socket.recovered` false).
 pub const RESYNC_EVENT: &str = "courier:resync";
 
-/// A recovery the client asked for: its pid (and the token it came as) and its offset.
+/// A recovery the client asked for: its pid (and the token it came as), its offset, and when
+/// Courier last vouched for its stream being live (its signed offset's stamp).
 struct Attempt {
     pid: Pid,
     token: String,
     offset: Offset,
+    live: Option<i64>,
 }
+
+/// The event that refreshes a client's offset (its stamp) when it got no stream event for a
+/// while, and before a graceful shutdown closes it; socket.io-client keeps any event's last
+/// string argument as its offset, and the app has no listener for it.
+pub const OFFSET_EVENT: &str = "courier:offset";
 
 /// Most live events held while a replay is read, besides the replay's own limit; past it
 /// the socket is closed (it would be a slow client).
@@ -146,6 +160,8 @@ impl ChatSocket {
             last_heard: None,
             draining: false,
             stream: None,
+            carried: None,
+            stamped: 0,
             replaying: None,
             replayed: None,
             catch_up: None,
@@ -163,15 +179,16 @@ impl ChatSocket {
         let token = auth.get("pid")?.as_str()?;
         let pid = Pid::verify(token, &self.ctx.pid_key)?;
         let max = self.ctx.recovery.max_conversations;
-        let offset = match auth.get("offset") {
-            None | Some(Value::Null) => Offset::start(&pid),
-            Some(Value::String(text)) => Offset::decode(text, &pid, max)?,
+        let (offset, live) = match auth.get("offset") {
+            None | Some(Value::Null) => (Offset::start(&pid), None),
+            Some(Value::String(text)) => Offset::decode(text, &pid, max, &self.ctx.pid_key)?,
             Some(_) => return None,
         };
         Some(Attempt {
             token: token.to_string(),
             pid,
             offset,
+            live,
         })
     }
 
@@ -188,7 +205,19 @@ impl ChatSocket {
     ) -> Result<bool, Value> {
         match attempt {
             Some(attempt) => {
-                self.recover(user, attempt, expired, elsewhere, io);
+                if expired && !self.stands_in(&user, &attempt) {
+                    debug!(
+                        "session {}: expired token, and the pid's session disconnected too long \
+                         ago to recover",
+                        io.engine_sid()
+                    );
+                    self.ctx
+                        .refusals
+                        .refused(crate::auth::INVALID_TOKEN, io.client().address);
+                    return Err(json!({ "message": crate::auth::INVALID_TOKEN }));
+                }
+                io.defer_connect();
+                self.replay(user, attempt, elsewhere, io);
                 Ok(true)
             }
             None => {
@@ -242,47 +271,55 @@ impl ChatSocket {
         }
         let pid = Pid::fresh(user, base);
         io.set_pid(pid.sign(&self.ctx.pid_key));
+        self.carry(&pid.nonce, false, io);
         self.stream = Some(Offset::start(&pid));
+        self.stamped = base;
         self.link_changed(false);
     }
 
-    /// Recovers `attempt` for `user`: once the user may (an expired token needs a recent
-    /// disconnect), registers the socket, reads what it missed and answers the CONNECT.
-    fn recover(
-        &mut self,
-        user: Arc<str>,
-        attempt: Attempt,
-        expired: bool,
-        elsewhere: usize,
-        io: &mut SocketIo<'_, '_, Self>,
-    ) {
-        io.defer_connect();
-        if !expired {
-            return self.replay(user, attempt, elsewhere, io);
+    /// This socket carries the stream `nonce` from now on; another socket that still did
+    /// (the same client's old transport, not yet timed out) is closed: one pid never has two
+    /// live sockets.
+    /// `recovering`: the pid is a client's (on another node a socket may still carry it).
+    fn carry(&mut self, nonce: &str, recovering: bool, io: &mut SocketIo<'_, '_, Self>) {
+        let Some((user, sid)) = &self.me else {
+            return;
+        };
+        let pids = self.ctx.users.pids();
+        if let Some(previous) = self.carried.replace(Arc::from(nonce)) {
+            pids.disconnected(&previous, sid);
         }
-        let db = self.ctx.db.clone();
-        let within = self.ctx.recovery.max_disconnection.as_millis() as i64;
-        let who = user.clone();
-        io.spawn(
-            async move { recovery::seen_within(&db, &who, within).await },
-            move |me, io, recent| {
-                if recent {
-                    me.replay(user, attempt, elsewhere, io);
-                } else {
-                    debug!(
-                        "session {}: expired token, disconnected too long ago to recover",
-                        io.engine_sid()
-                    );
-                    me.ctx
-                        .refusals
-                        .refused(crate::auth::INVALID_TOKEN, io.client().address);
-                    io.refuse_connect(
-                        CHAT_NAMESPACE,
-                        json!({ "message": crate::auth::INVALID_TOKEN }),
-                    );
-                }
-            },
-        );
+        if let Some(old) = pids.carry(nonce, user, sid, io.recipient()) {
+            debug!(
+                "session {}: took its pid's stream over from a live session",
+                io.engine_sid()
+            );
+            old.do_send(ChatPush::TakenOver);
+        }
+        if let Some(remote) = self.ctx.users.remote().filter(|_| recovering) {
+            remote.pid_taken(nonce);
+        }
+    }
+
+    /// Whether `attempt`'s pid stands in for an expired token of `user`: while its session
+    /// is live (a network switch), and within `recovery.max_disconnection` after that
+    /// session disconnected, as this node recorded it, or else (after a restart, on another
+    /// node) as the stamp of the offset Courier last gave the client vouches (at worst the
+    /// pid's start), never the user's activity on other sockets.
+    fn stands_in(&self, user: &str, attempt: &Attempt) -> bool {
+        let max = self.ctx.recovery.max_disconnection;
+        match self.ctx.users.pids().state(&attempt.pid.nonce, user) {
+            PidState::Live => true,
+            PidState::Gone(ago) => ago <= max,
+            PidState::Unknown => {
+                let vouched = attempt
+                    .live
+                    .unwrap_or(attempt.pid.base)
+                    .max(attempt.pid.base);
+                let now = millis(&entity::now_utc_ms());
+                now.saturating_sub(vouched) <= max.as_millis() as i64
+            }
+        }
     }
 
     /// Registers the socket (live events are held from now on), then reads the replay.
@@ -297,6 +334,7 @@ impl ChatSocket {
             return io.refuse_connect(CHAT_NAMESPACE, refusal);
         }
         let registered = millis(&entity::now_utc_ms());
+        self.carry(&attempt.pid.nonce, true, io);
         self.replaying = Some(Vec::new());
         let users = self.ctx.users.clone();
         let db = self.ctx.db.clone();
@@ -318,6 +356,7 @@ impl ChatSocket {
                 Ok(Some(events)) => {
                     io.set_pid(attempt.token);
                     me.stream = Some(attempt.offset);
+                    me.stamped = attempt.live.unwrap_or(attempt.pid.base);
                     me.link_changed(false);
                     io.accept_connect(CHAT_NAMESPACE);
                     debug!(
@@ -349,6 +388,7 @@ impl ChatSocket {
                             io.engine_sid()
                         ),
                     }
+                    // Not recovered: the pid's stream ends here, a new one starts.
                     me.fresh_stream(&user, registered, io);
                     io.accept_connect(CHAT_NAMESPACE);
                     for push in held {
@@ -510,6 +550,20 @@ impl ChatSocket {
         });
     }
 
+    /// Sends the client its offset, stamped now (`courier:offset`), if it has a stream.
+    fn send_offset(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        let Some(stream) = self.stream.as_ref().filter(|s| !s.overflow) else {
+            return;
+        };
+        if self.me.is_none() {
+            return;
+        }
+        let now = millis(&entity::now_utc_ms());
+        self.stamped = now;
+        let offset = stream.encode(&self.ctx.pid_key, now);
+        io.emit(CHAT_NAMESPACE, OFFSET_EVENT, vec![Value::String(offset)]);
+    }
+
     /// Sends an event of a conversation's stream with the socket's offset after it.
     fn send_marked(&mut self, frame: Frame, mark: &Mark, io: &mut SocketIo<'_, '_, Self>) {
         if let Some(catch_up) = &mut self.catch_up {
@@ -526,7 +580,9 @@ impl ChatSocket {
                     mark.at,
                     self.ctx.recovery.max_conversations,
                 );
-                io.send_framed(with_offset(&frame, &stream.encode()));
+                let now = millis(&entity::now_utc_ms());
+                self.stamped = now;
+                io.send_framed(with_offset(&frame, &stream.encode(&self.ctx.pid_key, now)));
             }
             None => io.send_framed(frame),
         }
@@ -828,6 +884,7 @@ impl SocketHandler for ChatSocket {
                     io.disconnect(CHAT_NAMESPACE, close);
                 }
             }
+            ChatPush::TakenOver => io.close(),
             ChatPush::Stream(frame, mark) => {
                 let again = self
                     .replayed
@@ -872,6 +929,9 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_drain(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        // The client's offset vouches for its stream until now: after the restart, its pid
+        // stands in for an expired token for recovery.max_disconnection from here.
+        self.send_offset(io);
         // What the client sent before is finished first: saved, then answered.
         self.draining = true;
         if self.in_flight == 0 {
@@ -879,8 +939,12 @@ impl SocketHandler for ChatSocket {
         }
     }
 
-    fn on_pong(&mut self, _io: &mut SocketIo<'_, '_, Self>) {
+    fn on_pong(&mut self, io: &mut SocketIo<'_, '_, Self>) {
         self.heard();
+        let every = self.ctx.recovery.max_disconnection.as_millis() as i64 / 4;
+        if millis(&entity::now_utc_ms()) - self.stamped >= every {
+            self.send_offset(io);
+        }
     }
 
     fn on_disconnect(&mut self, _nsp: &str, _reason: &str) {
@@ -890,6 +954,10 @@ impl SocketHandler for ChatSocket {
         if let Some((user, sid)) = self.me.take() {
             // The rooms learn it from the registry (and forget the socket as joined).
             self.ctx.users.unregister(&user, &sid);
+            self.stream = None;
+            if let Some(nonce) = self.carried.take() {
+                self.ctx.users.pids().disconnected(&nonce, &sid);
+            }
         }
     }
 

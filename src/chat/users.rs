@@ -472,12 +472,18 @@ pub struct Users {
     link_down: Arc<std::sync::atomic::AtomicBool>,
     /// This node's sockets and their rooms, for the other servers (in a cluster).
     index: Option<Arc<SocketIndex>>,
+    /// The recovery pids this node's sockets carry, and when the others disconnected.
+    pids: Arc<super::pids::PidSessions>,
 }
 
 impl Users {
     /// A registry over `shards` (at least one), reaching the sockets on the other nodes
     /// through `remote`; each shard is given the registry.
-    pub fn new(shards: Vec<Addr<UserShard>>, remote: Option<Arc<dyn RemoteNodes>>) -> Self {
+    pub fn new(
+        shards: Vec<Addr<UserShard>>,
+        remote: Option<Arc<dyn RemoteNodes>>,
+        pids: Arc<super::pids::PidSessions>,
+    ) -> Self {
         let index = remote
             .as_ref()
             .map(|r| Arc::new(SocketIndex::new(r.max_rooms_per_socket())));
@@ -486,11 +492,25 @@ impl Users {
             remote,
             link_down: Arc::default(),
             index,
+            pids,
         };
         for shard in users.shards.iter() {
             shard.do_send(Wire(users.clone()));
         }
         users
+    }
+
+    /// The recovery pids of this node's sockets.
+    pub fn pids(&self) -> &Arc<super::pids::PidSessions> {
+        &self.pids
+    }
+
+    /// Another node's socket took the stream `nonce` over: the socket here that carried it,
+    /// if any, is closed.
+    pub fn pid_taken_elsewhere(&self, nonce: &str) {
+        if let Some(old) = self.pids.taken_elsewhere(nonce) {
+            old.do_send(ChatPush::TakenOver);
+        }
     }
 
     /// The other nodes of the cluster (`None` on a single node).

@@ -419,6 +419,19 @@ impl RemoteNodes for Cluster {
         }
     }
 
+    fn pid_taken(&self, nonce: &str) {
+        let request = serde_json::json!({
+            "uid": &*self.uid,
+            "type": wire::request_type::REMOTE_DISCONNECT,
+            "opts": {"rooms": [format!("{}{nonce}", crate::chat::remote::PID_ROOM)], "except": []},
+            "close": true,
+        })
+        .to_string();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.channels.request).arg(request);
+        self.send(cmd, false);
+    }
+
     fn went_offline(&self, user: &str) {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(ONLINE_USERS).arg(user);

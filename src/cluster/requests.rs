@@ -247,6 +247,12 @@ pub(super) fn on_request(cluster: &Arc<Cluster>, payload: &[u8]) {
                 .map(|id| json!({ "requestId": id }).to_string())
         }
         t::REMOTE_DISCONNECT => {
+            // Another Courier node took a recovery stream over.
+            for room in request.opts.iter().flat_map(|(rooms, _)| rooms) {
+                if let Some(nonce) = room.strip_prefix(crate::chat::remote::PID_ROOM) {
+                    users.pid_taken_elsewhere(nonce);
+                }
+            }
             let sockets = selected(&request);
             for socket in &sockets {
                 socket.push.do_send(ChatPush::Disconnect {

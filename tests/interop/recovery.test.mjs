@@ -372,6 +372,131 @@ test("a pid stands in for an expired token only within max_disconnection (the ap
   }
 });
 
+/** A client that connects (once, no reconnection) presenting `pid` and `offset` as a
+ * socket.io-client that lost its transport does, with `tok` as its static token. */
+function presenting(url, tok, pid, offset) {
+  const socket = io(url, {
+    forceNew: true,
+    autoConnect: false,
+    reconnection: false,
+    transports: ["websocket"],
+    auth: { token: tok },
+  });
+  socket._pid = pid;
+  socket._lastOffset = offset;
+  socket.connect();
+  return socket;
+}
+
+/** Sets the user's "lastHeartbeatAt" to now, as the heartbeats of their other sockets do. */
+function seenNow(db, user) {
+  execFileSync("sqlite3", [db.file, `UPDATE users SET "lastHeartbeatAt" = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE id = '${user}'`]);
+}
+
+test("an expired token's pid works only until max_disconnection after its own session's disconnect, whatever the user's other sockets do", { timeout: 60000 }, async () => {
+  const db = tempDatabase();
+  const server = await startServer({
+    DATABASE_URL: db.url,
+    COURIER__RECOVERY__MAX_DISCONNECTION: "1500",
+    COURIER__PRESENCE__HEARTBEAT_FLUSH: "200",
+    ...FAST,
+  });
+  const demo = seedDemo(db.url);
+  const short = token(demo.bob, 1);
+  const victim = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: short } });
+  // The same user stays online on another socket all along, sending heartbeats.
+  const other = appClient(server.url, demo.bobToken);
+  let stolen;
+  try {
+    await Promise.all([connected(victim), connected(other)]);
+    const beat = setInterval(() => other.emit("heartbeat"), 200);
+    try {
+      stolen = { pid: victim._pid, offset: victim._lastOffset };
+      await sleep(1100); // the token has expired
+      victim.close();
+      await sleep(2000); // the victim's session is gone longer than max_disconnection
+      seenNow(db, demo.bob);
+      const thief = presenting(server.url, short, stolen.pid, stolen.offset);
+      const [err] = await next(thief, "connect_error");
+      assert.equal(err.message, "Authentication error: Invalid token", "the stolen pid is refused");
+      thief.close();
+    } finally {
+      clearInterval(beat);
+    }
+  } finally {
+    closeAll(victim, other);
+    await server.stop();
+    db.remove();
+  }
+});
+
+test("a new connection with the pid of a live session takes it over: recovered, the old transport closed", { timeout: 60000 }, async () => {
+  const db = tempDatabase();
+  const server = await startServer({ DATABASE_URL: db.url, COURIER__RECOVERY__MAX_DISCONNECTION: "1500", ...FAST });
+  const demo = seedDemo(db.url);
+  const short = token(demo.bob, 1);
+  const alice = appClient(server.url, demo.aliceToken);
+  const old = io(server.url, { forceNew: true, reconnection: false, transports: ["websocket"], auth: { token: short } });
+  let moved;
+  try {
+    await Promise.all([connected(alice), connected(old)]);
+    await send(alice, demo.connectionId, "before", 1);
+    await until("the old socket's offset", () => typeof old._lastOffset === "string");
+    await sleep(1100); // the token has expired; the old transport is still up
+    const closed = next(old, "disconnect", 10000);
+    // The same client on a new network: its pid, its offset, its expired token.
+    moved = presenting(server.url, short, old._pid, old._lastOffset);
+    await connected(moved);
+    assert.equal(moved.recovered, true, "the live session's state recovers into the new one");
+    assert.equal(moved._pid, old._pid, "the pid stays the same");
+    const [reason] = await closed;
+    assert.equal(reason, "transport close", "the old transport is closed");
+    const got = collect(moved);
+    const [m] = await send(alice, demo.connectionId, "after", 1);
+    await until("the message on the new socket", () => got.length === 1);
+    assert.equal(got[0][0].id, m.id);
+  } finally {
+    closeAll(alice, old, moved);
+    await server.stop();
+    db.remove();
+  }
+});
+
+test("after a graceful restart the app's expired token and pid recover within max_disconnection, not after", { timeout: 90000 }, async () => {
+  const db = tempDatabase();
+  const env = { DATABASE_URL: db.url, COURIER__RECOVERY__MAX_DISCONNECTION: "4000", COURIER__SERVER__SHUTDOWN_TIMEOUT: "2", ...FAST };
+  let server = await startServer(env);
+  const demo = seedDemo(db.url);
+  const short = token(demo.bob, 1);
+  const alice = appClient(server.url, demo.aliceToken);
+  // Exactly the app's options: a static token, both transports, default reconnection.
+  const bob = io(server.url, { forceNew: true, auth: { token: short }, transports: ["websocket", "polling"], reconnectionDelay: 300, randomizationFactor: 0 });
+  try {
+    await connected(bob);
+    await sleep(1100); // the token has expired
+    const back = next(bob, "connect", 20000);
+    await server.stop();
+    server = await restartOn(server.port, env);
+    await back;
+    assert.equal(bob.recovered, true, "recovered after the restart with the expired token");
+    // Down longer than max_disconnection: the pid no longer stands in.
+    bob.io.reconnection(false);
+    const down = next(bob, "disconnect", 20000);
+    await server.stop();
+    await down;
+    await sleep(4500);
+    server = await restartOn(server.port, env);
+    const late = presenting(server.url, short, bob._pid, bob._lastOffset);
+    const [err] = await next(late, "connect_error");
+    assert.equal(err.message, "Authentication error: Invalid token");
+    late.close();
+  } finally {
+    closeAll(alice, bob);
+    await server.stop();
+    db.remove();
+  }
+});
+
 /** Holds a write lock on `messages` for `ms`: resolves once it is held. */
 async function holdLock(db, ms) {
   const proc = db.psql
