@@ -550,6 +550,15 @@ impl ChatSocket {
         });
     }
 
+    /// The server is shutting down and what the client asked for is done: its offset, stamped
+    /// now, vouches for its stream until this moment (after the restart its pid stands in for
+    /// an expired token for `recovery.max_disconnection` from here), then the transport
+    /// closes.
+    fn close_drained(&mut self, io: &mut SocketIo<'_, '_, Self>) {
+        self.send_offset(io);
+        io.close();
+    }
+
     /// Sends the client its offset, stamped now (`courier:offset`), if it has a stream.
     fn send_offset(&mut self, io: &mut SocketIo<'_, '_, Self>) {
         let Some(stream) = self.stream.as_ref().filter(|s| !s.overflow) else {
@@ -709,7 +718,7 @@ impl ChatSocket {
         }
         self.update_flow(io);
         if self.draining && self.in_flight == 0 {
-            io.close();
+            self.close_drained(io);
         }
     }
 
@@ -909,7 +918,7 @@ impl SocketHandler for ChatSocket {
                 }
                 self.update_flow(io);
                 if self.draining && self.in_flight == 0 {
-                    io.close();
+                    self.close_drained(io);
                 }
             }
         }
@@ -929,13 +938,10 @@ impl SocketHandler for ChatSocket {
     }
 
     fn on_drain(&mut self, io: &mut SocketIo<'_, '_, Self>) {
-        // The client's offset vouches for its stream until now: after the restart, its pid
-        // stands in for an expired token for recovery.max_disconnection from here.
-        self.send_offset(io);
         // What the client sent before is finished first: saved, then answered.
         self.draining = true;
         if self.in_flight == 0 {
-            io.close();
+            self.close_drained(io);
         }
     }
 

@@ -184,9 +184,13 @@ pub struct WsClient {
     pub skip_presence: bool,
 }
 
-/// Whether `text` is a presence event frame.
+/// Whether `text` is a presence event frame, or a refresh of the recovery offset
+/// (`courier:offset`, sent on pongs and before a graceful shutdown closes a socket): frames
+/// that arrive on their own schedule.
 pub fn is_presence_frame(text: &str) -> bool {
-    text.starts_with(r#"42["user_online"#) || text.starts_with(r#"42["user_offline"#)
+    text.starts_with(r#"42["user_online"#)
+        || text.starts_with(r#"42["user_offline"#)
+        || text.starts_with(r#"42["courier:offset""#)
 }
 
 pub const WAIT: Duration = Duration::from_secs(5);
