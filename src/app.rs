@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
+use migration::MigrateOutcome;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::admin::Admin;
@@ -325,9 +327,16 @@ impl Application {
         let _ = endpoint_cell.set(Arc::downgrade(&endpoint.clone().into_inner()));
 
         let routes = endpoint.clone();
+        let loopback_only = settings.uses_development_secret();
+        let demo_page = demo.is_some();
         let mut server = HttpServer::new(move || {
             let endpoint = routes.clone();
             App::new()
+                // With the development secret, loopback host names only (DNS rebinding).
+                .wrap(Condition::new(
+                    loopback_only,
+                    from_fn(http::loopback_host_only),
+                ))
                 .route("/healthz", web::get().to(http::healthz))
                 .configure(http::demo::routes(demo.clone()))
                 .configure(|cfg| engineio::mount(cfg, engineio::SOCKET_IO_PATH, endpoint))

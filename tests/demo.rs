@@ -92,6 +92,82 @@ async fn the_page_may_connect_from_its_own_origin_only() {
     assert_eq!(handshake_status(&app, "http://localhost:3000").await, 200);
 }
 
+/// `path` requested with `Host: host` (and, for the Engine.IO endpoint, `Origin` on that
+/// host): its status and body.
+async fn get_as(app: &TestApp, host: &str, path: &str) -> (u16, String) {
+    let mut resp = awc::Client::new()
+        .get(app.http(path))
+        .insert_header(("Host", host))
+        .insert_header(("Origin", format!("http://{host}")))
+        .send()
+        .await
+        .expect("GET");
+    let body = resp.body().limit(1 << 20).await.expect("body");
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Issue 17.8: with the development secret, a page on another host name that resolves to
+/// 127.0.0.1 (DNS rebinding) reaches nothing: every route answers only loopback names.
+#[actix_web::test]
+async fn the_development_secret_serves_loopback_host_names_only() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let app = spawn_dev_app(&db).await;
+    seed_demo(&db.conn).await.expect("seed");
+    let port = app.port;
+    let routes = [
+        "/demo",
+        "/demo/session",
+        "/healthz",
+        "/socket.io/?EIO=4&transport=polling",
+    ];
+    for host in [
+        format!("rebind.example:{port}"),
+        "rebind.example".to_string(),
+        format!("localhost.rebind.example:{port}"),
+        format!("127.0.0.2:{port}"),
+    ] {
+        for path in routes {
+            let (status, body) = get_as(&app, &host, path).await;
+            assert_eq!(status, 421, "Host {host}, {path}: {body}");
+            assert!(body.contains("localhost, 127.0.0.1 or [::1]"), "{body}");
+        }
+        // The WebSocket transport too.
+        let refused = awc::Client::new()
+            .ws(app.ws_url())
+            .set_header("Host", host.as_str())
+            .origin(format!("http://{host}").as_str())
+            .connect()
+            .await;
+        assert!(refused.is_err(), "a WebSocket for Host {host}");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_string(),
+    ] {
+        for path in routes {
+            let (status, body) = get_as(&app, &host, path).await;
+            assert_eq!(status, 200, "Host {host}, {path}: {body}");
+        }
+    }
+    // A real secret serves any host name (the listener is the deployer's business).
+    let real = spawn_app_on(&db.url, &[]).await;
+    let host = format!("chat.example:{}", real.port);
+    let status = awc::Client::new()
+        .get(real.http("/healthz"))
+        .insert_header(("Host", host.as_str()))
+        .send()
+        .await
+        .expect("GET")
+        .status();
+    assert_eq!(status.as_u16(), 200);
+}
+
 fn session_of(body: &str) -> Value {
     serde_json::from_str(body).expect("JSON body")
 }
