@@ -100,6 +100,8 @@ async fn seed_demo_creates_users_a_connection_and_tokens() {
             .unwrap_or_else(|| panic!("no {name} in {stdout}"))
     };
     let (alice, bob, connection) = (field("alice"), field("bob"), field("connectionId"));
+    // And what to do next.
+    assert!(field("next").contains("token"), "{stdout}");
     let auth = Authenticator::new("seed-secret", 0);
     assert_eq!(auth.verify(&field("alice token")), Ok(alice.clone()));
     assert_eq!(auth.verify(&field("bob token")), Ok(bob.clone()));
@@ -318,6 +320,103 @@ fn production_refuses_a_short_secret_and_development_warns() {
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(warnings[0].contains("32"), "{log}");
+}
+
+/// Starts the binary in `dir` (port 0) and reads its log up to the line saying where the
+/// demo is; returns it running, its address and its log.
+fn serve_demo_in(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = courier();
+    cmd.current_dir(dir)
+        .env("PORT", "0")
+        .env("COURIER__METRICS__BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (mut log, mut addr) = (String::new(), None);
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(at) = line.find("listening on http://") {
+            addr = Some(line[at + "listening on http://".len()..].trim().to_string());
+        }
+        if line.contains("demo: ") {
+            if let Some(addr) = addr {
+                return (child, addr, log);
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("courier did not say where the demo is:\n{log}");
+}
+
+/// `GET http://addr/path`: status and body.
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut resp = awc::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("GET");
+    let body = resp.body().await.expect("a body");
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// `cargo run` alone: with the development secret on config/default.toml's database (the
+/// embedded SQLite file, made in the directory it starts from) the server makes the demo
+/// users on its first start, in one log line with the URL; not again on the next start;
+/// never on a database someone named.
+#[actix_web::test]
+async fn the_first_start_on_the_embedded_database_makes_the_demo_users() {
+    let dir = std::env::temp_dir().join(format!("courier-first-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sessions = Vec::new();
+    for start in 0..2 {
+        let (mut child, addr, log) = serve_demo_in(&dir, &[]);
+        let (status, body) = http_get(&addr, "/demo/session").await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let demo_lines: Vec<&str> = log.lines().filter(|l| l.contains("demo: ")).collect();
+        assert_eq!(demo_lines.len(), 1, "{log}");
+        assert!(
+            demo_lines[0].contains(&format!("http://{addr}/demo")),
+            "{log}"
+        );
+        assert_eq!(
+            demo_lines[0].contains("made the users Alice and Bob"),
+            start == 0,
+            "{log}"
+        );
+        assert_eq!(status, 200, "{body}");
+        let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(session["users"][0]["name"], "Alice");
+        assert_eq!(session["users"][1]["name"], "Bob");
+        sessions.push(session["connectionId"].clone());
+    }
+    assert_eq!(sessions[0], sessions[1], "the same demo pair");
+    assert!(dir.join("courier.db").is_file());
+
+    // A database someone named gets no demo users by itself.
+    let named = format!("sqlite://{}?mode=rwc", dir.join("named.db").display());
+    let (mut child, addr, log) = serve_demo_in(&dir, &[("DATABASE_URL", &named)]);
+    let (status, _) = http_get(&addr, "/demo/session").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!log.contains("made the users"), "{log}");
+    assert_eq!(status, 404);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -204,6 +204,67 @@ async fn session_route(kind: Kind) {
     assert_session(&app, &first).await;
 }
 
+/// `isOnline` of Alice and Bob in `/demo/session`.
+async fn online(app: &TestApp) -> (bool, bool) {
+    let (status, _, body) = get(app, "/demo/session").await;
+    assert_eq!(status, 200, "{body}");
+    let session = session_of(&body);
+    let flag = |i: usize| {
+        session["users"][i]["isOnline"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no isOnline in {body}"))
+    };
+    (flag(0), flag(1))
+}
+
+/// Polls `/demo/session` until the presence is `want` (the registry hears of a socket just
+/// after its CONNECT is answered).
+async fn wait_online(app: &TestApp, want: (bool, bool)) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let now = online(app).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "presence stays {now:?}, not {want:?}"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The page reads the other user's presence from `/demo/session` once its own socket is
+/// connected: what the presence events said, from the chat's registry (online while a
+/// socket is, and through `presence.offline_grace` after the last one).
+#[actix_web::test]
+async fn the_session_tells_who_is_online() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let app = spawn_app_on(
+        &db.url,
+        &[
+            ("SOCKET_SECRET", DEVELOPMENT_SECRET),
+            ("COURIER__PRESENCE__OFFLINE_GRACE", "100"),
+        ],
+    )
+    .await;
+    let demo = seed_demo(&db.conn).await.expect("seed");
+    assert_eq!(online(&app).await, (false, false));
+    let token = Authenticator::new(DEVELOPMENT_SECRET, 0)
+        .issue(&demo.alice, std::time::Duration::from_secs(60))
+        .expect("a token");
+    let (mut alice, _) = app.connect_ws().await;
+    alice
+        .send_text(&format!(r#"40{{"token":"{token}"}}"#))
+        .await;
+    let reply = alice.recv_text().await;
+    assert!(reply.starts_with("40{"), "{reply}");
+    wait_online(&app, (true, false)).await;
+    alice.send_text("41").await;
+    drop(alice);
+    wait_online(&app, (false, false)).await;
+}
+
 async fn assert_session(app: &TestApp, demo: &Demo) {
     let (status, content_type, body) = get(app, "/demo/session").await;
     assert_eq!(status, 200, "{body}");
