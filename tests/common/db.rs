@@ -143,7 +143,13 @@ impl TestDb {
                     .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
                     .await
                     .expect("create schema");
-                let mut options = ConnectOptions::new(base.clone());
+                // Every connection to this schema carries its name, so that the cleanup can
+                // end them all: pools held by actors that outlive the test would otherwise
+                // keep their connections until the process exits, and the shared server
+                // takes 100 at most.
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let named = format!("{base}{separator}application_name={schema}");
+                let mut options = ConnectOptions::new(named.clone());
                 options.set_schema_search_path(schema.clone());
                 let conn = Database::connect(options).await.expect("connect to schema");
                 if kind == Kind::PrismaPostgres {
@@ -160,9 +166,8 @@ impl TestDb {
                     .await
                     .expect("_prisma_migrations");
                 }
-                let separator = if base.contains('?') { '&' } else { '?' };
                 TestDb {
-                    url: format!("{base}{separator}schema={schema}"),
+                    url: format!("{named}&schema={schema}"),
                     conn,
                     kind,
                     cleanup: Some(schema),
@@ -314,9 +319,16 @@ impl Drop for TestDb {
                         if let Ok(admin) = Database::connect(base.as_str()).await {
                             let _ = admin
                                 .execute_unprepared(&format!(
+                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                     WHERE application_name = '{target}'"
+                                ))
+                                .await;
+                            let _ = admin
+                                .execute_unprepared(&format!(
                                     "DROP SCHEMA IF EXISTS \"{target}\" CASCADE"
                                 ))
                                 .await;
+                            let _ = admin.close().await;
                         }
                     });
                 })
