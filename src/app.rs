@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
+use migration::MigrateOutcome;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::admin::Admin;
@@ -35,7 +37,9 @@ use crate::{engineio, http};
 pub enum AppError {
     /// The listener could not be bound.
     Bind(io::Error),
-    /// The database could not be opened or migrated.
+    /// The database could not be opened: what to do about it.
+    DatabaseOpen(String),
+    /// The database could not be migrated or read.
     Database(DbErr),
     /// The metrics could not be registered.
     Metrics(prometheus::Error),
@@ -47,6 +51,7 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::Bind(e) => write!(f, "cannot listen: {e}"),
+            AppError::DatabaseOpen(e) => f.write_str(e),
             AppError::Database(e) => write!(f, "database: {e}"),
             AppError::Metrics(e) => write!(f, "metrics: {e}"),
             AppError::Cluster(e) => write!(f, "cluster: {e}"),
@@ -213,17 +218,26 @@ impl Application {
         }
         let database = db::connect(&settings.database)
             .await
-            .map_err(AppError::Database)?;
-        db::migrate(&database, settings.database.migrate)
+            .map_err(|e| AppError::DatabaseOpen(db::open_error(&e, &settings)))?;
+        let migrated = db::migrate(&database, settings.database.migrate)
             .await
             .map_err(AppError::Database)?;
+        // `cargo run` alone serves a working demo: its users are made on the embedded
+        // database when missing (never on a database someone named).
+        let seeded = if http::demo::seeds_itself(&settings) && migrated == MigrateOutcome::Migrated
+        {
+            http::demo::seed_if_missing(&database)
+                .await
+                .map_err(AppError::Database)?
+                .is_some()
+        } else {
+            false
+        };
 
         let listener = TcpListener::bind((settings.bind_host(), settings.server.port))
             .map_err(AppError::Bind)?;
         let addr = listener.local_addr().map_err(AppError::Bind)?;
 
-        // The demo page and its session route: only with the built-in development secret.
-        let demo = http::demo::enabled(&settings, &database);
         let registry = prometheus::Registry::new();
         let (engine_metrics, chat_metrics) = if settings.metrics.enabled {
             (
@@ -291,6 +305,8 @@ impl Application {
         if let Some(cluster) = &cluster {
             cluster.attach(chat.context.users.clone());
         }
+        // The demo page and its session route: only with the built-in development secret.
+        let demo = http::demo::enabled(&settings, &database, &chat.context.users);
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let attachment_timeout = Duration::from_millis(settings.socketio.attachment_timeout);
@@ -327,9 +343,16 @@ impl Application {
         let _ = endpoint_cell.set(Arc::downgrade(&endpoint.clone().into_inner()));
 
         let routes = endpoint.clone();
+        let loopback_only = settings.uses_development_secret();
+        let demo_page = demo.is_some();
         let mut server = HttpServer::new(move || {
             let endpoint = routes.clone();
             App::new()
+                // With the development secret, loopback host names only (DNS rebinding).
+                .wrap(Condition::new(
+                    loopback_only,
+                    from_fn(http::loopback_host_only),
+                ))
                 .route("/healthz", web::get().to(http::healthz))
                 .configure(http::demo::routes(demo.clone()))
                 .configure(|cfg| engineio::mount(cfg, engineio::SOCKET_IO_PATH, endpoint))
@@ -350,6 +373,14 @@ impl Application {
         }
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
         info!("listening on http://{addr}");
+        if seeded {
+            info!(
+                "demo: made the users Alice and Bob in {}; open http://{addr}/demo",
+                crate::config::redact_url(&settings.database.url)
+            );
+        } else if demo_page {
+            info!("demo: open http://{addr}/demo (Alice's and Bob's chats side by side)");
+        }
 
         let ops = match engine_metrics.filter(|_| settings.metrics.enabled) {
             Some(engine_metrics) => Some(ops_server(

@@ -1,5 +1,6 @@
 //! The command line: `courier [--config PATH] [serve | token --user ID [--ttl SECONDS] |
-//! seed-demo | hash-password]`, parsed by [`parse`] and carried out by [`run`].
+//! seed-demo | hash-password | help | --version]`, parsed by [`parse`] and carried out by
+//! [`run`] (or [`run_without_settings`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +17,10 @@ usage: courier [--config PATH] [COMMAND]
 commands:
   serve                            run the server (the default)
   token --user ID [--ttl SECONDS]  print a JWT for user ID signed with the configured
-                                   secret (default ttl 3600); refused with COURIER_ENV=production
+                                   secret (default ttl 3600); warns when the configured
+                                   database has no such user; `alice` / `bob` name the demo
+                                   users when no user has that id; refused with
+                                   COURIER_ENV=production
   seed-demo                        create two users and an ACTIVE connection in the configured
                                    database and print their ids and tokens (valid one hour);
                                    refused with COURIER_ENV=production
@@ -26,7 +30,11 @@ commands:
 
 options:
   --config PATH   an extra TOML settings file, above config/local.toml and below the environment
+  -V, --version   print the version
 ";
+
+/// What `--version` prints.
+pub const VERSION: &str = concat!("courier ", env!("CARGO_PKG_VERSION"), "\n");
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +49,8 @@ pub enum Command {
     HashPassword,
     /// Print usage.
     Help,
+    /// Print the version.
+    Version,
 }
 
 /// Parsed arguments.
@@ -80,6 +90,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
                 })?);
             }
             "-h" | "--help" => command = Some("help".into()),
+            "-V" | "--version" => command = Some("version".into()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             s => {
                 if command.is_some() {
@@ -93,6 +104,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
     let command = match command.as_deref().unwrap_or("serve") {
         "serve" => Command::Serve,
         "help" => Command::Help,
+        "version" => Command::Version,
         "seed-demo" => Command::SeedDemo,
         "hash-password" => Command::HashPassword,
         "token" => Command::Token {
@@ -109,6 +121,24 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
     Ok(Cli { config, command })
 }
 
+/// The logger: `level` (`log.level`), then `rust_log` (`RUST_LOG`) over it. PostgreSQL's
+/// own notices (`relation "seaql_migrations" already exists, skipping`), which sqlx logs at
+/// info, are shown from warn up only, unless `RUST_LOG` names their target
+/// (`sqlx::postgres::notice=info`).
+pub fn logger(level: &str, rust_log: Option<&str>) -> env_logger::Builder {
+    let mut builder = env_logger::Builder::new();
+    builder
+        .parse_filters(level)
+        .filter_module("sqlx::postgres::notice", log::LevelFilter::Warn);
+    if let Some(filters) = rust_log {
+        builder.parse_filters(filters);
+    }
+    if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+        builder.parse_write_style(&style);
+    }
+    builder
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -120,15 +150,51 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// Runs the commands that need no settings (so that a half-done configuration does not
+/// stand in their way): `help`, `--version`, `hash-password`. `None` for the others.
+pub fn run_without_settings(command: &Command) -> Option<Outcome> {
+    match command {
+        Command::Help => Some(Outcome::Done(USAGE.to_string())),
+        Command::Version => Some(Outcome::Done(VERSION.to_string())),
+        Command::HashPassword => Some(hash_password_from_stdin()),
+        _ => None,
+    }
+}
+
 /// Runs `command` with `settings` (logging is already set up).
 pub fn run(command: Command, settings: Settings) -> Outcome {
     match command {
-        Command::Help => Outcome::Done(USAGE.to_string()),
-        Command::HashPassword => hash_password_from_stdin(),
+        Command::Help | Command::Version | Command::HashPassword => {
+            run_without_settings(&command).unwrap_or_else(unreachable_outcome)
+        }
         Command::Token { .. } | Command::SeedDemo if settings.is_production() => {
             Outcome::Refused("this command is refused with COURIER_ENV=production".into())
         }
         Command::Token { user, ttl } => {
+            let user = match actix_web::rt::System::new().block_on(check_user(&settings, &user)) {
+                UserCheck::Exists => user,
+                UserCheck::Demo(id) => {
+                    eprintln!(
+                        "courier: no user has the id {user:?}: this token is for the demo user \
+                         {user} (id {id}) of {}",
+                        crate::config::redact_url(&settings.database.url)
+                    );
+                    id
+                }
+                UserCheck::Missing => {
+                    eprintln!(
+                        "courier: warning: no user has the id {user:?} in {}: the token is \
+                         valid, but its socket will be part of no conversation (`--user alice` \
+                         or `--user bob` name the demo users `seed-demo` made)",
+                        crate::config::redact_url(&settings.database.url)
+                    );
+                    user
+                }
+                UserCheck::Unknown(why) => {
+                    eprintln!("courier: warning: cannot check that user {user:?} exists: {why}");
+                    user
+                }
+            };
             match authenticator(&settings).issue(&user, Duration::from_secs(ttl)) {
                 Ok(token) => Outcome::Done(format!("{token}\n")),
                 Err(e) => Outcome::Failed(format!("cannot sign a token: {e}")),
@@ -182,19 +248,83 @@ pub fn hash_password(line: &str) -> Result<String, String> {
     bcrypt::hash(password, HASH_COST).map_err(|e| format!("cannot hash: {e}"))
 }
 
+/// Not reached: [`run_without_settings`] answers these commands.
+fn unreachable_outcome() -> Outcome {
+    Outcome::Failed("internal error: a command without settings reached run".into())
+}
+
+/// Whether `token --user ID` names a user of the configured database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum UserCheck {
+    /// A user has that id.
+    Exists,
+    /// No user has that id, but it names a demo user (`alice`, `bob`): theirs.
+    Demo(String),
+    /// No user has that id.
+    Missing,
+    /// The database could not be read (the reason).
+    Unknown(String),
+}
+
+/// Looks `user` up in the configured database, read-only (an embedded SQLite file that does
+/// not exist yet is not created by this).
+async fn check_user(settings: &Settings, user: &str) -> UserCheck {
+    use sea_orm::EntityTrait;
+    let url = settings.database.url.replace("mode=rwc", "mode=ro");
+    let db = match db::open(&url).await {
+        Ok(db) => db,
+        Err(_) if url.starts_with("sqlite:") && url.contains("mode=ro") => {
+            return UserCheck::Unknown(format!(
+                "there is no database at {} yet (the server makes it, and the demo users, on \
+                 its first start; or run `courier seed-demo`)",
+                crate::config::redact_url(&settings.database.url)
+            ))
+        }
+        Err(e) => return UserCheck::Unknown(db::open_error(&e, settings)),
+    };
+    match entity::users::Entity::find_by_id(user.to_string())
+        .one(&db)
+        .await
+    {
+        Ok(Some(_)) => UserCheck::Exists,
+        Ok(None) => match crate::http::demo::demo_user(&db, user).await {
+            Ok(Some(id)) => UserCheck::Demo(id),
+            Ok(None) => UserCheck::Missing,
+            Err(e) => UserCheck::Unknown(e.to_string()),
+        },
+        Err(e) => UserCheck::Unknown(format!(
+            "{e} (in {})",
+            crate::config::redact_url(&settings.database.url)
+        )),
+    }
+}
+
 fn authenticator(settings: &Settings) -> Authenticator {
     Authenticator::new(&settings.auth.secret, settings.auth.leeway)
 }
 
 /// `seed-demo`: the demo users, their connection and an hour-long token for each.
 async fn seed_demo(settings: &Settings) -> Result<String, Box<dyn std::error::Error>> {
-    let db = db::connect(&settings.database).await?;
+    let db = db::connect(&settings.database)
+        .await
+        .map_err(|e| db::open_error(&e, settings))?;
     db::migrate(&db, settings.database.migrate).await?;
     let demo = db::seed::seed_demo(&db).await?;
     let auth = authenticator(settings);
     let hour = Duration::from_secs(3600);
+    let next = if settings.uses_development_secret() {
+        format!(
+            "next: start the server on this database (`cargo run --release`, or `courier`, \
+             with the same settings) and open http://localhost:{}/demo",
+            settings.server.port
+        )
+    } else {
+        "next: start the server and connect socket.io-client with one of these tokens \
+         (README: Connecting a client); the demo page needs the development secret"
+            .to_string()
+    };
     Ok(format!(
-        "connectionId: {}\nalice:        {}\nalice token:  {}\nbob:          {}\nbob token:    {}\n",
+        "connectionId: {}\nalice:        {}\nalice token:  {}\nbob:          {}\nbob token:    {}\n{next}\n",
         demo.connection,
         demo.alice,
         auth.issue(&demo.alice, hour)?,
@@ -240,6 +370,21 @@ mod tests {
         assert!(p(&["serve", "--user", "u"]).is_err());
         assert!(p(&["launch"]).is_err());
         assert!(p(&["--verbose"]).is_err());
+    }
+
+    #[test]
+    fn version_flags() {
+        for flag in ["-V", "--version"] {
+            let command = p(&[flag]).unwrap().command;
+            assert_eq!(command, Command::Version);
+            assert_eq!(
+                run_without_settings(&command),
+                Some(Outcome::Done(format!(
+                    "courier {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //!    `SOCKET_SECRET`, `NEXTJS_URL` (a comma-separated list of allowed origins), `REDIS_URL`.
 //!
 //! Every layer is kept apart so that a bad value can be reported with the layer it came from.
+//!
+//! With `COURIER_ENV=production`, `database.url` and `auth.secret` must be set by the
+//! deployer: by the environment or by a file the repository does not ship (`config/{env}.toml`,
+//! `config/local.toml`, `--config PATH`). The repository's `config/default.toml`, compiled in
+//! or on disk, holds development defaults only and never counts as such a setting, wherever
+//! Courier is started from.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +38,10 @@ const BUILT_IN: &str = "built-in defaults";
 /// The development secret shipped in `config/default.toml`.
 pub const DEVELOPMENT_SECRET: &str = "courier-development-secret-do-not-use-in-production";
 
+/// The shortest `auth.secret` production accepts, in bytes: an HS256 key shorter than the
+/// hash can be brute-forced offline from any token it signed.
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// All of Courier's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +62,11 @@ pub struct Settings {
     /// The value of `COURIER_ENV` (not a file key).
     #[serde(skip)]
     pub environment: Option<String>,
+    /// Where `database.url` came from (a layer's name, e.g. `environment variable
+    /// DATABASE_URL`), for error messages; `None` when it is `config/default.toml`'s own
+    /// (the embedded SQLite file nobody chose).
+    #[serde(skip)]
+    pub database_url_source: Option<String>,
 }
 
 /// `[server]`
@@ -477,6 +492,9 @@ const LIST_KEYS: [&str; 4] = [
 struct Layer {
     name: String,
     config: Config,
+    /// Set by the deployer (the environment, or a file the repository does not ship), as
+    /// opposed to `config/default.toml`, compiled in or on disk.
+    deployer: bool,
 }
 
 impl Settings {
@@ -496,6 +514,7 @@ impl Settings {
             .get("COURIER_ENV")
             .filter(|v| !v.is_empty())
             .cloned();
+        settings.database_url_source = deployer_source_of("database.url", &layers);
         settings.validate(&layers)?;
         Ok(settings)
     }
@@ -515,6 +534,16 @@ impl Settings {
                     .to_string(),
             );
         }
+        if !self.is_production()
+            && !self.uses_development_secret()
+            && self.auth.secret.len() < MIN_SECRET_BYTES
+        {
+            warnings.push(format!(
+                "auth.secret is {} bytes, shorter than {MIN_SECRET_BYTES}: it can be brute-forced \
+                 offline from any token it signed; COURIER_ENV=production refuses it",
+                self.auth.secret.len()
+            ));
+        }
         if self.is_production() && self.redis.url().is_none() {
             warnings.push(
                 "redis.url is not set: this node is a cluster of one (no Redis); several \
@@ -523,6 +552,12 @@ impl Settings {
             );
         }
         warnings
+    }
+
+    /// Whether `database.url` is `config/default.toml`'s (the embedded SQLite file), set by
+    /// no deployer.
+    pub fn database_is_default(&self) -> bool {
+        self.database_url_source.is_none()
     }
 
     /// Whether the built-in development secret is in use.
@@ -561,13 +596,8 @@ impl Settings {
                     .into(),
             ));
         }
-        if self.is_production() && source_of("database.url", layers) == BUILT_IN {
-            return Err(fail(
-                "database.url",
-                "COURIER_ENV=production needs an explicit database (DATABASE_URL), not the \
-                 built-in SQLite file"
-                    .into(),
-            ));
+        if self.is_production() {
+            self.validate_production(layers, &fail)?;
         }
         if self.engineio.transports.is_empty() {
             return Err(fail(
@@ -737,6 +767,48 @@ impl Settings {
         Ok(())
     }
 
+    /// What `COURIER_ENV=production` requires beyond the rest: the database and the secret
+    /// set by the deployer (see the module's documentation), and a secret of at least
+    /// [`MIN_SECRET_BYTES`].
+    fn validate_production(
+        &self,
+        layers: &[Layer],
+        fail: &dyn Fn(&str, String) -> SettingsError,
+    ) -> Result<(), SettingsError> {
+        const NAMED: &str = "config/production.toml, config/local.toml or --config FILE";
+        if deployer_source_of("auth.secret", layers).is_none() {
+            return Err(fail(
+                "auth.secret",
+                format!(
+                    "COURIER_ENV=production needs the secret set by the deployer: SOCKET_SECRET \
+                     (or auth.secret in {NAMED}), not config/default.toml"
+                ),
+            ));
+        }
+        if self.auth.secret.len() < MIN_SECRET_BYTES {
+            return Err(fail(
+                "auth.secret",
+                format!(
+                    "is {} bytes; COURIER_ENV=production needs at least {MIN_SECRET_BYTES} (a \
+                     shorter HS256 secret can be brute-forced offline from any token); use the \
+                     app's SOCKET_SECRET, made e.g. with `openssl rand -base64 48`",
+                    self.auth.secret.len()
+                ),
+            ));
+        }
+        if self.database_url_source.is_none() {
+            return Err(fail(
+                "database.url",
+                format!(
+                    "COURIER_ENV=production needs the database set by the deployer: \
+                     DATABASE_URL (or database.url in {NAMED}), not config/default.toml's \
+                     SQLite file"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_admin(
         &self,
         fail: &dyn Fn(&str, String) -> SettingsError,
@@ -785,7 +857,7 @@ impl Settings {
     }
 }
 
-fn file_layer<S>(name: String, source: S) -> Result<Layer, SettingsError>
+fn file_layer<S>(name: String, source: S, deployer: bool) -> Result<Layer, SettingsError>
 where
     S: config::Source + Send + Sync + 'static,
 {
@@ -797,7 +869,11 @@ where
             source: name.clone(),
             message: e.to_string(),
         })?;
-    Ok(Layer { name, config })
+    Ok(Layer {
+        name,
+        config,
+        deployer,
+    })
 }
 
 fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
@@ -809,17 +885,20 @@ fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
     layers.push(file_layer(
         BUILT_IN.into(),
         File::from_str(DEFAULT_TOML, FileFormat::Toml),
+        false,
     )?);
-    let mut optional = vec![dir.join("default.toml")];
+    // The repository's own defaults on disk count as defaults, not as the deployer's choice.
+    let mut optional = vec![(dir.join("default.toml"), false)];
     if let Some(env) = options.env.get("COURIER_ENV").filter(|v| !v.is_empty()) {
-        optional.push(dir.join(format!("{env}.toml")));
+        optional.push((dir.join(format!("{env}.toml")), true));
     }
-    optional.push(dir.join("local.toml"));
-    for path in optional {
+    optional.push((dir.join("local.toml"), true));
+    for (path, deployer) in optional {
         if path.is_file() {
             layers.push(file_layer(
                 path.display().to_string(),
                 File::from(path.clone()).format(FileFormat::Toml),
+                deployer,
             )?);
         }
     }
@@ -834,6 +913,7 @@ fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
         layers.push(file_layer(
             path.display().to_string(),
             File::from(path.clone()).format(FileFormat::Toml),
+            true,
         )?);
     }
 
@@ -858,6 +938,7 @@ fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
     layers.push(Layer {
         name: "environment (COURIER__*)".into(),
         config: env_config,
+        deployer: true,
     });
 
     // The Node server's plain variables, each its own layer.
@@ -888,25 +969,41 @@ fn collect_layers(options: &LoadOptions) -> Result<Vec<Layer>, SettingsError> {
         layers.push(Layer {
             name: origin,
             config,
+            deployer: true,
         });
     }
     Ok(layers)
 }
 
+/// The last layer that sets `key`.
+fn layer_of<'a>(key: &str, layers: &'a [Layer]) -> Option<&'a Layer> {
+    layers
+        .iter()
+        .rev()
+        .find(|layer| layer.config.get::<Value>(key).is_ok())
+}
+
+/// The name of a layer for a human, as the source of `key`.
+fn layer_name(key: &str, layer: &Layer) -> String {
+    if layer.name.starts_with("environment (") {
+        return format!(
+            "environment variable COURIER__{}",
+            key.to_ascii_uppercase().replace('.', "__")
+        );
+    }
+    layer.name.clone()
+}
+
 /// The last layer that sets `key`, named for a human.
 fn source_of(key: &str, layers: &[Layer]) -> String {
-    for layer in layers.iter().rev() {
-        if layer.config.get::<Value>(key).is_ok() {
-            if layer.name.starts_with("environment (") {
-                return format!(
-                    "environment variable COURIER__{}",
-                    key.to_ascii_uppercase().replace('.', "__")
-                );
-            }
-            return layer.name.clone();
-        }
-    }
-    "unknown source".into()
+    layer_of(key, layers).map_or_else(|| "unknown source".into(), |l| layer_name(key, l))
+}
+
+/// The source of `key`, when the deployer set it (not `config/default.toml`).
+fn deployer_source_of(key: &str, layers: &[Layer]) -> Option<String> {
+    layer_of(key, layers)
+        .filter(|layer| layer.deployer)
+        .map(|layer| layer_name(key, layer))
 }
 
 fn from_config_error(error: config::ConfigError, layers: &[Layer]) -> SettingsError {
@@ -970,6 +1067,9 @@ fn unknown_field_key(text: &str, layers: &[Layer]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A secret long enough for production.
+    const LONG: &str = "a-production-secret-of-forty-bytes-0123";
+
     fn load(env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         Settings::load(&LoadOptions {
             config_dir: Some(PathBuf::from("/nonexistent-courier-config")),
@@ -1024,17 +1124,100 @@ mod tests {
 
     #[test]
     fn production_needs_an_explicit_database() {
-        let e = load(&[("COURIER_ENV", "production"), ("SOCKET_SECRET", "s")]).unwrap_err();
+        let e = load(&[("COURIER_ENV", "production"), ("SOCKET_SECRET", LONG)]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("database.url"));
         assert!(e.message.contains("DATABASE_URL"), "{e}");
+        let s = load(&[
+            ("COURIER_ENV", "production"),
+            ("SOCKET_SECRET", LONG),
+            ("DATABASE_URL", "postgres://u@h/db"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.database_url_source.as_deref(),
+            Some("environment variable DATABASE_URL")
+        );
+        // Outside production the built-in SQLite file is fine.
+        let s = load(&[("SOCKET_SECRET", LONG)]).unwrap();
+        assert!(s.database_is_default());
+    }
+
+    /// The repository's config/default.toml on disk is not the deployer's choice, whatever it
+    /// says; config/{env}.toml, config/local.toml, --config and the environment are.
+    #[test]
+    fn production_does_not_count_the_repositorys_default_toml() {
+        let dir = std::env::temp_dir().join(format!("courier-prod-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("default.toml"),
+            format!("[auth]\nsecret = \"{LONG}\"\n[database]\nurl = \"postgres://u@h/db\"\n"),
+        )
+        .unwrap();
+        let load_in = |env: &[(&str, &str)], file: Option<PathBuf>| {
+            Settings::load(&LoadOptions {
+                config_dir: Some(dir.clone()),
+                config_file: file,
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+        };
+        let production = ("COURIER_ENV", "production");
+        let e = load_in(&[production], None).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.secret"), "{e}");
+        assert!(e.message.contains("SOCKET_SECRET"), "{e}");
+        let e = load_in(&[production, ("SOCKET_SECRET", LONG)], None).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.url"), "{e}");
+        // Outside production the file applies as any layer.
+        let s = load_in(&[], None).unwrap();
+        assert_eq!(s.database.url, "postgres://u@h/db");
+        assert!(s.database_is_default());
+        // Files the deployer adds count.
+        let named = format!("[auth]\nsecret = \"{LONG}\"\n[database]\nurl = \"sqlite::memory:\"\n");
+        std::fs::write(dir.join("production.toml"), &named).unwrap();
+        let s = load_in(&[production], None).unwrap();
+        assert_eq!(s.database.url, "sqlite::memory:");
+        std::fs::remove_file(dir.join("production.toml")).unwrap();
+        std::fs::write(dir.join("local.toml"), &named).unwrap();
+        assert!(load_in(&[production], None).is_ok());
+        std::fs::remove_file(dir.join("local.toml")).unwrap();
+        let extra = dir.join("deploy.toml");
+        std::fs::write(&extra, &named).unwrap();
+        assert!(load_in(&[production], Some(extra)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn production_refuses_a_short_secret_and_development_warns() {
+        let short = &LONG[..MIN_SECRET_BYTES - 1];
+        let e = load(&[
+            ("COURIER_ENV", "production"),
+            ("SOCKET_SECRET", short),
+            ("DATABASE_URL", "postgres://u@h/db"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("auth.secret"));
+        assert_eq!(e.source, "environment variable SOCKET_SECRET");
+        assert!(
+            e.message.contains("31 bytes") && e.message.contains("32"),
+            "{e}"
+        );
         assert!(load(&[
             ("COURIER_ENV", "production"),
-            ("SOCKET_SECRET", "s"),
+            ("SOCKET_SECRET", &LONG[..MIN_SECRET_BYTES]),
             ("DATABASE_URL", "postgres://u@h/db"),
         ])
         .is_ok());
-        // Outside production the built-in SQLite file is fine.
-        assert!(load(&[("SOCKET_SECRET", "s")]).is_ok());
+        // Development: accepted, with one warning naming the setting.
+        let warnings = load(&[("SOCKET_SECRET", short)]).unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("auth.secret"), "{}", warnings[0]);
+        assert!(!warnings[0].contains('\n'));
+        assert!(load(&[("SOCKET_SECRET", LONG)])
+            .unwrap()
+            .warnings()
+            .is_empty());
     }
 
     #[test]
@@ -1103,7 +1286,7 @@ mod tests {
         assert!(load(&[("COURIER__REDIS__URL", "rediss://u:p@h:6380")]).is_ok());
         let production = [
             ("COURIER_ENV", "production"),
-            ("SOCKET_SECRET", "s"),
+            ("SOCKET_SECRET", LONG),
             ("DATABASE_URL", "postgres://u@h/db"),
         ];
         let s = load(&production).unwrap();
@@ -1142,7 +1325,7 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("auth.secret"));
         let s = load(&[
             ("COURIER_ENV", "production"),
-            ("SOCKET_SECRET", "real"),
+            ("SOCKET_SECRET", LONG),
             ("DATABASE_URL", "postgres://u@h/db"),
         ])
         .unwrap();

@@ -13,8 +13,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.command == cli::Command::HashPassword {
-        return finish(cli::hash_password_from_stdin());
+    if let Some(outcome) = cli::run_without_settings(&cli.command) {
+        return finish(outcome);
     }
     let settings = match Settings::load(&LoadOptions::from_process(cli.config.clone())) {
         Ok(settings) => settings,
@@ -24,8 +24,9 @@ fn main() -> ExitCode {
         }
     };
     // After the settings, so that `log.level` applies (RUST_LOG still wins).
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or(settings.log.level.clone()),
+    cli::logger(
+        &settings.log.level,
+        std::env::var("RUST_LOG").ok().as_deref(),
     )
     .init();
 

@@ -348,6 +348,30 @@ impl World {
         self.db.lock_messages().await
     }
 
+    /// Waits until the user registry has taken every registration and unregistration made
+    /// so far: a question to each user's shard is answered after what was sent before it.
+    async fn registered(&self) {
+        for user in [&self.alice, &self.bob, &self.carol] {
+            self.chat.context.users.socket_count(user).await;
+        }
+    }
+
+    /// Waits until persistence holds exactly `n` writes (queued or being committed).
+    async fn queued(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let depth = self.chat.persistence.send(QueueDepth).await.unwrap();
+            if depth == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "persistence holds {depth} writes, not {n}"
+            );
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// The value of the series `name` (with its labels, as `/metrics` writes them).
     fn metric(&self, name: &str) -> f64 {
         use prometheus::Encoder;
@@ -377,8 +401,8 @@ async fn one_order_across_members_and_sockets(kind: Kind) {
     let mut a2 = w.sock(&w.alice, "a2");
     let mut b1 = w.sock(&w.bob, "b1");
     let mut b2 = w.sock(&w.bob, "b2");
-    // Let the registry take the registrations before the room subscribes.
-    sleep(Duration::from_millis(50)).await;
+    // The registry takes the registrations before the room subscribes.
+    w.registered().await;
     let n = 40;
     for i in 0..n {
         w.post(&a1, &w.ab, &format!("a1-{i}"), Some(i));
@@ -455,7 +479,7 @@ async fn receive_message_goes_to_every_receiver_socket_only(kind: Kind) {
     let mut b_joined = w.sock(&w.bob, "b-joined");
     let mut b_never = w.sock(&w.bob, "b-never-joined");
     let mut carol = w.sock(&w.carol, "c1");
-    sleep(Duration::from_millis(50)).await;
+    w.registered().await;
     w.join(&b_joined, &w.ab, Some(1));
     assert_eq!(
         b_joined.answer().await,
@@ -492,25 +516,16 @@ async fn receive_message_goes_to_every_receiver_socket_only(kind: Kind) {
 #[actix::test]
 async fn queued_messages_are_committed_in_one_transaction() {
     let w = world(Kind::Postgres, Duration::from_secs(600)).await;
-    let mut a = w.sock(&w.alice, "a");
-    let _b = w.sock(&w.bob, "b");
-    // Let the users' presence writes go first.
-    sleep(Duration::from_millis(300)).await;
+    // A socket the registry does not know (its answers come through its caller): no
+    // presence write joins the queue, so the queue holds exactly the messages.
+    let mut a = Sock::new(&w.alice, "a");
     let lock = w.lock().await;
     let n = 30;
     for i in 0..n {
         w.post(&a, &w.ab, &format!("m{i}"), None);
     }
     // Every write has reached persistence (one waits on the lock, the others behind it).
-    let mut queued = 0;
-    for _ in 0..200 {
-        queued = w.chat.persistence.send(QueueDepth).await.unwrap();
-        if queued == n as usize {
-            break;
-        }
-        sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(queued, n as usize);
+    w.queued(n as usize).await;
     a.expect_silence().await;
     lock.release().await;
     for _ in 0..n {
@@ -780,7 +795,7 @@ async fn a_room_stopped_mid_write_makes_no_duplicate(kind: Kind) {
     let w = world(kind, Duration::from_secs(600)).await;
     let mut a = w.sock(&w.alice, "a");
     let mut b = w.sock(&w.bob, "b");
-    sleep(Duration::from_millis(50)).await;
+    w.registered().await;
     let message = w.message(&w.ab, "survives", "t-1");
     let id = message_id(&w.key, &w.alice, &message);
     let lock = w.lock().await;
@@ -847,7 +862,7 @@ async fn read_receipts_are_not_repeated(kind: Kind) {
     let mut a = w.sock(&w.alice, "a");
     let mut b = w.sock(&w.bob, "b");
     let mut c = w.sock(&w.carol, "c");
-    sleep(Duration::from_millis(50)).await;
+    w.registered().await;
     w.post(&a, &w.ab, "read me", None);
     let answer = a.answer().await;
     let [Got::Event(name, sent)] = &answer[..] else {
@@ -989,12 +1004,15 @@ async fn idle_rooms_stop_and_come_back(kind: Kind) {
 #[actix::test]
 async fn shutdown_waits_for_every_queued_write() {
     let w = world(Kind::Postgres, Duration::from_secs(600)).await;
-    let a = w.sock(&w.alice, "a");
+    // A socket the registry does not know: no presence write joins the queue. Every post
+    // reaches persistence (one waits on the lock, the others behind it) before the shutdown
+    // is asked for.
+    let a = Sock::new(&w.alice, "a");
     let lock = w.lock().await;
     for i in 0..20 {
         w.post(&a, &w.ab, &format!("m{i}"), None);
     }
-    sleep(Duration::from_millis(200)).await;
+    w.queued(20).await;
     let shutdown = w.chat.persistence.send(Shutdown);
     let released = async {
         sleep(Duration::from_millis(300)).await;
@@ -1027,7 +1045,7 @@ async fn presence_in_the_user_shards(kind: Kind) {
     bob.skip_presence = false;
     let mut carol = w.sock(&w.carol, "c");
     carol.skip_presence = false;
-    sleep(Duration::from_millis(100)).await;
+    w.registered().await;
     let a1 = w.sock(&w.alice, "a1");
     let online = bob.expect("user_online_status").await;
     assert_eq!(online["userId"], json!(w.alice));
@@ -1073,7 +1091,7 @@ async fn metrics_count_what_the_chat_does(kind: Kind) {
     let mut a = w.sock(&w.alice, "a");
     let mut b = w.sock(&w.bob, "b");
     let mut c = w.sock(&w.carol, "c");
-    sleep(Duration::from_millis(50)).await;
+    w.registered().await;
     assert_eq!(w.metric("courier_users_online"), 3.0);
     assert_eq!(w.metric("courier_rooms_alive"), 0.0);
     let message = w.message(&w.ab, "counted", "t-counted");
@@ -1106,7 +1124,7 @@ async fn metrics_count_what_the_chat_does(kind: Kind) {
     for sock in [&a, &b, &c] {
         w.chat.context.users.unregister(&sock.user, &sock.sid);
     }
-    sleep(Duration::from_millis(50)).await;
+    w.registered().await;
     assert_eq!(w.metric("courier_users_online"), 0.0);
     let mut stopped = false;
     for _ in 0..100 {

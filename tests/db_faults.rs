@@ -172,3 +172,47 @@ async fn a_longer_outage_fails_cleanly_and_courier_recovers() {
     }
     assert!(proxy.accepted() > 1, "reconnected");
 }
+
+/// The test command sets up what it needs: on a PostgreSQL server without the tests'
+/// database (`TEST_DATABASE_URL`'s), the first test to need it creates it; tests racing to
+/// do so all get it.
+#[actix_web::test]
+async fn a_missing_test_database_is_created() {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let base = common::db::postgres_base_url();
+    let (server, query) = match base.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (base.as_str(), String::new()),
+    };
+    let server = server.rsplit_once('/').expect("a database name").0;
+    let name = format!("courier_created_{}", std::process::id());
+    let url = format!("{server}/{name}{query}");
+    let admin = Database::connect(format!("{server}/postgres{query}"))
+        .await
+        .expect("the server's postgres database");
+    let drop = format!("DROP DATABASE IF EXISTS \"{name}\"");
+    admin.execute_unprepared(&drop).await.expect("drop");
+    assert!(
+        Database::connect(url.as_str()).await.is_err(),
+        "not there yet"
+    );
+
+    let made = futures_util::future::join_all(
+        (0..4).map(|_| common::db::create_database_if_missing(&url)),
+    )
+    .await;
+    for db in made {
+        let db = db.expect("created or found");
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT current_database() AS name",
+            ))
+            .await
+            .expect("query")
+            .expect("a row");
+        assert_eq!(row.try_get::<String>("", "name").expect("name"), name);
+        db.close().await.expect("close");
+    }
+    admin.execute_unprepared(&drop).await.expect("drop");
+}

@@ -92,6 +92,82 @@ async fn the_page_may_connect_from_its_own_origin_only() {
     assert_eq!(handshake_status(&app, "http://localhost:3000").await, 200);
 }
 
+/// `path` requested with `Host: host` (and, for the Engine.IO endpoint, `Origin` on that
+/// host): its status and body.
+async fn get_as(app: &TestApp, host: &str, path: &str) -> (u16, String) {
+    let mut resp = awc::Client::new()
+        .get(app.http(path))
+        .insert_header(("Host", host))
+        .insert_header(("Origin", format!("http://{host}")))
+        .send()
+        .await
+        .expect("GET");
+    let body = resp.body().limit(1 << 20).await.expect("body");
+    (
+        resp.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Issue 17.8: with the development secret, a page on another host name that resolves to
+/// 127.0.0.1 (DNS rebinding) reaches nothing: every route answers only loopback names.
+#[actix_web::test]
+async fn the_development_secret_serves_loopback_host_names_only() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let app = spawn_dev_app(&db).await;
+    seed_demo(&db.conn).await.expect("seed");
+    let port = app.port;
+    let routes = [
+        "/demo",
+        "/demo/session",
+        "/healthz",
+        "/socket.io/?EIO=4&transport=polling",
+    ];
+    for host in [
+        format!("rebind.example:{port}"),
+        "rebind.example".to_string(),
+        format!("localhost.rebind.example:{port}"),
+        format!("127.0.0.2:{port}"),
+    ] {
+        for path in routes {
+            let (status, body) = get_as(&app, &host, path).await;
+            assert_eq!(status, 421, "Host {host}, {path}: {body}");
+            assert!(body.contains("localhost, 127.0.0.1 or [::1]"), "{body}");
+        }
+        // The WebSocket transport too.
+        let refused = awc::Client::new()
+            .ws(app.ws_url())
+            .set_header("Host", host.as_str())
+            .origin(format!("http://{host}").as_str())
+            .connect()
+            .await;
+        assert!(refused.is_err(), "a WebSocket for Host {host}");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_string(),
+    ] {
+        for path in routes {
+            let (status, body) = get_as(&app, &host, path).await;
+            assert_eq!(status, 200, "Host {host}, {path}: {body}");
+        }
+    }
+    // A real secret serves any host name (the listener is the deployer's business).
+    let real = spawn_app_on(&db.url, &[]).await;
+    let host = format!("chat.example:{}", real.port);
+    let status = awc::Client::new()
+        .get(real.http("/healthz"))
+        .insert_header(("Host", host.as_str()))
+        .send()
+        .await
+        .expect("GET")
+        .status();
+    assert_eq!(status.as_u16(), 200);
+}
+
 fn session_of(body: &str) -> Value {
     serde_json::from_str(body).expect("JSON body")
 }
@@ -126,6 +202,67 @@ async fn session_route(kind: Kind) {
     // An ended connection is no demo: the one before it is.
     db.set_status(&latest.connection, "ENDED").await;
     assert_session(&app, &first).await;
+}
+
+/// `isOnline` of Alice and Bob in `/demo/session`.
+async fn online(app: &TestApp) -> (bool, bool) {
+    let (status, _, body) = get(app, "/demo/session").await;
+    assert_eq!(status, 200, "{body}");
+    let session = session_of(&body);
+    let flag = |i: usize| {
+        session["users"][i]["isOnline"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no isOnline in {body}"))
+    };
+    (flag(0), flag(1))
+}
+
+/// Polls `/demo/session` until the presence is `want` (the registry hears of a socket just
+/// after its CONNECT is answered).
+async fn wait_online(app: &TestApp, want: (bool, bool)) {
+    let deadline = std::time::Instant::now() + common::WAIT;
+    loop {
+        let now = online(app).await;
+        if now == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "presence stays {now:?}, not {want:?}"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The page reads the other user's presence from `/demo/session` once its own socket is
+/// connected: what the presence events said, from the chat's registry (online while a
+/// socket is, and through `presence.offline_grace` after the last one).
+#[actix_web::test]
+async fn the_session_tells_who_is_online() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let app = spawn_app_on(
+        &db.url,
+        &[
+            ("SOCKET_SECRET", DEVELOPMENT_SECRET),
+            ("COURIER__PRESENCE__OFFLINE_GRACE", "100"),
+        ],
+    )
+    .await;
+    let demo = seed_demo(&db.conn).await.expect("seed");
+    assert_eq!(online(&app).await, (false, false));
+    let token = Authenticator::new(DEVELOPMENT_SECRET, 0)
+        .issue(&demo.alice, std::time::Duration::from_secs(60))
+        .expect("a token");
+    let (mut alice, _) = app.connect_ws().await;
+    alice
+        .send_text(&format!(r#"40{{"token":"{token}"}}"#))
+        .await;
+    let reply = alice.recv_text().await;
+    assert!(reply.starts_with("40{"), "{reply}");
+    wait_online(&app, (true, false)).await;
+    alice.send_text("41").await;
+    drop(alice);
+    wait_online(&app, (false, false)).await;
 }
 
 async fn assert_session(app: &TestApp, demo: &Demo) {

@@ -17,7 +17,13 @@ use tokio::time::timeout;
 
 const SECRET: &str = "actor-test-secret";
 
-async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> TransportLink {
+/// A session actor over a chat on an in-memory database; the chat runs as long as the
+/// returned value lives.
+async fn start(
+    ping_interval: u64,
+    ping_timeout: u64,
+    connect_timeout: u64,
+) -> (TransportLink, courier::chat::Chat) {
     let (session_link, transport_link) = transport::link(16);
     let mut env = HashMap::new();
     env.insert("SOCKET_SECRET".to_string(), SECRET.to_string());
@@ -28,9 +34,7 @@ async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> T
     })
     .unwrap();
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
-    let chat = start_chat(db, &settings, Arc::new(courier::chat::ChatMetrics::off()))
-        .await
-        .context;
+    let chat = start_chat(db, &settings, Arc::new(courier::chat::ChatMetrics::off())).await;
     EngineSession::new(
         "test-sid".into(),
         EngineConfig {
@@ -40,12 +44,12 @@ async fn start(ping_interval: u64, ping_timeout: u64, connect_timeout: u64) -> T
         },
         session_link,
         SocketLayer::new(
-            ChatSocket::new(chat),
+            ChatSocket::new(chat.context.clone()),
             Duration::from_millis(connect_timeout),
         ),
     )
     .start();
-    transport_link
+    (transport_link, chat)
 }
 
 async fn next(link: &mut TransportLink) -> Option<Outbound> {
@@ -76,7 +80,7 @@ fn token(user: &str) -> String {
 
 #[actix::test]
 async fn sends_the_handshake_first() {
-    let mut link = start(25_000, 20_000, 45_000).await;
+    let (mut link, _chat) = start(25_000, 20_000, 45_000).await;
     assert_eq!(
         next_text(&mut link).await,
         r#"0{"sid":"test-sid","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000}"#
@@ -85,7 +89,7 @@ async fn sends_the_handshake_first() {
 
 #[actix::test]
 async fn accepts_a_valid_token() {
-    let mut link = start(25_000, 20_000, 45_000).await;
+    let (mut link, _chat) = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     let reply = next_text(&mut link).await;
@@ -94,7 +98,7 @@ async fn accepts_a_valid_token() {
 
 #[actix::test]
 async fn refuses_a_bad_token_and_stays_open() {
-    let mut link = start(25_000, 20_000, 45_000).await;
+    let (mut link, _chat) = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, r#"40{"token":"garbage"}"#).await;
     assert_eq!(
@@ -112,7 +116,7 @@ async fn refuses_a_bad_token_and_stays_open() {
 
 #[actix::test]
 async fn closes_when_no_pong_arrives() {
-    let mut link = start(50, 80, 45_000).await;
+    let (mut link, _chat) = start(50, 80, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     next_text(&mut link).await;
@@ -124,7 +128,7 @@ async fn closes_when_no_pong_arrives() {
 
 #[actix::test]
 async fn pongs_keep_it_alive() {
-    let mut link = start(50, 200, 45_000).await;
+    let (mut link, _chat) = start(50, 200, 45_000).await;
     next_text(&mut link).await;
     send(&link, &format!(r#"40{{"token":"{}"}}"#, token("alice"))).await;
     next_text(&mut link).await;
@@ -136,14 +140,14 @@ async fn pongs_keep_it_alive() {
 
 #[actix::test]
 async fn closes_without_connect_in_time() {
-    let mut link = start(25_000, 20_000, 100).await;
+    let (mut link, _chat) = start(25_000, 20_000, 100).await;
     next_text(&mut link).await;
     assert_eq!(next(&mut link).await, Some(Outbound::Close(1000)));
 }
 
 #[actix::test]
 async fn protocol_errors_close_with_1002() {
-    let mut link = start(25_000, 20_000, 45_000).await;
+    let (mut link, _chat) = start(25_000, 20_000, 45_000).await;
     next_text(&mut link).await;
     send(&link, "42{}").await;
     assert_eq!(next(&mut link).await, Some(Outbound::Close(1002)));
@@ -152,7 +156,7 @@ async fn protocol_errors_close_with_1002() {
 #[actix::test]
 async fn a_client_that_stops_reading_is_disconnected() {
     // Outbound capacity 16: the handshake plus many refusals overflow it.
-    let mut link = start(25_000, 20_000, 45_000).await;
+    let (mut link, _chat) = start(25_000, 20_000, 45_000).await;
     for _ in 0..40 {
         if !link.report(WsEvent::Text("40".into())).await {
             break;

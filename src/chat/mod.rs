@@ -291,3 +291,13 @@ impl Chat {
         }
     }
 }
+
+/// A chat dropped without [`Chat::shutdown`] (a server whose runtime ended, a test) stops its
+/// threads too: they would otherwise live on with the database connections they hold.
+impl Drop for Chat {
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}

@@ -96,6 +96,12 @@ pub struct Unsubscribe {
 #[rtype(result = "usize")]
 pub struct SocketCount(pub Arc<str>);
 
+/// Whether a user is online as their peers were told: a socket on this node, or the last
+/// one gone within `presence.offline_grace`.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "bool")]
+pub struct IsOnline(pub Arc<str>);
+
 /// What changed in a member's sockets.
 #[derive(Debug, Clone)]
 pub enum MemberChange {
@@ -462,6 +468,18 @@ impl Handler<SocketCount> for UserShard {
     }
 }
 
+impl Handler<IsOnline> for UserShard {
+    type Result = MessageResult<IsOnline>;
+
+    fn handle(&mut self, msg: IsOnline, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.users
+                .get(&msg.0)
+                .is_some_and(|e| !matches!(e.presence, Presence::Offline)),
+        )
+    }
+}
+
 /// The registry: finds the shard of a user.
 #[derive(Clone)]
 pub struct Users {
@@ -620,6 +638,15 @@ impl Users {
             .send(SocketCount(user.into()))
             .await
             .unwrap_or(0)
+    }
+
+    /// Whether `user` is online on this node as their peers were told (see [`IsOnline`]);
+    /// `false` if the registry is gone.
+    pub async fn is_online(&self, user: &str) -> bool {
+        self.shard(user)
+            .send(IsOnline(user.into()))
+            .await
+            .unwrap_or(false)
     }
 }
 

@@ -9,7 +9,7 @@ use log::{info, warn};
 use migration::{MigrateMode, MigrateOutcome};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
-use crate::config::{redact_url, DatabaseSettings, MigrateSetting};
+use crate::config::{redact_url, DatabaseSettings, MigrateSetting, Settings};
 
 /// Splits a Prisma-style `schema=NAME` query parameter off a PostgreSQL URL (Prisma's
 /// convention; sqlx does not know it). Returns the URL without it and the schema.
@@ -103,9 +103,16 @@ pub fn is_transient(e: &DbErr) -> bool {
     }
 }
 
-/// Opens the database of `settings`.
+/// Opens the database of `settings` (and says which in the log).
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    let (url, schema) = split_schema(&settings.url);
+    let db = open(&settings.url).await?;
+    info!("database: {}", redact_url(&settings.url));
+    Ok(db)
+}
+
+/// Opens the database at `url`, quietly.
+pub async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let (url, schema) = split_schema(url);
     let mut options = ConnectOptions::new(url);
     // Short timeouts: a database that does not answer is retried (`database.retry_for`),
     // not waited for.
@@ -116,26 +123,81 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
     if let Some(schema) = schema {
         options.set_schema_search_path(schema);
     }
-    let db = Database::connect(options).await?;
-    info!("database: {}", redact_url(&settings.url));
-    Ok(db)
+    Database::connect(options).await
 }
 
-/// Applies the migration policy (`database.migrate`).
-pub async fn migrate(db: &DatabaseConnection, setting: MigrateSetting) -> Result<(), DbErr> {
+/// Applies the migration policy (`database.migrate`); says what it did.
+pub async fn migrate(
+    db: &DatabaseConnection,
+    setting: MigrateSetting,
+) -> Result<MigrateOutcome, DbErr> {
     let mode = match setting {
         MigrateSetting::Auto => MigrateMode::Auto,
         MigrateSetting::Always => MigrateMode::Always,
         MigrateSetting::Never => MigrateMode::Never,
     };
-    match migration::prepare(db, mode).await? {
+    let outcome = migration::prepare(db, mode).await?;
+    match outcome {
         MigrateOutcome::Migrated => info!("database schema is up to date"),
         MigrateOutcome::SkippedPrismaManaged => {
             info!("database is managed by Prisma (_prisma_migrations): not migrating it")
         }
         MigrateOutcome::Disabled => warn!("database.migrate = false: not migrating"),
     }
-    Ok(())
+    Ok(outcome)
+}
+
+/// One line for a database that could not be opened: the URL (its password hidden), the
+/// setting and where it came from, the cause, and what to do.
+pub fn open_error(e: &DbErr, settings: &Settings) -> String {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+    const SET: &str = "DATABASE_URL (database.url)";
+    let url = redact_url(&settings.database.url);
+    let source = settings
+        .database_url_source
+        .as_deref()
+        .unwrap_or("config/default.toml, the embedded SQLite file");
+    let unreachable = || {
+        format!(
+            "no connection within 2 s: is the database server running and reachable there? \
+             Start it, or set {SET} to one that answers"
+        )
+    };
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout) => None,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Some(&**e),
+        _ => None,
+    };
+    let why = match sqlx {
+        None if matches!(e, DbErr::ConnectionAcquire(_)) => unreachable(),
+        Some(Sqlx::PoolTimedOut | Sqlx::Io(_)) => unreachable(),
+        Some(Sqlx::Database(db)) => {
+            let message = db.message();
+            match db.code().as_deref() {
+                // PostgreSQL: invalid_catalog_name.
+                Some("3D000") => format!(
+                    "{message}: create it (e.g. `createdb` with the URL's host, user and name) \
+                     or set {SET} to a database that exists"
+                ),
+                // PostgreSQL: invalid_password, invalid_authorization_specification.
+                Some("28P01" | "28000") => {
+                    format!("{message}: check the user and password in {SET}")
+                }
+                // SQLite: SQLITE_CANTOPEN.
+                Some("14") => format!(
+                    "{message}: the SQLite file cannot be opened or created; check that its \
+                     directory exists and is writable, or set {SET} elsewhere"
+                ),
+                _ => format!("{message}; check {SET}"),
+            }
+        }
+        Some(other) => format!("{other}; check {SET}"),
+        None => format!("{e}; check {SET}"),
+    };
+    format!("cannot open the database {url} (database.url, from {source}): {why}")
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! The demo page: `GET /demo` serves one self-contained page (embedded in the binary) with
-//! two chat panes, Alice's and Bob's, the users `courier seed-demo` creates; `GET
-//! /demo/session` gives the page their ids, their connection and a fresh token for each.
+//! two chat panes, Alice's and Bob's, the users `courier seed-demo` creates (and the server
+//! itself on its first start on the embedded database, see [`seed_if_missing`]); `GET
+//! /demo/session` gives the page their ids, their connection, a fresh token for each and
+//! whether each is online.
 //!
 //! Both routes exist only while Courier runs with the built-in development secret (see
 //! [`enabled`]): anyone can forge tokens then anyway, and with a real secret nobody may be
-//! handed tokens over HTTP, whatever `COURIER_ENV` says.
+//! handed tokens over HTTP, whatever `COURIER_ENV` says. In that mode every route answers
+//! only requests for a loopback host name ([`crate::http::loopback_host_only`]).
 
 use std::time::Duration;
 
@@ -20,9 +23,11 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::auth::Authenticator;
+use crate::chat::message_json::iso_millis;
 use crate::chat::sql::ACTIVE;
+use crate::chat::users::Users;
 use crate::config::Settings;
-use crate::db::seed::EMAIL_DOMAIN;
+use crate::db::seed::{self, EMAIL_DOMAIN};
 
 /// The page: HTML with inline CSS and JavaScript (its own small Engine.IO / Socket.IO client,
 /// WebSocket only), no external resources.
@@ -39,17 +44,40 @@ pub const NOT_SEEDED: &str =
 pub struct Demo {
     db: DatabaseConnection,
     auth: Authenticator,
+    /// The chat's registry: who is online, as the presence events say.
+    users: Users,
 }
 
 /// The demo's state when `settings` use the built-in development secret; `None` (and no
 /// demo routes) with any other secret.
-pub fn enabled(settings: &Settings, db: &DatabaseConnection) -> Option<web::Data<Demo>> {
+pub fn enabled(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    users: &Users,
+) -> Option<web::Data<Demo>> {
     settings.uses_development_secret().then(|| {
         web::Data::new(Demo {
             db: db.clone(),
             auth: Authenticator::new(&settings.auth.secret, settings.auth.leeway),
+            users: users.clone(),
         })
     })
+}
+
+/// Whether the server makes the demo users itself when they are missing: with the built-in
+/// development secret on `config/default.toml`'s own database (the embedded SQLite file,
+/// never a database someone named, so never a Prisma-managed or production one).
+pub fn seeds_itself(settings: &Settings) -> bool {
+    settings.uses_development_secret() && settings.database_is_default()
+}
+
+/// Makes the demo users and their connection when `db` has no demo pair; `Some` with what
+/// was made, `None` when there was one already.
+pub async fn seed_if_missing(db: &DatabaseConnection) -> Result<Option<seed::Demo>, DbErr> {
+    if latest_pair(db).await?.is_some() {
+        return Ok(None);
+    }
+    seed::seed_demo(db).await.map(Some)
 }
 
 /// Registers `GET /demo` and `GET /demo/session` when `demo` is `Some`; nothing otherwise.
@@ -82,10 +110,16 @@ async fn page() -> HttpResponse {
 
 /// One demo user as the page sees it.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct DemoUser {
     id: String,
     name: String,
     token: String,
+    /// Online as the presence events tell it (the chat's registry, not `users.isOnline`,
+    /// which is written after the event and would race with it).
+    is_online: bool,
+    /// `users.lastSeenAt`.
+    last_seen_at: String,
 }
 
 /// The answer of `GET /demo/session`.
@@ -112,14 +146,23 @@ async fn session(demo: web::Data<Demo>) -> HttpResponse {
             );
         }
     };
-    let issue = |user: users::Model, fallback: &str| {
+    let online = (
+        demo.users.is_online(&pair.alice.id).await,
+        demo.users.is_online(&pair.bob.id).await,
+    );
+    let issue = |user: users::Model, fallback: &str, is_online: bool| {
         demo.auth.issue(&user.id, TOKEN_TTL).map(|token| DemoUser {
             name: user.name.unwrap_or_else(|| fallback.to_string()),
+            last_seen_at: iso_millis(&user.last_seen_at),
             id: user.id,
             token,
+            is_online,
         })
     };
-    let users = match (issue(pair.alice, "Alice"), issue(pair.bob, "Bob")) {
+    let users = match (
+        issue(pair.alice, "Alice", online.0),
+        issue(pair.bob, "Bob", online.1),
+    ) {
         (Ok(alice), Ok(bob)) => [alice, bob],
         (Err(e), _) | (_, Err(e)) => {
             warn!("demo session: cannot sign a token: {e}");
@@ -133,6 +176,19 @@ async fn session(demo: web::Data<Demo>) -> HttpResponse {
             users,
             token_ttl_seconds: TOKEN_TTL.as_secs(),
         })
+}
+
+/// The id of the demo user called `name` (`alice` or `bob`, any case) of the latest demo
+/// pair, if there is one.
+pub async fn demo_user(db: &DatabaseConnection, name: &str) -> Result<Option<String>, DbErr> {
+    let Some(pair) = latest_pair(db).await? else {
+        return Ok(None);
+    };
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "alice" => Some(pair.alice.id),
+        "bob" => Some(pair.bob.id),
+        _ => None,
+    })
 }
 
 fn json_error(mut builder: actix_web::HttpResponseBuilder, message: &str) -> HttpResponse {

@@ -1,7 +1,9 @@
 // The demo page (`GET /demo`) in a real browser: Debian's Chromium, headless, driven by
 // playwright-core. Alice types, Bob's pane shows the message, Alice's pane shows it read; a
-// screenshot is saved to target/test-artifacts/demo.png. With a real secret the demo
-// routes do not exist.
+// screenshot is saved to target/test-artifacts/demo.png once both panes are connected. Each
+// pane shows the other user's presence as it is, and the conversation's last messages,
+// without waiting for a change (another tab, a reload). With a real secret the demo routes
+// do not exist.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
@@ -168,9 +170,7 @@ test("the demo page: Alice types, Bob receives, Alice sees it read", { timeout: 
     }
     assert.equal(await page.textContent("#name-alice"), "Alice");
     assert.equal(await page.textContent("#name-bob"), "Bob");
-    // Until the server reports presence, it is unknown (or whatever the server said).
-    const shown = await page.getAttribute("#presence-alice", "data-presence");
-    assert.ok(["unknown", "online", "offline"].includes(shown), shown);
+    await bothOnline(page);
 
     const hello = `Hello Bob, it is Alice (${Date.now()})`;
     await page.fill("#input-alice", hello);
@@ -197,6 +197,12 @@ test("the demo page: Alice types, Bob receives, Alice sees it read", { timeout: 
       .locator('#messages-bob li.mine[data-state="read"]')
       .waitFor({ timeout: WAIT });
 
+    // Both panes connected (not "connecting…") when the picture is taken.
+    for (const who of ["alice", "bob"]) {
+      await page.waitForSelector(`#state-${who}[data-state="ready"]`, { timeout: WAIT });
+      assert.equal(await page.textContent(`#state-${who}`), "connected");
+    }
+    await bothOnline(page);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     const shot = path.resolve(ARTIFACTS, "demo.png");
     await page.screenshot({ path: shot });
@@ -217,6 +223,82 @@ test("the demo page: Alice types, Bob receives, Alice sees it read", { timeout: 
     assert.equal(await page.getAttribute("#presence-alice", "data-presence"), "offline");
     assert.deepEqual(errors, []);
     await page.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+/** Waits until each pane shows the other user online. */
+async function bothOnline(page) {
+  for (const [who, other] of [["alice", "Bob"], ["bob", "Alice"]]) {
+    await page.waitForSelector(`#presence-${who}[data-presence="online"]`, { timeout: WAIT });
+    assert.equal(await page.textContent(`#presence-label-${who}`), `${other}: online`);
+  }
+}
+
+/** The messages a pane shows, oldest first: `[class, text, state]`. */
+function shown(page, who) {
+  return page.$$eval(`#messages-${who} li`, (items) =>
+    items.map((li) => [li.className, li.querySelector(".text").textContent, li.dataset.state]),
+  );
+}
+
+test("presence and the last messages are shown at once, in another tab and after a reload", { timeout: 90000 }, async () => {
+  const db = tempDatabase();
+  seedDemo(db);
+  const server = await startServer(db);
+  try {
+    const first = await openPage(`${server.url}/demo`);
+    for (const who of ["alice", "bob"]) {
+      await first.page.waitForSelector(`#state-${who}[data-state="ready"]`, { timeout: WAIT });
+    }
+    const hello = `first words ${Date.now()}`;
+    await first.page.fill("#input-alice", hello);
+    await first.page.press("#input-alice", "Enter");
+    await first.page
+      .locator('#messages-alice li.mine[data-state="read"]', { hasText: hello })
+      .waitFor({ timeout: WAIT });
+    const reply = `an answer ${Date.now()}`;
+    await first.page.fill("#input-bob", reply);
+    await first.page.press("#input-bob", "Enter");
+    await first.page
+      .locator('#messages-bob li.mine[data-state="read"]', { hasText: reply })
+      .waitFor({ timeout: WAIT });
+    await bothOnline(first.page);
+
+    // Another tab: Alice and Bob are online already, so no presence event comes; the
+    // panes must show it anyway, and the conversation so far.
+    const second = await openPage(`${server.url}/demo`);
+    for (const who of ["alice", "bob"]) {
+      await second.page.waitForSelector(`#messages-${who}[data-history="loaded"]`, { timeout: WAIT });
+    }
+    await bothOnline(second.page);
+    assert.deepEqual(
+      await second.page.evaluate(() => panes.map((p) => p.presenceEvents)),
+      [0, 0],
+      "the presence shown came with no event",
+    );
+    assert.deepEqual(await shown(second.page, "alice"), [
+      ["mine", hello, "read"],
+      ["theirs", reply, "received"],
+    ]);
+    assert.deepEqual(await shown(second.page, "bob"), [
+      ["theirs", hello, "received"],
+      ["mine", reply, "read"],
+    ]);
+
+    // A reload of the first tab: the same.
+    await first.page.reload();
+    for (const who of ["alice", "bob"]) {
+      await first.page.waitForSelector(`#messages-${who}[data-history="loaded"]`, { timeout: WAIT });
+    }
+    await bothOnline(first.page);
+    assert.deepEqual(await shown(first.page, "alice"), await shown(second.page, "alice"));
+    assert.deepEqual(await shown(first.page, "bob"), await shown(second.page, "bob"));
+    assert.deepEqual(first.errors, []);
+    assert.deepEqual(second.errors, []);
+    await first.page.close();
+    await second.page.close();
   } finally {
     await server.stop();
   }

@@ -29,6 +29,74 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// The database `url` names, if any, and the same URL on the server's `postgres` database.
+fn maintenance_url(url: &str) -> Option<(String, String)> {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (server, name) = base.rsplit_once('/')?;
+    if name.is_empty() || !server.contains("://") || server.ends_with('/') {
+        return None;
+    }
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    Some((name.to_string(), format!("{server}/postgres{query}")))
+}
+
+/// Connects to the PostgreSQL database at `url`, creating it first when the server runs
+/// but has no such database (so the tests set up what they need: a fresh server needs no
+/// `createdb test`). Several tests may race to create it: one does, the others find it.
+/// The error is one line naming the URL and what to do.
+pub async fn create_database_if_missing(url: &str) -> Result<DatabaseConnection, String> {
+    let what_to_do = "start PostgreSQL there, or set TEST_DATABASE_URL to a server the tests \
+                      may use (e.g. postgres://postgres@127.0.0.1:5432/test)";
+    let missing = match Database::connect(url).await {
+        Ok(db) => return Ok(db),
+        Err(e) if sqlstate(&e).as_deref() == Some("3D000") => e,
+        Err(e) => {
+            return Err(format!(
+                "PostgreSQL at {url} is required: {e}; {what_to_do}"
+            ))
+        }
+    };
+    let Some((name, maintenance)) = maintenance_url(url) else {
+        return Err(format!("PostgreSQL at {url}: {missing}"));
+    };
+    let admin = Database::connect(maintenance.as_str()).await.map_err(|e| {
+        format!("{missing}, and it cannot be created through {maintenance}: {e}; create it yourself (createdb {name})")
+    })?;
+    let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match admin.execute_unprepared(&create).await {
+        Ok(_) => {}
+        // duplicate_database, or the unique index of pg_database: another test was first.
+        Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => {}
+        Err(e) => {
+            return Err(format!(
+                "{missing}, and creating it failed: {e}; create it yourself (createdb {name}) \
+                 or set TEST_DATABASE_URL"
+            ))
+        }
+    }
+    let _ = admin.close().await;
+    Database::connect(url)
+        .await
+        .map_err(|e| format!("PostgreSQL at {url}, just created: {e}"))
+}
+
+/// The SQLSTATE of a database error, if it is one.
+fn sqlstate(e: &sea_orm::DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    match e {
+        sea_orm::DbErr::Conn(RuntimeErr::SqlxError(e))
+        | sea_orm::DbErr::Exec(RuntimeErr::SqlxError(e))
+        | sea_orm::DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// Which kind of database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -66,15 +134,22 @@ impl TestDb {
             }
             Kind::Postgres | Kind::PrismaPostgres => {
                 let base = postgres_base_url();
-                let admin = Database::connect(base.as_str()).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL at {base} is required for this test: {e}")
-                });
+                let admin = match create_database_if_missing(&base).await {
+                    Ok(admin) => admin,
+                    Err(e) => panic!("{e}"),
+                };
                 let schema = unique("courier_test");
                 admin
                     .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
                     .await
                     .expect("create schema");
-                let mut options = ConnectOptions::new(base.clone());
+                // Every connection to this schema carries its name, so that the cleanup can
+                // end them all: pools held by actors that outlive the test would otherwise
+                // keep their connections until the process exits, and the shared server
+                // takes 100 at most.
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let named = format!("{base}{separator}application_name={schema}");
+                let mut options = ConnectOptions::new(named.clone());
                 options.set_schema_search_path(schema.clone());
                 let conn = Database::connect(options).await.expect("connect to schema");
                 if kind == Kind::PrismaPostgres {
@@ -91,9 +166,8 @@ impl TestDb {
                     .await
                     .expect("_prisma_migrations");
                 }
-                let separator = if base.contains('?') { '&' } else { '?' };
                 TestDb {
-                    url: format!("{base}{separator}schema={schema}"),
+                    url: format!("{named}&schema={schema}"),
                     conn,
                     kind,
                     cleanup: Some(schema),
@@ -245,9 +319,16 @@ impl Drop for TestDb {
                         if let Ok(admin) = Database::connect(base.as_str()).await {
                             let _ = admin
                                 .execute_unprepared(&format!(
+                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                     WHERE application_name = '{target}'"
+                                ))
+                                .await;
+                            let _ = admin
+                                .execute_unprepared(&format!(
                                     "DROP SCHEMA IF EXISTS \"{target}\" CASCADE"
                                 ))
                                 .await;
+                            let _ = admin.close().await;
                         }
                     });
                 })
