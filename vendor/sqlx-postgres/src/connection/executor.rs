@@ -28,7 +28,10 @@ async fn prepare(
     persistent: bool,
     resolve_column_origin: bool,
 ) -> Result<(StatementId, Arc<PgStatementMetadata>), Error> {
-    let id = if persistent {
+    // Courier: with the statement cache off (`statement_cache_capacity(0)`) nothing reuses a
+    // named statement, so none is made: a transaction-mode pooler (PgBouncer before 1.21)
+    // cannot carry named statements from one transaction to the next.
+    let id = if persistent && conn.inner.cache_statement.is_enabled() {
         let id = conn.inner.next_statement_id;
         conn.inner.next_statement_id = id.next();
         id
@@ -236,8 +239,29 @@ impl PgConnection {
             // patch holes created during encoding
             arguments.apply_patches(self, &metadata.parameters).await?;
 
+            // Courier: with the statement cache off, an unnamed statement is parsed again in
+            // the same `Sync` as its `Bind`.
+            // The `Sync` that ended its first `Parse` (and `Describe`) ended a transaction: a
+            // transaction-mode pooler may hand the server connection to another client
+            // there, and the `Bind` could reach what another client parsed there.
+            let reparse = if statement == StatementId::UNNAMED
+                && !self.inner.cache_statement.is_enabled()
+            {
+                Some(self.resolve_types(&arguments.types).await?)
+            } else {
+                None
+            };
+
             // consume messages till `ReadyForQuery` before bind and execute
             self.wait_until_ready().await?;
+
+            if let Some(param_types) = &reparse {
+                self.inner.stream.write_msg(Parse {
+                    param_types,
+                    query: sql,
+                    statement: StatementId::UNNAMED,
+                })?;
+            }
 
             // bind to attach the arguments to the statement and create a portal
             self.inner.stream.write_msg(Bind {

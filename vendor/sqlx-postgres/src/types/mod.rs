@@ -212,6 +212,8 @@ use crate::type_info::PgTypeKind;
 use crate::{PgTypeInfo, Postgres};
 
 #[cfg(feature = "json")]
+// Courier: used only with features Courier does not enable (upstream warns without them).
+#[allow(unused_imports)]
 pub(crate) use sqlx_core::types::Json;
 pub(crate) use sqlx_core::types::Type;
 

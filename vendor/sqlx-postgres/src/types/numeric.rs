@@ -88,6 +88,8 @@ impl PgNumeric {
         (0..10_000).contains(&digit)
     }
 
+    // Courier: used only with features Courier does not enable (upstream warns without them).
+    #[allow(dead_code)]
     pub(crate) fn size_hint(decimal_digits: u64) -> usize {
         let mut size_hint = Saturating(decimal_digits);
 
