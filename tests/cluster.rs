@@ -4,7 +4,8 @@
 //! polling request for another node's session (400 `Session ID unknown`: sticky sessions).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (never the machine's
-//! shared one) and kills it at the end.
+//! shared one) and kills it at the end. Behind Redis Sentinel: a master, a replica and three
+//! `redis-sentinel`s of its own, the master killed under load.
 
 mod common;
 
@@ -37,6 +38,11 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Redis {
+        Self::start_with(port, &[])
+    }
+
+    /// A `redis-server` on `port` with `extra` arguments.
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -48,6 +54,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -866,4 +873,268 @@ async fn rediss_with_a_password_works() {
     let m = next_event(&mut bob_b, "receive_message", LONG).await;
     assert_eq!(m["content"], json!("over tls"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A master, its replica and three sentinels watching it (quorum 2, down after 1 s), all
+/// private, on free loopback ports; killed when dropped.
+struct Sentinels {
+    master: Redis,
+    replica: Redis,
+    sentinels: Vec<(Child, u16)>,
+    dir: std::path::PathBuf,
+}
+
+/// The master's name the sentinels monitor.
+const MASTER: &str = "mymaster";
+
+/// `redis-sentinel` (Debian's redis-sentinel package), when installed; else one line saying
+/// the test is skipped (a panic where the services are required).
+fn sentinel_or_skip(test: &str) -> bool {
+    let found = Command::new("redis-sentinel")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("COURIER_TEST_REQUIRE_SERVICES").is_none(),
+            "redis-sentinel is not installed (apt-get install redis-sentinel)"
+        );
+        eprintln!(
+            "{test}: skipped: redis-sentinel is not installed (apt-get install redis-sentinel)"
+        );
+    }
+    found
+}
+
+impl Sentinels {
+    fn start() -> Sentinels {
+        let master = Redis::start();
+        let replica = Redis::start_with(
+            free_port(),
+            &["--replicaof", "127.0.0.1", &master.port.to_string()],
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "courier-sentinel-{}-{}",
+            std::process::id(),
+            master.port
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 4000\n\
+                     sentinel parallel-syncs {MASTER} 1\n",
+                    dir.display(),
+                    master.port
+                ),
+            )
+            .expect("sentinel.conf");
+            let child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-sentinel runs");
+            sentinels.push((child, port));
+        }
+        let ha = Sentinels {
+            master,
+            replica,
+            sentinels,
+            dir,
+        };
+        // Ready for a failover: the replica in sync, every sentinel knowing it and the two
+        // other sentinels.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = ha
+                .replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up");
+            let known = ha.sentinels.iter().all(|(_, port)| {
+                let cli = |args: &[&str]| {
+                    Command::new("redis-cli")
+                        .args(["-p", &port.to_string()])
+                        .args(args)
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                };
+                let replicas = cli(&["SENTINEL", "replicas", MASTER]);
+                let others = cli(&["SENTINEL", "sentinels", MASTER]);
+                replicas.contains(&ha.replica.port.to_string())
+                    && others.matches("runid").count() == 2
+            });
+            if synced && known {
+                return ha;
+            }
+            assert!(Instant::now() < deadline, "the sentinels know each other");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Courier's `redis.url` for them.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+    }
+
+    /// The port of the master the first sentinel names.
+    fn master_port(port: u16) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(["SENTINEL", "get-master-addr-by-name", MASTER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn metric_on(metrics_port: u16, name: &str) -> f64 {
+    let Ok(mut response) = awc::Client::new()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+    else {
+        return 0.0;
+    };
+    let body = response.body().await.unwrap_or_default();
+    common::metric_value(&String::from_utf8_lossy(&body), name).unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn behind_sentinels_a_killed_master_is_followed_and_what_crossed_meanwhile_is_caught_up() {
+    if !sentinel_or_skip("behind_sentinels_a_killed_master_is_followed") {
+        return;
+    }
+    let mut ha = Sentinels::start();
+    let first_sentinel = ha.sentinels[0].1;
+    let db = TestDb::new(Kind::Postgres).await;
+    let url = ha.url();
+    // The first node migrates the database.
+    let (a, b) = (start_node(&db, &url), start_node(&db, &url));
+    let alice = db.user("alice").await;
+    let carol = db.user("carol").await;
+    let ac = db.connection(&alice, &carol, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut carol_b = connect(&b, &carol).await;
+    alice_a.send_text(&send_message(&ac, "before")).await;
+    let m = next_event(&mut carol_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("before"));
+
+    // Alice writes on, under the failover.
+    const SENT: usize = 150;
+    let writer = actix_web::rt::spawn(async move {
+        for i in 0..SENT {
+            alice_a
+                .send_text(&send_message(&ac, &format!("m{i}")))
+                .await;
+            next_event(&mut alice_a, "message_sent", LONG).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        alice_a
+    });
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let m = next_event(&mut carol_b, "receive_message", LONG).await;
+        got.push(m["content"].as_str().unwrap_or_default().to_string());
+    }
+    let old_master = ha.master.port;
+    ha.master.stop();
+    let killed = Instant::now();
+    // Meanwhile: when the sentinels name the replica, when both nodes are subscribed to it.
+    let (metrics_a, metrics_b) = (a.metrics_port, b.metrics_port);
+    let timing = actix_web::rt::spawn(async move {
+        let (mut switched, mut dropped) = (None, false);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if switched.is_none() {
+                let named =
+                    tokio::task::spawn_blocking(move || Sentinels::master_port(first_sentinel))
+                        .await
+                        .ok()
+                        .flatten();
+                if named.is_some_and(|p| p != old_master) {
+                    switched = Some(killed.elapsed());
+                }
+            }
+            let up = metric_on(metrics_a, "courier_cluster_redis_subscribed").await == 1.0
+                && metric_on(metrics_b, "courier_cluster_redis_subscribed").await == 1.0;
+            dropped |= !up;
+            if let (Some(switched), true, true) = (switched, dropped, up) {
+                return Some((switched, killed.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    });
+    while got.len() < SENT {
+        let m = tokio::time::timeout(LONG, next_event(&mut carol_b, "receive_message", LONG * 2))
+            .await
+            .unwrap_or_else(|_| panic!("{} of {SENT} received: {got:?}", got.len()));
+        got.push(m["content"].as_str().unwrap_or_default().to_string());
+    }
+    // Every message once, in order: live, then caught up from the database, then live again.
+    let expected: Vec<String> = (0..SENT).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+    writer.await.expect("the writer finishes");
+    no_event(&mut carol_b, "receive_message", Duration::from_millis(500)).await;
+    let (switched, resubscribed) = timing
+        .await
+        .expect("the timing task")
+        .expect("the sentinels switched and both nodes subscribed again");
+    eprintln!(
+        "sentinel failover: the sentinels named the replica master {} ms after the master was \
+         killed (down-after-milliseconds 1000); both Courier nodes were subscribed to it {} ms \
+         after the kill",
+        switched.as_millis(),
+        resubscribed.as_millis()
+    );
+    // The nodes write their keys on the new master, and serve as before.
+    let deadline = Instant::now() + LONG;
+    while ha.replica.cli(&["SISMEMBER", "online_users", &carol]) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "carol registered on the new master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in [&a, &b] {
+        let (status, body) = readyz(node).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Nobody was taken for gone meanwhile (the nodes' keys outlived by the failover).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        user_row(&db, &carol).await.is_online,
+        "carol is still online"
+    );
 }

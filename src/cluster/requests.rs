@@ -182,7 +182,7 @@ pub fn fetch_response(request_id: &str, sockets: &[Fetched]) -> String {
 fn respond(cluster: &Cluster, response: impl redis::ToRedisArgs) {
     let mut cmd = redis::cmd("PUBLISH");
     cmd.arg(&cluster.channels.response).arg(response);
-    cluster.send(cmd, false);
+    cluster.send(cmd, super::Queued::Command);
 }
 
 /// Handles one message of the request channel.
