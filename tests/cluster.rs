@@ -1138,3 +1138,189 @@ async fn behind_sentinels_a_killed_master_is_followed_and_what_crossed_meanwhile
         "carol is still online"
     );
 }
+
+/// A Redis Cluster of three masters (no replicas), private, on free loopback ports (and their
+/// bus ports, 10000 above); killed when dropped.
+struct RedisCluster {
+    nodes: Vec<Redis>,
+    dir: std::path::PathBuf,
+}
+
+/// A free port whose cluster bus port (10000 above it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "courier-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_cluster_port();
+            let conf = dir.join(format!("nodes-{port}.conf"));
+            let dir_arg = dir.display().to_string();
+            let conf_arg = conf.display().to_string();
+            nodes.push(Redis::start_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf_arg,
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    &dir_arg,
+                ],
+            ));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create");
+        let cluster = RedisCluster { nodes, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster is ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// Courier's `redis.url` for it.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// `redis-cli -c` (following redirections) on the cluster.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.nodes[0].port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// How many subscribers `channel` (a sharded channel) has, on every node together.
+    fn shard_subscribers(&self, channel: &str) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.cli(&["PUBSUB", "SHARDNUMSUB", channel])
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[actix_web::test]
+async fn on_a_redis_cluster_nodes_speak_sharded_pub_sub() {
+    let redis = RedisCluster::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let url = redis.url();
+    let limit = [
+        ("COURIER__CHAT__RATE_LIMIT__PER_SECOND", "50"),
+        ("COURIER__CHAT__RATE_LIMIT__BURST", "50"),
+    ];
+    // The first node migrates the database.
+    let (a, b) = (
+        start_node_with(&db, &url, &limit),
+        start_node_with(&db, &url, &limit),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    // Bob comes online on B: Alice is told, and B subscribes to his room's channel.
+    let mut bob_b = connect(&b, &bob).await;
+    let online = next_event(&mut alice_a, "user_online_status", LONG).await;
+    assert_eq!(online["userId"], json!(bob));
+    assert_eq!(redis.shard_subscribers("socket.io#/#"), 2, "both nodes");
+    assert_eq!(
+        redis.shard_subscribers(&format!("socket.io#/#{bob}#")),
+        1,
+        "bob's node only"
+    );
+    // The message rate limit's counter (one key, one slot) counts on the cluster.
+    alice_a.send_text(&send_message(&ab, "counted")).await;
+    next_event(&mut alice_a, "message_sent", LONG).await;
+    assert_eq!(
+        redis.cli(&["GET", &format!("ratelimit:messages:{alice}")]),
+        "1"
+    );
+    let m = next_event(&mut bob_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("counted"));
+    // Both ways, in order, once.
+    let n = 30;
+    for i in 0..n {
+        alice_a
+            .send_text(&send_message(&ab, &format!("a{i}")))
+            .await;
+        bob_b.send_text(&send_message(&ab, &format!("b{i}"))).await;
+    }
+    for (me, other) in [(&mut alice_a, "b"), (&mut bob_b, "a")] {
+        for i in 0..n {
+            let m = next_event(me, "receive_message", LONG).await;
+            assert_eq!(m["content"], json!(format!("{other}{i}")), "in order");
+        }
+        no_event(me, "receive_message", Duration::from_millis(300)).await;
+    }
+    // The keys Courier keeps work on a cluster: the rate counter, online_users, the counts.
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "1");
+    assert_eq!(user_row(&db, &bob).await.connection_count, 1);
+    // Bob leaves: B drops his channel; Alice is told he went offline (the nodes asked each
+    // other with FETCH_SOCKETS).
+    drop(bob_b);
+    presence_of(&mut alice_a, "user_offline_status", &bob).await;
+    let deadline = Instant::now() + LONG;
+    while redis.shard_subscribers(&format!("socket.io#/#{bob}#")) != 0 {
+        assert!(Instant::now() < deadline, "bob's channel is dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "0");
+    for node in [&a, &b] {
+        let (status, body) = readyz(node).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -531,6 +531,13 @@ pub enum Conn {
     Cluster(Arc<ClusterLink>),
 }
 
+impl Conn {
+    /// Whether this is a Redis Cluster's (a pipeline goes to one hash slot).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

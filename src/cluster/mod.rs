@@ -37,6 +37,7 @@
 pub mod link;
 pub mod metrics;
 pub mod requests;
+pub mod sharded;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -136,6 +137,17 @@ pub struct Cluster {
     users: OnceLock<Users>,
     settings: RedisSettings,
     metrics: Arc<ClusterMetrics>,
+    /// On a Redis Cluster: the sharded protocol's channels and its subscriber.
+    sharded: Option<Sharded>,
+}
+
+/// The sharded protocol's side of a node ([`sharded`]).
+struct Sharded {
+    channels: sharded::ShardedChannels,
+    url: link::ClusterUrl,
+    asks: mpsc::UnboundedSender<sharded::Ask>,
+    /// The subscriber's end of `asks`, until it starts.
+    asked: Mutex<Option<mpsc::UnboundedReceiver<sharded::Ask>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -206,6 +218,18 @@ impl Cluster {
         let target = Target::parse(url)
             .map_err(|e| ClusterError(format!("redis.url {}: {e}", redact_url(url))))?;
         let timeout = Duration::from_millis(settings.request_timeout.max(100));
+        let sharded = match &target {
+            Target::Cluster(url) => {
+                let (asks, asked) = mpsc::unbounded_channel();
+                Some(Sharded {
+                    channels: sharded::ShardedChannels::new(&settings.key, CHAT_NAMESPACE),
+                    url: url.clone(),
+                    asks,
+                    asked: Mutex::new(Some(asked)),
+                })
+            }
+            _ => None,
+        };
         let link = Link::open(target, timeout)
             .map_err(|e| ClusterError(format!("redis.url {}: {e}", redact_url(url))))?;
         let conn = link.commands();
@@ -224,10 +248,12 @@ impl Cluster {
             users: OnceLock::new(),
             settings: settings.clone(),
             metrics: metrics.clone(),
+            sharded,
         });
         let notices = Notices {
             uid: cluster.uid.clone(),
             channels: cluster.channels.clone(),
+            sharded: cluster.sharded.as_ref().map(|s| s.channels.clone()),
         };
         actix::spawn(pump(rx, conn, metrics, notices));
         info!(
@@ -245,7 +271,25 @@ impl Cluster {
         if self.users.set(users).is_err() {
             return;
         }
-        actix::spawn(subscriber(self.clone()));
+        match &self.sharded {
+            Some(sharded) => {
+                let asked = sharded
+                    .asked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(asked) = asked {
+                    actix::spawn(sharded::subscriber(
+                        self.clone(),
+                        sharded.url.clone(),
+                        asked,
+                    ));
+                }
+            }
+            None => {
+                actix::spawn(subscriber(self.clone()));
+            }
+        }
         actix::spawn(refresher(self.clone()));
     }
 
@@ -282,10 +326,23 @@ impl Cluster {
             warn!("cluster: not an event frame, not published: {frame:.80}");
             return;
         };
-        let flags = mark.map_or_else(Vec::new, mark_flags);
-        let payload = wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms, flags);
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.channels.broadcast_to(rooms)).arg(payload);
+        let cmd = match &self.sharded {
+            Some(sharded) => sharded::publish(
+                &self.uid,
+                &sharded.channels,
+                &data,
+                rooms,
+                sharded::mark_flags(mark),
+            ),
+            None => {
+                let flags = mark.map_or_else(Vec::new, mark_flags);
+                let payload =
+                    wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms, flags);
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(self.channels.broadcast_to(rooms)).arg(payload);
+                cmd
+            }
+        };
         let queued = match rooms {
             [user] => Queued::ToUser(Arc::from(*user)),
             _ => Queued::Broadcast,
@@ -366,6 +423,7 @@ impl Cluster {
             keys: self.keys.clone(),
             uid: self.uid.clone(),
             channels: self.channels.clone(),
+            sharded: self.sharded.as_ref().map(|s| s.channels.clone()),
             asked: self.asked.clone(),
         }
     }
@@ -406,13 +464,28 @@ impl RemoteNodes for Cluster {
 
     fn sockets_counted(&self, user: &str) -> BoxFuture<'static, usize> {
         let view = self.elsewhere();
-        let user = user.to_string();
         let timeout = Duration::from_millis(self.settings.request_timeout);
+        // Sharded: the user's room channel is subscribed before the CONNECT is answered, so
+        // that nothing sent to them from then on misses this node.
+        let subscribed = self.sharded.as_ref().map(|sharded| {
+            let (done, subscribed) = tokio::sync::oneshot::channel();
+            let _ = sharded.asks.send(sharded::Ask::Room(Arc::from(user), done));
+            subscribed
+        });
+        let user = user.to_string();
         Box::pin(async move {
-            match tokio::time::timeout(timeout, view.count(&user)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            }
+            let count = async {
+                match tokio::time::timeout(timeout, view.count(&user)).await {
+                    Ok(Ok(n)) => n,
+                    _ => 0,
+                }
+            };
+            let subscribed = async {
+                if let Some(subscribed) = subscribed {
+                    let _ = tokio::time::timeout(timeout, subscribed).await;
+                }
+            };
+            futures_util::future::join(count, subscribed).await.0
         })
     }
 
@@ -524,9 +597,13 @@ struct Asking {
 
 /// An answer on the response channel: counted if it answers one of this node's requests.
 fn on_response(asked: &Asked, payload: &[u8]) {
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(payload) else {
-        return;
-    };
+    if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(payload) {
+        on_response_value(asked, &answer);
+    }
+}
+
+/// An answer (`{requestId, sockets}`) counted if it answers one of this node's requests.
+fn on_response_value(asked: &Asked, answer: &serde_json::Value) {
     let Some(id) = answer.get("requestId").and_then(|v| v.as_str()) else {
         return;
     };
@@ -554,6 +631,7 @@ struct Elsewhere {
     keys: Keys,
     uid: Arc<str>,
     channels: Channels,
+    sharded: Option<sharded::ShardedChannels>,
     asked: Asked,
 }
 
@@ -563,11 +641,25 @@ impl Elsewhere {
     /// how many answers to wait for. `Ok(None)`: not all answered within `timeout`.
     async fn fetch(&self, user: &str, timeout: Duration) -> redis::RedisResult<Option<usize>> {
         let mut conn = self.conn.clone();
-        let (_, servers): (String, usize) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&self.channels.request)
-            .query_async(&mut conn)
-            .await?;
+        let servers = match &self.sharded {
+            // Summed over the cluster's nodes (each answers for its own shards).
+            Some(channels) => {
+                let counts: HashMap<String, usize> = redis::cmd("PUBSUB")
+                    .arg("SHARDNUMSUB")
+                    .arg(&channels.main)
+                    .query_async(&mut conn)
+                    .await?;
+                counts.get(&channels.main).copied().unwrap_or(0)
+            }
+            None => {
+                let (_, servers): (String, usize) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&self.channels.request)
+                    .query_async(&mut conn)
+                    .await?;
+                servers
+            }
+        };
         let expected = servers.saturating_sub(1);
         if expected == 0 {
             return Ok(Some(0));
@@ -583,15 +675,35 @@ impl Elsewhere {
                 done: Some(done),
             },
         );
-        let request = serde_json::json!({
-            "uid": &*self.uid,
-            "requestId": id,
-            "type": wire::request_type::REMOTE_FETCH,
-            "opts": {"rooms": [user], "except": []},
-        })
-        .to_string();
-        let published = redis::cmd("PUBLISH")
-            .arg(&self.channels.request)
+        let opts = serde_json::json!({"rooms": [user], "except": [], "flags": {}});
+        let (channel, request) = match &self.sharded {
+            Some(channels) => (
+                channels.main.clone(),
+                sharded::encode(
+                    &self.uid,
+                    sharded::kind::FETCH_SOCKETS,
+                    serde_json::json!({"opts": opts, "requestId": id}),
+                ),
+            ),
+            None => (
+                self.channels.request.clone(),
+                serde_json::json!({
+                    "uid": &*self.uid,
+                    "requestId": id,
+                    "type": wire::request_type::REMOTE_FETCH,
+                    "opts": opts,
+                })
+                .to_string()
+                .into_bytes(),
+            ),
+        };
+        let publish = if self.sharded.is_some() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let published = redis::cmd(publish)
+            .arg(channel)
             .arg(request)
             .query_async::<usize>(&mut conn)
             .await;
@@ -654,12 +766,16 @@ impl Elsewhere {
 struct Notices {
     uid: Arc<str>,
     channels: Channels,
+    sharded: Option<sharded::ShardedChannels>,
 }
 
 impl Notices {
     /// The notice that publishes to `user` (`None`: to anyone) were lost, on the channel they
     /// went to (so that it comes after them and before the next ones).
     fn missed(&self, user: Option<&str>) -> Cmd {
+        if let Some(channels) = &self.sharded {
+            return sharded::missed_notice(&self.uid, channels, user);
+        }
         let flag = user.map_or(rmpv::Value::Boolean(true), rmpv::Value::from);
         let payload = wire::encode_broadcast(
             &self.uid,
@@ -708,6 +824,41 @@ impl Missed {
         }
         self.users.iter().map(|u| notices.missed(Some(u))).collect()
     }
+}
+
+/// Runs `pipe` (its replies ignored). On a Redis Cluster a pipeline goes to one node: there
+/// it is one pipeline per hash slot (the slot of each command's first key or channel), the
+/// commands of each in their order, all at once; it fails if any fails.
+async fn run(conn: &mut Conn, pipe: redis::Pipeline) -> redis::RedisResult<()> {
+    if !conn.is_cluster() {
+        return pipe.query_async::<()>(conn).await;
+    }
+    let mut groups: Vec<(redis::cluster_routing::Slot, redis::Pipeline)> = Vec::new();
+    for cmd in pipe.cmd_iter() {
+        let key = match cmd.args_iter().nth(1) {
+            Some(redis::Arg::Simple(key)) => key.to_vec(),
+            _ => Vec::new(),
+        };
+        let slot = redis::cluster_routing::Slot::for_key(&key);
+        let group = match groups.iter_mut().position(|(s, _)| *s == slot) {
+            Some(i) => &mut groups[i].1,
+            None => {
+                let at = groups.len();
+                groups.push((slot, redis::pipe()));
+                &mut groups[at].1
+            }
+        };
+        group.add_command(cmd.clone()).ignore();
+    }
+    let sent = groups.into_iter().map(|(_, group)| {
+        let mut conn = conn.clone();
+        async move { group.query_async::<()>(&mut conn).await }
+    });
+    futures_util::future::join_all(sent)
+        .await
+        .into_iter()
+        .collect::<redis::RedisResult<Vec<()>>>()
+        .map(|_| ())
 }
 
 /// How long a pump with lost publishes to tell waits for new commands before it tries to
@@ -759,7 +910,7 @@ async fn pump(
                 }
             }
         }
-        match pipe.query_async::<()>(&mut conn).await {
+        match run(&mut conn, pipe).await {
             Ok(()) => {
                 metrics.published(publishes);
                 if telling {
@@ -904,6 +1055,12 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
     if let Some(missed) = broadcast.flags.get(MISSED_FLAG) {
         return on_missed(cluster, missed);
     }
+    deliver(cluster, broadcast);
+}
+
+/// A broadcast from another server: to this node's sockets in its rooms, binary ones as
+/// binary packets.
+fn deliver(cluster: &Arc<Cluster>, broadcast: wire::Broadcast) {
     if broadcast.packet_type != wire::EVENT && broadcast.packet_type != wire::BINARY_EVENT {
         return debug!(
             "cluster: broadcast of packet type {} ignored (not an event)",
@@ -965,7 +1122,7 @@ async fn refresher(cluster: Arc<Cluster>) {
     let mut bury_from = Instant::now();
     loop {
         let pipe = cluster.refresh_commands();
-        match pipe.query_async::<()>(&mut conn).await {
+        match run(&mut conn, pipe).await {
             Ok(()) => {
                 if std::mem::take(&mut failing) {
                     bury_from = Instant::now() + grace;
@@ -996,6 +1153,7 @@ mod tests {
         let notices = Notices {
             uid: Arc::from("node1"),
             channels: Channels::new("socket.io", "/"),
+            sharded: None,
         };
         let args = |cmd: &Cmd| -> Vec<Vec<u8>> {
             cmd.args_iter()
