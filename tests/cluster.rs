@@ -911,16 +911,24 @@ fn sentinel_or_skip(test: &str) -> bool {
 impl Sentinels {
     fn start() -> Sentinels {
         let master = Redis::start();
-        let replica = Redis::start_with(
-            free_port(),
-            &["--replicaof", "127.0.0.1", &master.port.to_string()],
-        );
         let dir = std::env::temp_dir().join(format!(
             "courier-sentinel-{}-{}",
             std::process::id(),
             master.port
         ));
         std::fs::create_dir_all(&dir).expect("a directory");
+        // The replica writes what it syncs to its directory.
+        let dir_arg = dir.display().to_string();
+        let replica = Redis::start_with(
+            free_port(),
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &master.port.to_string(),
+                "--dir",
+                &dir_arg,
+            ],
+        );
         let mut sentinels = Vec::new();
         for i in 0..3 {
             let port = free_port();
