@@ -145,9 +145,9 @@ pub struct Cluster {
 struct Sharded {
     channels: sharded::ShardedChannels,
     url: link::ClusterUrl,
-    asks: mpsc::UnboundedSender<sharded::Ask>,
+    asks: mpsc::Sender<sharded::Ask>,
     /// The subscriber's end of `asks`, until it starts.
-    asked: Mutex<Option<mpsc::UnboundedReceiver<sharded::Ask>>>,
+    asked: Mutex<Option<mpsc::Receiver<sharded::Ask>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -220,7 +220,7 @@ impl Cluster {
         let timeout = Duration::from_millis(settings.request_timeout.max(100));
         let sharded = match &target {
             Target::Cluster(url) => {
-                let (asks, asked) = mpsc::unbounded_channel();
+                let (asks, asked) = mpsc::channel(sharded::ASKS);
                 Some(Sharded {
                     channels: sharded::ShardedChannels::new(&settings.key, CHAT_NAMESPACE),
                     url: url.clone(),
@@ -469,7 +469,9 @@ impl RemoteNodes for Cluster {
         // that nothing sent to them from then on misses this node.
         let subscribed = self.sharded.as_ref().map(|sharded| {
             let (done, subscribed) = tokio::sync::oneshot::channel();
-            let _ = sharded.asks.send(sharded::Ask::Room(Arc::from(user), done));
+            let _ = sharded
+                .asks
+                .try_send(sharded::Ask::Room(Arc::from(user), done));
             subscribed
         });
         let user = user.to_string();

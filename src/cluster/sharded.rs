@@ -218,6 +218,9 @@ pub(super) enum Ask {
     Room(Arc<str>, oneshot::Sender<()>),
 }
 
+/// Most CONNECTs' asks waiting for the subscriber; past it a CONNECT does not wait.
+pub(super) const ASKS: usize = 1024;
+
 /// How long a room's channel subscribed for a CONNECT stays without a socket in the room
 /// (once a socket is in it, the room keeps it).
 const PIN: Duration = Duration::from_secs(5);
@@ -272,7 +275,7 @@ async fn subscribe_all(conn: &ClusterConnection, channels: Vec<String>, up: bool
 pub(super) async fn subscriber(
     cluster: Arc<Cluster>,
     url: link::ClusterUrl,
-    mut asks: mpsc::UnboundedReceiver<Ask>,
+    mut asks: mpsc::Receiver<Ask>,
 ) {
     let Some(users) = cluster.users.get() else {
         return;
@@ -300,37 +303,9 @@ pub(super) async fn subscriber(
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut logged_down = false;
     link_state(false);
-    // Connected, with the always-there channels subscribed.
-    let conn = loop {
-        let connected = async {
-            let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
-                .await
-                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))??;
-            let failed = subscribe_all(&conn, vec![channels.main.clone(), own.clone()], true).await;
-            if failed.is_empty() {
-                Ok(conn)
-            } else {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "the main channels could not be subscribed",
-                )))
-            }
-        };
-        match connected.await {
-            Ok(conn) => break conn,
-            Err(e) => {
-                if !logged_down {
-                    warn!("cluster: cannot subscribe to the Redis Cluster ({e}); trying again");
-                    logged_down = true;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    };
-    info!(
-        "cluster: subscribed to {} (sharded) on the Redis Cluster",
-        channels.main
-    );
+    // Made (again every tick until it is) by the loop, which meanwhile keeps taking the room
+    // changes and the CONNECTs' asks.
+    let mut conn: Option<ClusterConnection> = None;
     let mut down = false;
     let mut resync = true;
     // Rooms whose channel may have to be subscribed or dropped.
@@ -379,6 +354,27 @@ pub(super) async fn subscriber(
                     }
                     keep
                 });
+                if conn.is_none() {
+                    let connected = tokio::time::timeout(timeout * 2, client.get_async_connection())
+                        .await
+                        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
+                        .and_then(|made| made);
+                    match connected {
+                        Ok(made) => {
+                            conn = Some(made);
+                            resync = true;
+                        }
+                        Err(e) => {
+                            if !logged_down {
+                                warn!(
+                                    "cluster: cannot subscribe to the Redis Cluster ({e}); \
+                                     trying again"
+                                );
+                                logged_down = true;
+                            }
+                        }
+                    }
+                }
             }
         }
         while let Ok(change) = room_rx.try_recv() {
@@ -390,6 +386,11 @@ pub(super) async fn subscriber(
             pinned.insert(room, Instant::now() + PIN);
             waiting.push(done);
         }
+        let Some(conn) = &conn else {
+            // Not connected: nothing to wait for (the subscriptions are made once it is).
+            waiting.clear();
+            continue;
+        };
         if !touched.is_empty() {
             let (to_add, to_drop): (Vec<Arc<str>>, Vec<Arc<str>>) = touched
                 .drain()
@@ -400,7 +401,7 @@ pub(super) async fn subscriber(
                 .partition(|room| !subscribed.contains(room));
             if !to_add.is_empty() {
                 let failed: HashSet<String> =
-                    subscribe_all(&conn, to_add.iter().map(|r| channels.of(r)).collect(), true)
+                    subscribe_all(conn, to_add.iter().map(|r| channels.of(r)).collect(), true)
                         .await
                         .into_iter()
                         .collect();
@@ -415,7 +416,7 @@ pub(super) async fn subscriber(
             }
             if !to_drop.is_empty() {
                 subscribe_all(
-                    &conn,
+                    conn,
                     to_drop.iter().map(|r| channels.of(r)).collect(),
                     false,
                 )
@@ -433,11 +434,12 @@ pub(super) async fn subscriber(
             // the nodes that hold them now; then the sockets catch up on what they missed.
             let mut all = vec![channels.main.clone(), own.clone()];
             all.extend(subscribed.iter().map(|r| channels.of(r)));
-            if subscribe_all(&conn, all, true).await.is_empty() {
+            if subscribe_all(conn, all, true).await.is_empty() {
                 resync = false;
-                if down || logged_down {
-                    info!("cluster: subscribed again to the Redis Cluster");
-                }
+                info!(
+                    "cluster: subscribed to {}* (sharded) on the Redis Cluster",
+                    channels.main
+                );
                 down = false;
                 logged_down = false;
                 link_state(true);
