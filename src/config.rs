@@ -293,7 +293,7 @@ impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password.
         f.debug_struct("RedisSettings")
-            .field("url", &redact_url(&self.url))
+            .field("url", &crate::cluster::link::redacted(&self.url))
             .field("key", &self.key)
             .field("presence_ttl", &self.presence_ttl)
             .field("refresh", &self.refresh)

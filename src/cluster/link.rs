@@ -296,6 +296,19 @@ impl Target {
     }
 }
 
+/// `url` as it may be logged: no password (neither the servers' nor the sentinels').
+pub fn redacted(url: &str) -> String {
+    let url = crate::config::redact_url(url);
+    let Some(at) = url.find("sentinel_password=") else {
+        return url;
+    };
+    let value = at + "sentinel_password=".len();
+    let end = url[value..]
+        .find(['&', '#'])
+        .map_or(url.len(), |i| value + i);
+    format!("{}***{}", &url[..value], &url[end..])
+}
+
 /// Whether a failure of the master's connection means asking the sentinels again: the
 /// connection is gone or silent, or the server is no longer the master.
 pub fn wants_new_master(e: &RedisError) -> bool {
@@ -741,6 +754,10 @@ mod tests {
             Target::parse("redis://:pw@h:6380/0"),
             Ok(Target::Single(_))
         ));
+        assert_eq!(
+            redacted("redis+sentinel://u:pw@h1,h2/m?sentinel_password=s3&sentinel_username=x"),
+            "redis+sentinel://u:***@h1,h2/m?sentinel_password=***&sentinel_username=x"
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ use tokio::sync::mpsc;
 use crate::chat::push::{ChatPush, Frame, Mark, CHAT_NAMESPACE};
 use crate::chat::remote::RemoteNodes;
 use crate::chat::users::Users;
-use crate::config::{redact_url, RedisSettings};
+use crate::config::RedisSettings;
 use link::{Conn, Link, Target};
 pub use metrics::ClusterMetrics;
 use wire::Channels;
@@ -216,7 +216,7 @@ impl Cluster {
             .url()
             .ok_or_else(|| ClusterError("redis.url is not set".into()))?;
         let target = Target::parse(url)
-            .map_err(|e| ClusterError(format!("redis.url {}: {e}", redact_url(url))))?;
+            .map_err(|e| ClusterError(format!("redis.url {}: {e}", link::redacted(url))))?;
         let timeout = Duration::from_millis(settings.request_timeout.max(100));
         let sharded = match &target {
             Target::Cluster(url) => {
@@ -231,7 +231,7 @@ impl Cluster {
             _ => None,
         };
         let link = Link::open(target, timeout)
-            .map_err(|e| ClusterError(format!("redis.url {}: {e}", redact_url(url))))?;
+            .map_err(|e| ClusterError(format!("redis.url {}: {e}", link::redacted(url))))?;
         let conn = link.commands();
         let (out, rx) = mpsc::channel(QUEUE);
         let cluster = Arc::new(Cluster {
@@ -259,7 +259,7 @@ impl Cluster {
         info!(
             "cluster: node {} on {} (channels {}*)",
             cluster.uid,
-            redact_url(url),
+            link::redacted(url),
             cluster.channels.broadcast
         );
         Ok(cluster)
