@@ -289,7 +289,8 @@ pub struct MetricsSettings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://` or `rediss://` URL; empty: a single node, no Redis.
+    /// `redis://`, `rediss://`, `redis+sentinel://` or `redis+cluster://` URL
+    /// (`crate::cluster::link`); empty: a single node, no Redis.
     pub url: String,
     /// The adapter's channel prefix (`socket.io`).
     pub key: String,
@@ -308,7 +309,7 @@ impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL may carry a password.
         f.debug_struct("RedisSettings")
-            .field("url", &redact_url(&self.url))
+            .field("url", &crate::cluster::link::redacted(&self.url))
             .field("key", &self.key)
             .field("presence_ttl", &self.presence_ttl)
             .field("refresh", &self.refresh)
@@ -733,11 +734,8 @@ impl Settings {
             return Err(fail("server.host", "must not be empty".into()));
         }
         if let Some(url) = self.redis.url() {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(fail(
-                    "redis.url",
-                    "must be a redis:// or rediss:// URL".into(),
-                ));
+            if let Err(e) = crate::cluster::link::Target::parse(url) {
+                return Err(fail("redis.url", e));
             }
         }
         if self.redis.url().is_some() && self.redis.key.is_empty() {
@@ -1284,6 +1282,12 @@ mod tests {
         let e = load(&[("REDIS_URL", "http://nope")]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("redis.url"), "{e}");
         assert!(load(&[("COURIER__REDIS__URL", "rediss://u:p@h:6380")]).is_ok());
+        assert!(load(&[("REDIS_URL", "redis+sentinel://h1:26379,h2:26379/mymaster")]).is_ok());
+        assert!(load(&[("REDIS_URL", "redis+cluster://h1:7000,h2:7001")]).is_ok());
+        let e = load(&[("REDIS_URL", "redis+sentinel://:secret@h1:26379")]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("redis.url"), "{e}");
+        assert!(e.to_string().contains("master"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
         let production = [
             ("COURIER_ENV", "production"),
             ("SOCKET_SECRET", LONG),

@@ -142,6 +142,7 @@ impl Sock {
                 Ok(Some(
                     ChatPush::Joined(_)
                     | ChatPush::RemoteLink(_)
+                    | ChatPush::CatchUp
                     | ChatPush::Packet(_)
                     | ChatPush::Ask { .. }
                     | ChatPush::Disconnect { .. }

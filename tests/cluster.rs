@@ -4,7 +4,8 @@
 //! polling request for another node's session (400 `Session ID unknown`: sticky sessions).
 //!
 //! Each test starts its own `redis-server` on a free loopback port (never the machine's
-//! shared one) and kills it at the end.
+//! shared one) and kills it at the end. Behind Redis Sentinel: a master, a replica and three
+//! `redis-sentinel`s of its own, the master killed under load.
 
 mod common;
 
@@ -37,6 +38,11 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Redis {
+        Self::start_with(port, &[])
+    }
+
+    /// A `redis-server` on `port` with `extra` arguments.
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -48,6 +54,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -866,4 +873,462 @@ async fn rediss_with_a_password_works() {
     let m = next_event(&mut bob_b, "receive_message", LONG).await;
     assert_eq!(m["content"], json!("over tls"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A master, its replica and three sentinels watching it (quorum 2, down after 1 s), all
+/// private, on free loopback ports; killed when dropped.
+struct Sentinels {
+    master: Redis,
+    replica: Redis,
+    sentinels: Vec<(Child, u16)>,
+    dir: std::path::PathBuf,
+}
+
+/// The master's name the sentinels monitor.
+const MASTER: &str = "mymaster";
+
+/// `redis-sentinel` (Debian's redis-sentinel package), when installed; else one line saying
+/// the test is skipped (a panic where the services are required).
+fn sentinel_or_skip(test: &str) -> bool {
+    let found = Command::new("redis-sentinel")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("COURIER_TEST_REQUIRE_SERVICES").is_none(),
+            "redis-sentinel is not installed (apt-get install redis-sentinel)"
+        );
+        eprintln!(
+            "{test}: skipped: redis-sentinel is not installed (apt-get install redis-sentinel)"
+        );
+    }
+    found
+}
+
+impl Sentinels {
+    fn start() -> Sentinels {
+        let master = Redis::start();
+        let dir = std::env::temp_dir().join(format!(
+            "courier-sentinel-{}-{}",
+            std::process::id(),
+            master.port
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        // The replica writes what it syncs to its directory.
+        let dir_arg = dir.display().to_string();
+        let replica = Redis::start_with(
+            free_port(),
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &master.port.to_string(),
+                "--dir",
+                &dir_arg,
+            ],
+        );
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 4000\n\
+                     sentinel parallel-syncs {MASTER} 1\n",
+                    dir.display(),
+                    master.port
+                ),
+            )
+            .expect("sentinel.conf");
+            let child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-sentinel runs");
+            sentinels.push((child, port));
+        }
+        let ha = Sentinels {
+            master,
+            replica,
+            sentinels,
+            dir,
+        };
+        // Ready for a failover: the replica in sync, every sentinel knowing it and the two
+        // other sentinels.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let synced = ha
+                .replica
+                .cli(&["INFO", "replication"])
+                .contains("master_link_status:up");
+            let known = ha.sentinels.iter().all(|(_, port)| {
+                let cli = |args: &[&str]| {
+                    Command::new("redis-cli")
+                        .args(["-p", &port.to_string()])
+                        .args(args)
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                };
+                let replicas = cli(&["SENTINEL", "replicas", MASTER]);
+                let others = cli(&["SENTINEL", "sentinels", MASTER]);
+                replicas.contains(&ha.replica.port.to_string())
+                    && others.matches("runid").count() == 2
+            });
+            if synced && known {
+                return ha;
+            }
+            assert!(Instant::now() < deadline, "the sentinels know each other");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Courier's `redis.url` for them.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+    }
+
+    /// The port of the master the first sentinel names.
+    fn master_port(port: u16) -> Option<u16> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(["SENTINEL", "get-master-addr-by-name", MASTER])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn metric_on(metrics_port: u16, name: &str) -> f64 {
+    let Ok(mut response) = awc::Client::new()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+    else {
+        return 0.0;
+    };
+    let body = response.body().await.unwrap_or_default();
+    common::metric_value(&String::from_utf8_lossy(&body), name).unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn behind_sentinels_a_killed_master_is_followed_and_what_crossed_meanwhile_is_caught_up() {
+    if !sentinel_or_skip("behind_sentinels_a_killed_master_is_followed") {
+        return;
+    }
+    let mut ha = Sentinels::start();
+    let first_sentinel = ha.sentinels[0].1;
+    let db = TestDb::new(Kind::Postgres).await;
+    let url = ha.url();
+    // The first node migrates the database.
+    let (a, b) = (start_node(&db, &url), start_node(&db, &url));
+    let alice = db.user("alice").await;
+    let carol = db.user("carol").await;
+    let ac = db.connection(&alice, &carol, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut carol_b = connect(&b, &carol).await;
+    alice_a.send_text(&send_message(&ac, "before")).await;
+    let m = next_event(&mut carol_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("before"));
+
+    // Alice writes on, under the failover.
+    const SENT: usize = 150;
+    let writer = actix_web::rt::spawn(async move {
+        for i in 0..SENT {
+            alice_a
+                .send_text(&send_message(&ac, &format!("m{i}")))
+                .await;
+            next_event(&mut alice_a, "message_sent", LONG).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        alice_a
+    });
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let m = next_event(&mut carol_b, "receive_message", LONG).await;
+        got.push(m["content"].as_str().unwrap_or_default().to_string());
+    }
+    let old_master = ha.master.port;
+    ha.master.stop();
+    let killed = Instant::now();
+    // Meanwhile: when the sentinels name the replica, when both nodes are subscribed to it.
+    let (metrics_a, metrics_b) = (a.metrics_port, b.metrics_port);
+    let timing = actix_web::rt::spawn(async move {
+        let (mut switched, mut dropped) = (None, false);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if switched.is_none() {
+                let named =
+                    tokio::task::spawn_blocking(move || Sentinels::master_port(first_sentinel))
+                        .await
+                        .ok()
+                        .flatten();
+                if named.is_some_and(|p| p != old_master) {
+                    switched = Some(killed.elapsed());
+                }
+            }
+            let up = metric_on(metrics_a, "courier_cluster_redis_subscribed").await == 1.0
+                && metric_on(metrics_b, "courier_cluster_redis_subscribed").await == 1.0;
+            dropped |= !up;
+            if let (Some(switched), true, true) = (switched, dropped, up) {
+                return Some((switched, killed.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    });
+    while got.len() < SENT {
+        let m = tokio::time::timeout(LONG, next_event(&mut carol_b, "receive_message", LONG * 2))
+            .await
+            .unwrap_or_else(|_| panic!("{} of {SENT} received: {got:?}", got.len()));
+        got.push(m["content"].as_str().unwrap_or_default().to_string());
+    }
+    // Every message once, in order: live, then caught up from the database, then live again.
+    let expected: Vec<String> = (0..SENT).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, expected);
+    writer.await.expect("the writer finishes");
+    no_event(&mut carol_b, "receive_message", Duration::from_millis(500)).await;
+    let (switched, resubscribed) = timing
+        .await
+        .expect("the timing task")
+        .expect("the sentinels switched and both nodes subscribed again");
+    eprintln!(
+        "sentinel failover: the sentinels named the replica master {} ms after the master was \
+         killed (down-after-milliseconds 1000); both Courier nodes were subscribed to it {} ms \
+         after the kill",
+        switched.as_millis(),
+        resubscribed.as_millis()
+    );
+    // The nodes write their keys on the new master, and serve as before.
+    let deadline = Instant::now() + LONG;
+    while ha.replica.cli(&["SISMEMBER", "online_users", &carol]) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "carol registered on the new master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for node in [&a, &b] {
+        let (status, body) = readyz(node).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Nobody was taken for gone meanwhile (the nodes' keys outlived by the failover).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        user_row(&db, &carol).await.is_online,
+        "carol is still online"
+    );
+}
+
+/// A Redis Cluster of three masters (no replicas), private, on free loopback ports (and their
+/// bus ports, 10000 above); killed when dropped.
+struct RedisCluster {
+    nodes: Vec<Redis>,
+    dir: std::path::PathBuf,
+}
+
+/// A free port whose cluster bus port (10000 above it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    fn start() -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "courier-redis-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_cluster_port();
+            let conf = dir.join(format!("nodes-{port}.conf"));
+            let dir_arg = dir.display().to_string();
+            let conf_arg = conf.display().to_string();
+            nodes.push(Redis::start_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &conf_arg,
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--dir",
+                    &dir_arg,
+                ],
+            ));
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create");
+        let cluster = RedisCluster { nodes, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster is ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// Courier's `redis.url` for it.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// `redis-cli -c` (following redirections) on the cluster.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.nodes[0].port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// How many subscribers `channel` (a sharded channel) has, on every node together.
+    fn shard_subscribers(&self, channel: &str) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.cli(&["PUBSUB", "SHARDNUMSUB", channel])
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.trim().parse::<usize>().ok())
+                    .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[actix_web::test]
+async fn on_a_redis_cluster_nodes_speak_sharded_pub_sub() {
+    let redis = RedisCluster::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let url = redis.url();
+    let limit = [
+        ("COURIER__CHAT__RATE_LIMIT__PER_SECOND", "50"),
+        ("COURIER__CHAT__RATE_LIMIT__BURST", "50"),
+    ];
+    // The first node migrates the database.
+    let (a, b) = (
+        start_node_with(&db, &url, &limit),
+        start_node_with(&db, &url, &limit),
+    );
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    // Bob comes online on B: Alice is told, and B subscribes to his room's channel.
+    let mut bob_b = connect(&b, &bob).await;
+    let online = next_event(&mut alice_a, "user_online_status", LONG).await;
+    assert_eq!(online["userId"], json!(bob));
+    assert_eq!(redis.shard_subscribers("socket.io#/#"), 2, "both nodes");
+    assert_eq!(
+        redis.shard_subscribers(&format!("socket.io#/#{bob}#")),
+        1,
+        "bob's node only"
+    );
+    // The message rate limit's counter (one key, one slot) counts on the cluster.
+    alice_a.send_text(&send_message(&ab, "counted")).await;
+    next_event(&mut alice_a, "message_sent", LONG).await;
+    assert_eq!(
+        redis.cli(&["GET", &format!("ratelimit:messages:{alice}")]),
+        "1"
+    );
+    let m = next_event(&mut bob_b, "receive_message", LONG).await;
+    assert_eq!(m["content"], json!("counted"));
+    // Both ways, in order, once.
+    let n = 30;
+    for i in 0..n {
+        alice_a
+            .send_text(&send_message(&ab, &format!("a{i}")))
+            .await;
+        bob_b.send_text(&send_message(&ab, &format!("b{i}"))).await;
+    }
+    for (me, other) in [(&mut alice_a, "b"), (&mut bob_b, "a")] {
+        for i in 0..n {
+            let m = next_event(me, "receive_message", LONG).await;
+            assert_eq!(m["content"], json!(format!("{other}{i}")), "in order");
+        }
+        no_event(me, "receive_message", Duration::from_millis(300)).await;
+    }
+    // The keys Courier keeps work on a cluster: the rate counter, online_users, the counts.
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "1");
+    assert_eq!(user_row(&db, &bob).await.connection_count, 1);
+    // Bob leaves: B drops his channel; Alice is told he went offline (the nodes asked each
+    // other with FETCH_SOCKETS).
+    drop(bob_b);
+    presence_of(&mut alice_a, "user_offline_status", &bob).await;
+    let deadline = Instant::now() + LONG;
+    while redis.shard_subscribers(&format!("socket.io#/#{bob}#")) != 0 {
+        assert!(Instant::now() < deadline, "bob's channel is dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(redis.cli(&["SISMEMBER", "online_users", &bob]), "0");
+    for node in [&a, &b] {
+        let (status, body) = readyz(node).await;
+        assert_eq!(status, 200, "{body}");
+    }
 }

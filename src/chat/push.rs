@@ -40,6 +40,10 @@ pub enum ChatPush {
     /// This node lost (`false`) or got back (`true`) its link to the other nodes (Redis):
     /// a socket with a stream catches up from the database on what it missed meanwhile.
     RemoteLink(bool),
+    /// Another node could not deliver some of this user's events (Redis failed its
+    /// publishes): a socket with a stream catches up from the database, as after a link
+    /// outage, from where it stands now.
+    CatchUp,
     /// A packet from another server of the cluster that is not a plain text event (a
     /// binary event: a Node server's Buffers).
     Packet(Arc<Packet>),

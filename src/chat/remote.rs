@@ -71,27 +71,39 @@ pub struct Reached {
     pub push: Recipient<ChatPush>,
 }
 
+/// A room that got its first socket of this node (`true`) or lost its last (`false`).
+pub type RoomChange = (Arc<str>, bool);
+
 #[derive(Default)]
 struct Index {
     sockets: HashMap<Arc<str>, Indexed>,
     /// Room (a user's id, a conversation, any room joined) → the sockets in it (not the
     /// sockets' own rooms: a socket id is looked up in `sockets`).
     rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Told of every room that appears or goes, in order ([`SocketIndex::watch_rooms`]).
+    watch: Option<tokio::sync::mpsc::UnboundedSender<RoomChange>>,
 }
 
 impl Index {
     fn enter(&mut self, room: &Arc<str>, sid: &Arc<str>) {
-        self.rooms
-            .entry(room.clone())
-            .or_default()
-            .insert(sid.clone());
+        let members = self.rooms.entry(room.clone()).or_default();
+        if members.is_empty() {
+            if let Some(watch) = &self.watch {
+                let _ = watch.send((room.clone(), true));
+            }
+        }
+        members.insert(sid.clone());
     }
 
     fn exit(&mut self, room: &str, sid: &str) {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(sid);
             if members.is_empty() {
-                self.rooms.remove(room);
+                if let Some((room, _)) = self.rooms.remove_entry(room) {
+                    if let Some(watch) = &self.watch {
+                        let _ = watch.send((room, false));
+                    }
+                }
             }
         }
     }
@@ -256,6 +268,17 @@ impl SocketIndex {
             .collect()
     }
 
+    /// Tells `watch` of every room (besides the sockets' own) that gets its first socket here
+    /// or loses its last, in order, starting with those there are now (sharded pub/sub
+    /// subscribes to each room's channel).
+    pub fn watch_rooms(&self, watch: tokio::sync::mpsc::UnboundedSender<RoomChange>) {
+        let mut index = self.lock();
+        for room in index.rooms.keys() {
+            let _ = watch.send((room.clone(), true));
+        }
+        index.watch = Some(watch);
+    }
+
     /// Whether any socket of this node is in `room`.
     pub fn has_room(&self, room: &str) -> bool {
         let index = self.lock();
@@ -383,5 +406,26 @@ mod tests {
         let mut all: Vec<String> = index.all_rooms().iter().map(|r| r.to_string()).collect();
         all.sort();
         assert_eq!(all, ["alice", "s1", "s2", "x"]);
+    }
+
+    #[actix::test]
+    async fn rooms_that_appear_and_go_are_told_in_order() {
+        let push = Sink.start().recipient();
+        let index = SocketIndex::new(4);
+        let (s1, s2): (Arc<str>, Arc<str>) = ("s1".into(), "s2".into());
+        index.add(&s1, &"alice".into(), push.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        index.watch_rooms(tx);
+        index.add(&s2, &"alice".into(), push.clone());
+        assert!(index.join(&s2, &"conv".into()));
+        index.remove(&s1);
+        index.remove(&s2);
+        let mut told = Vec::new();
+        while let Ok((room, up)) = rx.try_recv() {
+            told.push(format!("{}{room}", if up { "+" } else { "-" }));
+        }
+        // Those already there first; a socket's own id is no such room; alice goes with her
+        // last socket.
+        assert_eq!(told, ["+alice", "+conv", "-alice", "-conv"]);
     }
 }

@@ -874,6 +874,19 @@ impl SocketHandler for ChatSocket {
                     self.catch_up(*from, io);
                 }
             }
+            ChatPush::CatchUp => {
+                // With the link down, its coming back catches up anyway.
+                if self.catch_up.is_none() {
+                    if let Some(stream) = self.stream.as_ref().filter(|s| !s.overflow) {
+                        let from = CatchUp {
+                            from: stream.clone(),
+                            delivered: HashSet::new(),
+                            overflowed: false,
+                        };
+                        self.catch_up(from, io);
+                    }
+                }
+            }
             ChatPush::Packet(packet) => {
                 if self.me.is_some() {
                     io.send(&packet);

@@ -34,8 +34,10 @@
 //!   set `online_users` is kept too (users with a socket on a Courier node are added; a user
 //!   who goes offline is removed).
 
+pub mod link;
 pub mod metrics;
 pub mod requests;
+pub mod sharded;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -45,14 +47,14 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use log::{debug, info, warn};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Cmd};
 use tokio::sync::mpsc;
 
-use crate::chat::push::{Frame, Mark, CHAT_NAMESPACE};
+use crate::chat::push::{ChatPush, Frame, Mark, CHAT_NAMESPACE};
 use crate::chat::remote::RemoteNodes;
 use crate::chat::users::Users;
-use crate::config::{redact_url, RedisSettings};
+use crate::config::RedisSettings;
+use link::{Conn, Link, Target};
 pub use metrics::ClusterMetrics;
 use wire::Channels;
 
@@ -91,6 +93,29 @@ fn mark_of(flags: &serde_json::Value) -> Option<Mark> {
 /// The Node server's set of online users.
 pub const ONLINE_USERS: &str = "online_users";
 
+/// The broadcast flag of a node's notice that some of its publishes were lost (Redis failed
+/// them): a user's id (what was lost went to that user), or `true` (to anyone). The other
+/// Courier nodes' sockets of that user (of everyone) catch up from the database; the notice
+/// follows the lost publishes and comes before the next ones on the same channel.
+pub const MISSED_FLAG: &str = "courierMissed";
+
+/// The room a missed-publishes notice goes to: nobody's (a Node server delivers it to no one).
+pub const MISSED_ROOM: &str = "courier:missed";
+
+/// Most users a node remembers lost publishes for; past it, its notice is for everyone.
+const MISSED_USERS: usize = 10_000;
+
+/// What a queued command is.
+#[derive(Debug, Clone)]
+pub(crate) enum Queued {
+    /// Not a publish.
+    Command,
+    /// A broadcast to every socket (not caught up when lost: live events only).
+    Broadcast,
+    /// A delivery to a user's sockets (caught up from the database when lost).
+    ToUser(Arc<str>),
+}
+
 /// Most commands queued for Redis before more are dropped (and counted as failed).
 const QUEUE: usize = 65_536;
 
@@ -102,9 +127,9 @@ pub struct Cluster {
     uid: Arc<str>,
     channels: Channels,
     keys: Keys,
-    out: mpsc::Sender<(Cmd, bool)>,
-    conn: ConnectionManager,
-    client: redis::Client,
+    out: mpsc::Sender<(Cmd, Queued)>,
+    conn: Conn,
+    link: Link,
     /// This node's sockets per user, as last told by the chat.
     local: Mutex<HashMap<Arc<str>, usize>>,
     /// This node's requests waiting for answers.
@@ -112,6 +137,17 @@ pub struct Cluster {
     users: OnceLock<Users>,
     settings: RedisSettings,
     metrics: Arc<ClusterMetrics>,
+    /// On a Redis Cluster: the sharded protocol's channels and its subscriber.
+    sharded: Option<Sharded>,
+}
+
+/// The sharded protocol's side of a node ([`sharded`]).
+struct Sharded {
+    channels: sharded::ShardedChannels,
+    url: link::ClusterUrl,
+    asks: mpsc::Sender<sharded::Ask>,
+    /// The subscriber's end of `asks`, until it starts.
+    asked: Mutex<Option<mpsc::Receiver<sharded::Ask>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -179,16 +215,24 @@ impl Cluster {
         let url = settings
             .url()
             .ok_or_else(|| ClusterError("redis.url is not set".into()))?;
-        let client = redis::Client::open(url)
-            .map_err(|e| ClusterError(format!("redis.url {}: {e}", redact_url(url))))?;
+        let target = Target::parse(url)
+            .map_err(|e| ClusterError(format!("redis.url {}: {e}", link::redacted(url))))?;
         let timeout = Duration::from_millis(settings.request_timeout.max(100));
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| ClusterError(format!("redis: {e}")))?;
+        let sharded = match &target {
+            Target::Cluster(url) => {
+                let (asks, asked) = mpsc::channel(sharded::ASKS);
+                Some(Sharded {
+                    channels: sharded::ShardedChannels::new(&settings.key, CHAT_NAMESPACE),
+                    url: url.clone(),
+                    asks,
+                    asked: Mutex::new(Some(asked)),
+                })
+            }
+            _ => None,
+        };
+        let link = Link::open(target, timeout)
+            .map_err(|e| ClusterError(format!("redis.url {}: {e}", link::redacted(url))))?;
+        let conn = link.commands();
         let (out, rx) = mpsc::channel(QUEUE);
         let cluster = Arc::new(Cluster {
             uid: node_uid().into(),
@@ -198,18 +242,24 @@ impl Cluster {
             },
             out,
             conn: conn.clone(),
-            client,
+            link,
             local: Mutex::new(HashMap::new()),
             asked: Arc::new(Mutex::new(HashMap::new())),
             users: OnceLock::new(),
             settings: settings.clone(),
             metrics: metrics.clone(),
+            sharded,
         });
-        actix::spawn(pump(rx, conn, metrics));
+        let notices = Notices {
+            uid: cluster.uid.clone(),
+            channels: cluster.channels.clone(),
+            sharded: cluster.sharded.as_ref().map(|s| s.channels.clone()),
+        };
+        actix::spawn(pump(rx, conn, metrics, notices));
         info!(
             "cluster: node {} on {} (channels {}*)",
             cluster.uid,
-            redact_url(url),
+            link::redacted(url),
             cluster.channels.broadcast
         );
         Ok(cluster)
@@ -221,7 +271,25 @@ impl Cluster {
         if self.users.set(users).is_err() {
             return;
         }
-        actix::spawn(subscriber(self.clone()));
+        match &self.sharded {
+            Some(sharded) => {
+                let asked = sharded
+                    .asked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(asked) = asked {
+                    actix::spawn(sharded::subscriber(
+                        self.clone(),
+                        sharded.url.clone(),
+                        asked,
+                    ));
+                }
+            }
+            None => {
+                actix::spawn(subscriber(self.clone()));
+            }
+        }
         actix::spawn(refresher(self.clone()));
     }
 
@@ -240,9 +308,10 @@ impl Cluster {
             .map_err(|e| e.to_string())
     }
 
-    /// Queues `cmd` for Redis; `publish` counts it as a publish.
-    fn send(&self, cmd: Cmd, publish: bool) {
-        if self.out.try_send((cmd, publish)).is_err() && publish {
+    /// Queues `cmd` for Redis (a publish is counted as one).
+    fn send(&self, cmd: Cmd, queued: Queued) {
+        let publish = !matches!(queued, Queued::Command);
+        if self.out.try_send((cmd, queued)).is_err() && publish {
             self.metrics.publish_failed(1);
         }
     }
@@ -257,11 +326,28 @@ impl Cluster {
             warn!("cluster: not an event frame, not published: {frame:.80}");
             return;
         };
-        let flags = mark.map_or_else(Vec::new, mark_flags);
-        let payload = wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms, flags);
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(self.channels.broadcast_to(rooms)).arg(payload);
-        self.send(cmd, true);
+        let cmd = match &self.sharded {
+            Some(sharded) => sharded::publish(
+                &self.uid,
+                &sharded.channels,
+                &data,
+                rooms,
+                sharded::mark_flags(mark),
+            ),
+            None => {
+                let flags = mark.map_or_else(Vec::new, mark_flags);
+                let payload =
+                    wire::encode_broadcast(&self.uid, CHAT_NAMESPACE, &data, rooms, flags);
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(self.channels.broadcast_to(rooms)).arg(payload);
+                cmd
+            }
+        };
+        let queued = match rooms {
+            [user] => Queued::ToUser(Arc::from(*user)),
+            _ => Queued::Broadcast,
+        };
+        self.send(cmd, queued);
     }
 
     /// Writes this node's keys again: alive, its users' counts, `online_users`.
@@ -337,6 +423,7 @@ impl Cluster {
             keys: self.keys.clone(),
             uid: self.uid.clone(),
             channels: self.channels.clone(),
+            sharded: self.sharded.as_ref().map(|s| s.channels.clone()),
             asked: self.asked.clone(),
         }
     }
@@ -377,13 +464,30 @@ impl RemoteNodes for Cluster {
 
     fn sockets_counted(&self, user: &str) -> BoxFuture<'static, usize> {
         let view = self.elsewhere();
-        let user = user.to_string();
         let timeout = Duration::from_millis(self.settings.request_timeout);
+        // Sharded: the user's room channel is subscribed before the CONNECT is answered, so
+        // that nothing sent to them from then on misses this node.
+        let subscribed = self.sharded.as_ref().map(|sharded| {
+            let (done, subscribed) = tokio::sync::oneshot::channel();
+            let _ = sharded
+                .asks
+                .try_send(sharded::Ask::Room(Arc::from(user), done));
+            subscribed
+        });
+        let user = user.to_string();
         Box::pin(async move {
-            match tokio::time::timeout(timeout, view.count(&user)).await {
-                Ok(Ok(n)) => n,
-                _ => 0,
-            }
+            let count = async {
+                match tokio::time::timeout(timeout, view.count(&user)).await {
+                    Ok(Ok(n)) => n,
+                    _ => 0,
+                }
+            };
+            let subscribed = async {
+                if let Some(subscribed) = subscribed {
+                    let _ = tokio::time::timeout(timeout, subscribed).await;
+                }
+            };
+            futures_util::future::join(count, subscribed).await.0
         })
     }
 
@@ -402,43 +506,62 @@ impl RemoteNodes for Cluster {
             // (`went_offline`): if this node stops first, whoever buries it settles them.
             let mut cmd = redis::cmd("HDEL");
             cmd.arg(&key).arg(&*self.uid);
-            self.send(cmd, false);
+            self.send(cmd, Queued::Command);
         } else {
             let mut cmd = redis::cmd("HSET");
             cmd.arg(&key).arg(&*self.uid).arg(count);
-            self.send(cmd, false);
+            self.send(cmd, Queued::Command);
             let mut cmd = redis::cmd("PEXPIRE");
             cmd.arg(&key).arg(self.settings.presence_ttl * 4);
-            self.send(cmd, false);
+            self.send(cmd, Queued::Command);
             let mut cmd = redis::cmd("SADD");
             cmd.arg(self.keys.node_users(&self.uid)).arg(user);
-            self.send(cmd, false);
+            self.send(cmd, Queued::Command);
             let mut cmd = redis::cmd("SADD");
             cmd.arg(ONLINE_USERS).arg(user);
-            self.send(cmd, false);
+            self.send(cmd, Queued::Command);
         }
     }
 
     fn pid_taken(&self, nonce: &str) {
-        let request = serde_json::json!({
-            "uid": &*self.uid,
-            "type": wire::request_type::REMOTE_DISCONNECT,
-            "opts": {"rooms": [format!("{}{nonce}", crate::chat::remote::PID_ROOM)], "except": []},
-            "close": true,
-        })
-        .to_string();
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(&self.channels.request).arg(request);
-        self.send(cmd, false);
+        let opts = serde_json::json!({
+            "rooms": [format!("{}{nonce}", crate::chat::remote::PID_ROOM)],
+            "except": [],
+            "flags": {},
+        });
+        let cmd = match &self.sharded {
+            Some(sharded) => {
+                let mut cmd = redis::cmd("SPUBLISH");
+                cmd.arg(&sharded.channels.main).arg(sharded::encode(
+                    &self.uid,
+                    sharded::kind::DISCONNECT_SOCKETS,
+                    serde_json::json!({"opts": opts, "close": true}),
+                ));
+                cmd
+            }
+            None => {
+                let request = serde_json::json!({
+                    "uid": &*self.uid,
+                    "type": wire::request_type::REMOTE_DISCONNECT,
+                    "opts": opts,
+                    "close": true,
+                })
+                .to_string();
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(&self.channels.request).arg(request);
+                cmd
+            }
+        };
+        self.send(cmd, Queued::Command);
     }
 
     fn went_offline(&self, user: &str) {
         let mut cmd = redis::cmd("SREM");
         cmd.arg(ONLINE_USERS).arg(user);
-        self.send(cmd, false);
+        self.send(cmd, Queued::Command);
         let mut cmd = redis::cmd("SREM");
         cmd.arg(self.keys.node_users(&self.uid)).arg(user);
-        self.send(cmd, false);
+        self.send(cmd, Queued::Command);
     }
 
     fn note_message(&self, user: &str) {
@@ -446,10 +569,10 @@ impl RemoteNodes for Cluster {
         let window = crate::chat::rate_limit::CLUSTER_WINDOW.as_millis() as u64;
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(0).arg("PX").arg(window).arg("NX");
-        self.send(cmd, false);
+        self.send(cmd, Queued::Command);
         let mut cmd = redis::cmd("INCR");
         cmd.arg(&key);
-        self.send(cmd, false);
+        self.send(cmd, Queued::Command);
     }
 
     fn count_message(&self, user: &str) -> BoxFuture<'static, Option<u64>> {
@@ -508,9 +631,13 @@ struct Asking {
 
 /// An answer on the response channel: counted if it answers one of this node's requests.
 fn on_response(asked: &Asked, payload: &[u8]) {
-    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(payload) else {
-        return;
-    };
+    if let Ok(answer) = serde_json::from_slice::<serde_json::Value>(payload) {
+        on_response_value(asked, &answer);
+    }
+}
+
+/// An answer (`{requestId, sockets}`) counted if it answers one of this node's requests.
+fn on_response_value(asked: &Asked, answer: &serde_json::Value) {
     let Some(id) = answer.get("requestId").and_then(|v| v.as_str()) else {
         return;
     };
@@ -534,10 +661,11 @@ fn on_response(asked: &Asked, payload: &[u8]) {
 
 /// What counting sockets elsewhere needs, apart from the [`Cluster`].
 struct Elsewhere {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
     uid: Arc<str>,
     channels: Channels,
+    sharded: Option<sharded::ShardedChannels>,
     asked: Asked,
 }
 
@@ -547,11 +675,25 @@ impl Elsewhere {
     /// how many answers to wait for. `Ok(None)`: not all answered within `timeout`.
     async fn fetch(&self, user: &str, timeout: Duration) -> redis::RedisResult<Option<usize>> {
         let mut conn = self.conn.clone();
-        let (_, servers): (String, usize) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&self.channels.request)
-            .query_async(&mut conn)
-            .await?;
+        let servers = match &self.sharded {
+            // Summed over the cluster's nodes (each answers for its own shards).
+            Some(channels) => {
+                let counts: HashMap<String, usize> = redis::cmd("PUBSUB")
+                    .arg("SHARDNUMSUB")
+                    .arg(&channels.main)
+                    .query_async(&mut conn)
+                    .await?;
+                counts.get(&channels.main).copied().unwrap_or(0)
+            }
+            None => {
+                let (_, servers): (String, usize) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&self.channels.request)
+                    .query_async(&mut conn)
+                    .await?;
+                servers
+            }
+        };
         let expected = servers.saturating_sub(1);
         if expected == 0 {
             return Ok(Some(0));
@@ -567,15 +709,35 @@ impl Elsewhere {
                 done: Some(done),
             },
         );
-        let request = serde_json::json!({
-            "uid": &*self.uid,
-            "requestId": id,
-            "type": wire::request_type::REMOTE_FETCH,
-            "opts": {"rooms": [user], "except": []},
-        })
-        .to_string();
-        let published = redis::cmd("PUBLISH")
-            .arg(&self.channels.request)
+        let opts = serde_json::json!({"rooms": [user], "except": [], "flags": {}});
+        let (channel, request) = match &self.sharded {
+            Some(channels) => (
+                channels.main.clone(),
+                sharded::encode(
+                    &self.uid,
+                    sharded::kind::FETCH_SOCKETS,
+                    serde_json::json!({"opts": opts, "requestId": id}),
+                ),
+            ),
+            None => (
+                self.channels.request.clone(),
+                serde_json::json!({
+                    "uid": &*self.uid,
+                    "requestId": id,
+                    "type": wire::request_type::REMOTE_FETCH,
+                    "opts": opts,
+                })
+                .to_string()
+                .into_bytes(),
+            ),
+        };
+        let publish = if self.sharded.is_some() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let published = redis::cmd(publish)
+            .arg(channel)
             .arg(request)
             .query_async::<usize>(&mut conn)
             .await;
@@ -634,30 +796,172 @@ impl Elsewhere {
     }
 }
 
+/// What a node's notice of lost publishes needs.
+struct Notices {
+    uid: Arc<str>,
+    channels: Channels,
+    sharded: Option<sharded::ShardedChannels>,
+}
+
+impl Notices {
+    /// The notice that publishes to `user` (`None`: to anyone) were lost, on the channel they
+    /// went to (so that it comes after them and before the next ones).
+    fn missed(&self, user: Option<&str>) -> Cmd {
+        if let Some(channels) = &self.sharded {
+            return sharded::missed_notice(&self.uid, channels, user);
+        }
+        let flag = user.map_or(rmpv::Value::Boolean(true), rmpv::Value::from);
+        let payload = wire::encode_broadcast(
+            &self.uid,
+            CHAT_NAMESPACE,
+            &serde_json::json!([MISSED_ROOM]),
+            &[MISSED_ROOM],
+            vec![(rmpv::Value::from(MISSED_FLAG), flag)],
+        );
+        let channel = match user {
+            Some(user) => self.channels.broadcast_to(&[user]),
+            None => self.channels.broadcast.clone(),
+        };
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        cmd
+    }
+}
+
+/// The users whose deliveries Redis failed since the last notice.
+#[derive(Default)]
+struct Missed {
+    users: std::collections::HashSet<Arc<str>>,
+    everyone: bool,
+}
+
+impl Missed {
+    fn is_empty(&self) -> bool {
+        self.users.is_empty() && !self.everyone
+    }
+
+    fn add(&mut self, user: Arc<str>) {
+        if self.everyone {
+            return;
+        }
+        if self.users.len() >= MISSED_USERS {
+            self.users.clear();
+            self.everyone = true;
+        } else {
+            self.users.insert(user);
+        }
+    }
+
+    fn notices(&self, notices: &Notices) -> Vec<Cmd> {
+        if self.everyone {
+            return vec![notices.missed(None)];
+        }
+        self.users.iter().map(|u| notices.missed(Some(u))).collect()
+    }
+}
+
+/// Runs `pipe` (its replies ignored). On a Redis Cluster a pipeline goes to one node: there
+/// it is one pipeline per hash slot (the slot of each command's first key or channel), the
+/// commands of each in their order, all at once; it fails if any fails.
+async fn run(conn: &mut Conn, pipe: redis::Pipeline) -> redis::RedisResult<()> {
+    if !conn.is_cluster() {
+        return pipe.query_async::<()>(conn).await;
+    }
+    let mut groups: Vec<(redis::cluster_routing::Slot, redis::Pipeline)> = Vec::new();
+    for cmd in pipe.cmd_iter() {
+        let key = match cmd.args_iter().nth(1) {
+            Some(redis::Arg::Simple(key)) => key.to_vec(),
+            _ => Vec::new(),
+        };
+        let slot = redis::cluster_routing::Slot::for_key(&key);
+        let group = match groups.iter_mut().position(|(s, _)| *s == slot) {
+            Some(i) => &mut groups[i].1,
+            None => {
+                let at = groups.len();
+                groups.push((slot, redis::pipe()));
+                &mut groups[at].1
+            }
+        };
+        group.add_command(cmd.clone()).ignore();
+    }
+    let sent = groups.into_iter().map(|(_, group)| {
+        let mut conn = conn.clone();
+        async move { group.query_async::<()>(&mut conn).await }
+    });
+    futures_util::future::join_all(sent)
+        .await
+        .into_iter()
+        .collect::<redis::RedisResult<Vec<()>>>()
+        .map(|_| ())
+}
+
+/// How long a pump with lost publishes to tell waits for new commands before it tries to
+/// send the notices alone.
+const NOTICE_RETRY: Duration = Duration::from_millis(250);
+
 /// Sends the queued commands to Redis, in order, in pipelines.
+///
+/// A pipeline that fails is not sent again (that would reorder); the users it was delivering
+/// to are remembered, and the first pipeline that goes through after it starts with a notice
+/// for each ([`MISSED_FLAG`]): their sockets on the other nodes catch up from the database.
 async fn pump(
-    mut rx: mpsc::Receiver<(Cmd, bool)>,
-    mut conn: ConnectionManager,
+    mut rx: mpsc::Receiver<(Cmd, Queued)>,
+    mut conn: Conn,
     metrics: Arc<ClusterMetrics>,
+    notices: Notices,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut failing: Option<(Instant, usize)> = None;
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        let mut publishes = 0;
-        for (cmd, publish) in batch.drain(..) {
-            pipe.add_command(cmd).ignore();
-            publishes += usize::from(publish);
+    let mut missed = Missed::default();
+    loop {
+        let received = if missed.is_empty() {
+            rx.recv_many(&mut batch, BATCH).await
+        } else {
+            match tokio::time::timeout(NOTICE_RETRY, rx.recv_many(&mut batch, BATCH)).await {
+                Ok(n) => n,
+                // Nothing new: the notices alone.
+                Err(_) => usize::MAX,
+            }
+        };
+        if received == 0 {
+            return;
         }
-        match pipe.query_async::<()>(&mut conn).await {
+        let mut pipe = redis::pipe();
+        let telling = !missed.is_empty();
+        for notice in missed.notices(&notices) {
+            pipe.add_command(notice).ignore();
+        }
+        let mut publishes = 0;
+        let mut to_users = Vec::new();
+        for (cmd, queued) in batch.drain(..) {
+            pipe.add_command(cmd).ignore();
+            match queued {
+                Queued::Command => {}
+                Queued::Broadcast => publishes += 1,
+                Queued::ToUser(user) => {
+                    publishes += 1;
+                    to_users.push(user);
+                }
+            }
+        }
+        match run(&mut conn, pipe).await {
             Ok(()) => {
                 metrics.published(publishes);
+                if telling {
+                    missed = Missed::default();
+                }
                 if let Some((_, lost)) = failing.take() {
-                    info!("cluster: Redis is back; {lost} messages for other nodes were lost");
+                    info!(
+                        "cluster: Redis is back; {lost} messages for other nodes were lost \
+                         (their users' sockets there catch up from the database)"
+                    );
                 }
             }
             Err(e) => {
                 metrics.publish_failed(publishes);
+                for user in to_users {
+                    missed.add(user);
+                }
                 match &mut failing {
                     None => {
                         warn!(
@@ -696,18 +1000,40 @@ async fn subscriber(cluster: Arc<Cluster>) {
     };
     loop {
         match subscribe(&cluster).await {
-            Ok(mut pubsub) => {
-                info!("cluster: subscribed to {}", cluster.channels.pattern());
+            Ok((mut pubsub, server)) => {
+                info!(
+                    "cluster: subscribed to {} on {server}",
+                    cluster.channels.pattern()
+                );
                 logged_down = false;
                 cluster.metrics.subscribed(true);
                 link(true);
                 let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    on_message(&cluster, &msg);
-                }
+                // Behind sentinels: whether the master moved with this server still up.
+                let mut watch =
+                    tokio::time::interval(Duration::from_millis(cluster.settings.refresh));
+                watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                watch.tick().await;
+                let moved = loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(msg) => on_message(&cluster, &msg),
+                            None => break false,
+                        },
+                        _ = watch.tick(), if cluster.link.watches_master() => {
+                            if cluster.link.master_moved_from(&server).await {
+                                break true;
+                            }
+                        }
+                    }
+                };
                 link(false);
                 cluster.metrics.subscribed(false);
-                warn!("cluster: lost the subscription to Redis; subscribing again");
+                if moved {
+                    warn!("cluster: the master moved from {server}; subscribing again");
+                } else {
+                    warn!("cluster: lost the subscription to Redis; subscribing again");
+                }
             }
             Err(e) => {
                 link(false);
@@ -721,10 +1047,11 @@ async fn subscriber(cluster: Arc<Cluster>) {
     }
 }
 
-async fn subscribe(cluster: &Cluster) -> redis::RedisResult<redis::aio::PubSub> {
+/// A new subscription: the pub/sub connection and the server it is on.
+async fn subscribe(cluster: &Cluster) -> redis::RedisResult<(redis::aio::PubSub, String)> {
     let timeout = Duration::from_millis(cluster.settings.request_timeout.max(100));
-    let connect = cluster.client.get_async_pubsub();
-    let mut pubsub = tokio::time::timeout(timeout, connect)
+    let connect = cluster.link.pubsub();
+    let (mut pubsub, server) = tokio::time::timeout(timeout * 2, connect)
         .await
         .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
     pubsub.psubscribe(cluster.channels.pattern()).await?;
@@ -735,7 +1062,7 @@ async fn subscribe(cluster: &Cluster) -> redis::RedisResult<redis::aio::PubSub> 
     pubsub
         .subscribe(format!("{}{}#", cluster.channels.response, cluster.uid))
         .await?;
-    Ok(pubsub)
+    Ok((pubsub, server))
 }
 
 fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
@@ -759,6 +1086,15 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
     if *broadcast.uid == *cluster.uid || broadcast.nsp != CHAT_NAMESPACE {
         return;
     }
+    if let Some(missed) = broadcast.flags.get(MISSED_FLAG) {
+        return on_missed(cluster, missed);
+    }
+    deliver(cluster, broadcast);
+}
+
+/// A broadcast from another server: to this node's sockets in its rooms, binary ones as
+/// binary packets.
+fn deliver(cluster: &Arc<Cluster>, broadcast: wire::Broadcast) {
     if broadcast.packet_type != wire::EVENT && broadcast.packet_type != wire::BINARY_EVENT {
         return debug!(
             "cluster: broadcast of packet type {} ignored (not an event)",
@@ -785,19 +1121,56 @@ fn on_message(cluster: &Arc<Cluster>, msg: &redis::Msg) {
     }
 }
 
+/// Another node's notice that some of its deliveries to `missed` (a user, or `true`: anyone)
+/// were lost: those sockets here catch up from the database.
+fn on_missed(cluster: &Arc<Cluster>, missed: &serde_json::Value) {
+    let Some(users) = cluster.users.get() else {
+        return;
+    };
+    let rooms: Vec<Arc<str>> = match missed {
+        serde_json::Value::String(user) => vec![Arc::from(user.as_str())],
+        serde_json::Value::Bool(true) => Vec::new(),
+        _ => return,
+    };
+    let sockets = users.local_sockets(&rooms, &[]);
+    debug!(
+        "cluster: another node lost deliveries to {missed}: {} sockets here catch up",
+        sockets.len()
+    );
+    for socket in sockets {
+        socket.push.do_send(ChatPush::CatchUp);
+    }
+}
+
 /// Keeps this node's keys and buries dead nodes, every `redis.refresh`.
+///
+/// After its own refreshes failed (Redis down, a failover), a node buries no other node for
+/// one `redis.presence_ttl`: the others' keys may have expired meanwhile (a replica promoted
+/// after longer than their life keeps the keys' expiry running), and they get that long to
+/// write them again, as they always have.
 async fn refresher(cluster: Arc<Cluster>) {
     let every = Duration::from_millis(cluster.settings.refresh);
+    let grace = Duration::from_millis(cluster.settings.presence_ttl);
     let mut conn = cluster.conn.clone();
+    let mut failing = false;
+    let mut bury_from = Instant::now();
     loop {
         let pipe = cluster.refresh_commands();
-        match pipe.query_async::<()>(&mut conn).await {
+        match run(&mut conn, pipe).await {
             Ok(()) => {
-                if let Err(e) = cluster.bury_dead_nodes().await {
-                    debug!("cluster: looking for dead nodes failed: {e}");
+                if std::mem::take(&mut failing) {
+                    bury_from = Instant::now() + grace;
+                }
+                if Instant::now() >= bury_from {
+                    if let Err(e) = cluster.bury_dead_nodes().await {
+                        debug!("cluster: looking for dead nodes failed: {e}");
+                    }
                 }
             }
-            Err(e) => debug!("cluster: refreshing this node's keys failed: {e}"),
+            Err(e) => {
+                failing = true;
+                debug!("cluster: refreshing this node's keys failed: {e}");
+            }
         }
         tokio::time::sleep(every).await;
     }
@@ -808,6 +1181,40 @@ mod tests {
     use super::*;
     use crate::chat::recovery::StreamKey;
     use serde_json::json;
+
+    #[test]
+    fn a_missed_notice_goes_where_the_lost_deliveries_went_and_to_nobody() {
+        let notices = Notices {
+            uid: Arc::from("node1"),
+            channels: Channels::new("socket.io", "/"),
+            sharded: None,
+        };
+        let args = |cmd: &Cmd| -> Vec<Vec<u8>> {
+            cmd.args_iter()
+                .filter_map(|a| match a {
+                    redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let to_u1 = args(&notices.missed(Some("u1")));
+        assert_eq!(to_u1[0], b"PUBLISH");
+        assert_eq!(to_u1[1], b"socket.io#/#u1#");
+        let notice = wire::decode_broadcast(&to_u1[2]).expect("a broadcast");
+        assert_eq!(notice.rooms, vec![MISSED_ROOM.to_string()]);
+        assert_eq!(notice.flags, json!({"courierMissed": "u1"}));
+        let to_all = args(&notices.missed(None));
+        assert_eq!(to_all[1], b"socket.io#/#");
+        let notice = wire::decode_broadcast(&to_all[2]).expect("a broadcast");
+        assert_eq!(notice.flags, json!({"courierMissed": true}));
+        // Too many users: one notice for everyone.
+        let mut missed = Missed::default();
+        for i in 0..=MISSED_USERS {
+            missed.add(Arc::from(format!("u{i}")));
+        }
+        assert_eq!(missed.notices(&notices).len(), 1);
+        assert!(missed.everyone);
+    }
 
     #[test]
     fn a_mark_crosses_in_the_broadcast_flags() {

@@ -178,19 +178,55 @@ pub fn fetch_response(request_id: &str, sockets: &[Fetched]) -> String {
     json!({ "requestId": request_id, "sockets": sockets }).to_string()
 }
 
-/// Publishes `response` on the response channel.
-fn respond(cluster: &Cluster, response: impl redis::ToRedisArgs) {
-    let mut cmd = redis::cmd("PUBLISH");
-    cmd.arg(&cluster.channels.response).arg(response);
-    cluster.send(cmd, false);
+/// Where a request's answers go, and in which protocol's form.
+#[derive(Debug, Clone)]
+pub(super) enum Reply {
+    /// The classic protocol: JSON (MessagePack for an ack) on `<key>-response#/#`.
+    Classic,
+    /// Sharded pub/sub: `{uid, nsp, type, data}` on the requester's own channel.
+    Sharded { to: String },
 }
 
-/// Handles one message of the request channel.
+impl Reply {
+    /// Publishes an answer: `classic` in the classic protocol; else the sharded protocol's
+    /// message of type `kind` with `data`.
+    fn send(&self, cluster: &Cluster, classic: impl FnOnce() -> Vec<u8>, kind: u64, data: Value) {
+        let cmd = match (self, &cluster.sharded) {
+            (Reply::Sharded { to }, Some(sharded)) => {
+                let mut cmd = redis::cmd("SPUBLISH");
+                cmd.arg(sharded.channels.of(to)).arg(super::sharded::encode(
+                    cluster.uid(),
+                    kind,
+                    data,
+                ));
+                cmd
+            }
+            _ => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(&cluster.channels.response).arg(classic());
+                cmd
+            }
+        };
+        cluster.send(cmd, super::Queued::Command);
+    }
+
+    fn is_classic(&self) -> bool {
+        matches!(self, Reply::Classic)
+    }
+}
+
+/// Handles one message of the request channel (the classic protocol).
 pub(super) fn on_request(cluster: &Arc<Cluster>, payload: &[u8]) {
     let Some(request) = parse(payload) else {
         cluster.metrics.request(false);
         return debug!("cluster: an unreadable request ignored");
     };
+    handle(cluster, request, Reply::Classic);
+}
+
+/// Handles a request of another server; its answers go as `reply` says.
+pub(super) fn handle(cluster: &Arc<Cluster>, request: Request, reply: Reply) {
+    use super::sharded::kind as sharded;
     if request.uid.as_deref() == Some(cluster.uid()) {
         return;
     }
@@ -209,20 +245,28 @@ pub(super) fn on_request(cluster: &Arc<Cluster>, payload: &[u8]) {
         }
     };
     let id = request.request_id.clone();
-    let handled = match kind {
-        t::SOCKETS => id.map(|id| {
-            let ids: Vec<String> = index
-                .reach(&request.rooms, &[])
-                .iter()
-                .map(|s| s.sid.to_string())
-                .collect();
-            json!({ "requestId": id, "sockets": ids }).to_string()
-        }),
-        t::ALL_ROOMS => id.map(|id| {
-            let mut rooms: Vec<String> = index.all_rooms().iter().map(|r| r.to_string()).collect();
-            rooms.sort_unstable();
-            json!({ "requestId": id, "rooms": rooms }).to_string()
-        }),
+    match kind {
+        // Classic only: the sharded protocol has no such requests.
+        t::SOCKETS if reply.is_classic() => {
+            if let Some(id) = id {
+                let ids: Vec<String> = index
+                    .reach(&request.rooms, &[])
+                    .iter()
+                    .map(|s| s.sid.to_string())
+                    .collect();
+                let answer = json!({ "requestId": id, "sockets": ids }).to_string();
+                reply.send(cluster, || answer.into_bytes(), 0, Value::Null);
+            }
+        }
+        t::ALL_ROOMS if reply.is_classic() => {
+            if let Some(id) = id {
+                let mut rooms: Vec<String> =
+                    index.all_rooms().iter().map(|r| r.to_string()).collect();
+                rooms.sort_unstable();
+                let answer = json!({ "requestId": id, "rooms": rooms }).to_string();
+                reply.send(cluster, || answer.into_bytes(), 0, Value::Null);
+            }
+        }
         t::REMOTE_JOIN | t::REMOTE_LEAVE => {
             let join = kind == t::REMOTE_JOIN;
             let sockets = selected(&request);
@@ -243,8 +287,10 @@ pub(super) fn on_request(cluster: &Arc<Cluster>, payload: &[u8]) {
                 }
             }
             // Only the node of the socket a request names answers it.
-            id.filter(|_| request.opts.is_none() && !sockets.is_empty())
-                .map(|id| json!({ "requestId": id }).to_string())
+            if let Some(id) = id.filter(|_| request.opts.is_none() && !sockets.is_empty()) {
+                let answer = json!({ "requestId": id }).to_string();
+                reply.send(cluster, || answer.into_bytes(), 0, Value::Null);
+            }
         }
         t::REMOTE_DISCONNECT => {
             // Another Courier node took a recovery stream over.
@@ -259,43 +305,55 @@ pub(super) fn on_request(cluster: &Arc<Cluster>, payload: &[u8]) {
                     close: request.close,
                 });
             }
-            id.filter(|_| request.opts.is_none() && !sockets.is_empty())
-                .map(|id| json!({ "requestId": id }).to_string())
+            if let Some(id) = id.filter(|_| request.opts.is_none() && !sockets.is_empty()) {
+                let answer = json!({ "requestId": id }).to_string();
+                reply.send(cluster, || answer.into_bytes(), 0, Value::Null);
+            }
         }
-        t::REMOTE_FETCH => id.map(|id| {
-            let (rooms, except) = request.opts.clone().unwrap_or_default();
-            let sockets: Vec<_> = index
-                .reach(&rooms, &except)
-                .into_iter()
-                .map(|s| {
-                    let rooms = index.rooms_of(&s.sid);
-                    (s.sid, s.user, rooms)
+        t::REMOTE_FETCH => {
+            if let Some(id) = id {
+                let (rooms, except) = request.opts.clone().unwrap_or_default();
+                let sockets: Vec<_> = index
+                    .reach(&rooms, &except)
+                    .into_iter()
+                    .map(|s| {
+                        let rooms = index.rooms_of(&s.sid);
+                        (s.sid, s.user, rooms)
+                    })
+                    .collect();
+                let answer = fetch_response(&id, &sockets);
+                let data = serde_json::from_str(&answer).unwrap_or(Value::Null);
+                reply.send(
+                    cluster,
+                    || answer.into_bytes(),
+                    sharded::FETCH_SOCKETS_RESPONSE,
+                    data,
+                );
+            }
+        }
+        t::SERVER_SIDE_EMIT => {
+            if let Some(id) = id {
+                let answer = json!({
+                    "type": t::SERVER_SIDE_EMIT,
+                    "requestId": id,
+                    "data": null,
                 })
-                .collect();
-            fetch_response(&id, &sockets)
-        }),
-        t::SERVER_SIDE_EMIT => id.map(|id| {
-            json!({
-                "type": t::SERVER_SIDE_EMIT,
-                "requestId": id,
-                "data": null,
-            })
-            .to_string()
-        }),
-        t::BROADCAST => {
-            broadcast_with_acks(cluster, request, selected);
-            cluster.metrics.request(true);
-            return;
+                .to_string();
+                reply.send(
+                    cluster,
+                    || answer.into_bytes(),
+                    sharded::SERVER_SIDE_EMIT_RESPONSE,
+                    json!({ "requestId": id, "packet": null }),
+                );
+            }
         }
+        t::BROADCAST => broadcast_with_acks(cluster, request, selected, reply),
         other => {
             cluster.metrics.request(false);
             return debug!("cluster: request of type {other} ignored");
         }
-    };
-    cluster.metrics.request(true);
-    if let Some(response) = handled {
-        respond(cluster, response);
     }
+    cluster.metrics.request(true);
 }
 
 /// A broadcast with acks: the packet goes to the selected sockets, asking each for its
@@ -304,7 +362,9 @@ fn broadcast_with_acks(
     cluster: &Arc<Cluster>,
     request: Request,
     selected: impl Fn(&Request) -> Vec<Reached>,
+    reply: Reply,
 ) {
+    use super::sharded::kind as sharded;
     let Some(id) = request.request_id.clone() else {
         return;
     };
@@ -320,40 +380,69 @@ fn broadcast_with_acks(
         .timeout
         .unwrap_or(DEFAULT_ACK_TIMEOUT)
         .min(MAX_ACK_TIMEOUT);
-    respond(
+    let count = json!({
+        "type": BROADCAST_CLIENT_COUNT,
+        "requestId": id,
+        "clientCount": sockets.len(),
+    })
+    .to_string();
+    reply.send(
         cluster,
-        json!({
-            "type": BROADCAST_CLIENT_COUNT,
-            "requestId": id,
-            "clientCount": sockets.len(),
-        })
-        .to_string(),
+        || count.into_bytes(),
+        sharded::BROADCAST_CLIENT_COUNT,
+        json!({ "requestId": id, "clientCount": sockets.len() }),
     );
     let to = cluster.clone();
-    let reply = AckReply(Arc::new(
+    let ack_reply = AckReply(Arc::new(
         move |args: Vec<Value>, attachments: Vec<Bytes>| {
             let first = args.first().cloned().unwrap_or(Value::Null);
-            let answer = rmpv::Value::Map(vec![
-                (rmpv::Value::from("type"), rmpv::Value::from(BROADCAST_ACK)),
-                (
-                    rmpv::Value::from("requestId"),
-                    rmpv::Value::from(id.as_str()),
-                ),
-                (
-                    rmpv::Value::from("packet"),
-                    wire::to_msgpack_with_attachments(&first, &attachments),
-                ),
-            ]);
-            let mut bytes = Vec::new();
-            // Writing to a Vec cannot fail.
-            let _ = rmpv::encode::write_value(&mut bytes, &answer);
-            respond(&to, bytes);
+            let packet = wire::to_msgpack_with_attachments(&first, &attachments);
+            match (&reply, &to.sharded) {
+                (Reply::Sharded { to: requester }, Some(sharded)) => {
+                    // MessagePack when the answer carries binary, as the adapter writes it.
+                    let data = rmpv::Value::Map(vec![
+                        (
+                            rmpv::Value::from("requestId"),
+                            rmpv::Value::from(id.as_str()),
+                        ),
+                        (rmpv::Value::from("packet"), packet),
+                    ]);
+                    let payload = if attachments.is_empty() {
+                        super::sharded::encode(
+                            to.uid(),
+                            sharded::BROADCAST_ACK,
+                            json!({ "requestId": id, "packet": first }),
+                        )
+                    } else {
+                        super::sharded::encode_binary(to.uid(), sharded::BROADCAST_ACK, data)
+                    };
+                    let mut cmd = redis::cmd("SPUBLISH");
+                    cmd.arg(sharded.channels.of(requester)).arg(payload);
+                    to.send(cmd, super::Queued::Command);
+                }
+                _ => {
+                    let answer = rmpv::Value::Map(vec![
+                        (rmpv::Value::from("type"), rmpv::Value::from(BROADCAST_ACK)),
+                        (
+                            rmpv::Value::from("requestId"),
+                            rmpv::Value::from(id.as_str()),
+                        ),
+                        (rmpv::Value::from("packet"), packet),
+                    ]);
+                    let mut bytes = Vec::new();
+                    // Writing to a Vec cannot fail.
+                    let _ = rmpv::encode::write_value(&mut bytes, &answer);
+                    let mut cmd = redis::cmd("PUBLISH");
+                    cmd.arg(&to.channels.response).arg(bytes);
+                    to.send(cmd, super::Queued::Command);
+                }
+            }
         },
     ));
     for socket in sockets {
         socket.push.do_send(ChatPush::Ask {
             packet: packet.clone(),
-            reply: reply.clone(),
+            reply: ack_reply.clone(),
             timeout,
         });
     }

@@ -1,5 +1,6 @@
-//! Database access: connecting (SQLite or PostgreSQL, Prisma-style `?schema=`), the startup
-//! migration policy, and the chat's queries (reads here, writes in `actors::persistence`).
+//! Database access: connecting (SQLite or PostgreSQL, Prisma-style `?schema=` and
+//! `?pgbouncer=true`), the startup migration policy, and the chat's queries (reads here,
+//! writes in `actors::persistence`).
 
 pub mod seed;
 
@@ -7,25 +8,41 @@ use std::time::Duration;
 
 use log::{info, warn};
 use migration::{MigrateMode, MigrateOutcome};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, Statement};
 
 use crate::config::{redact_url, DatabaseSettings, MigrateSetting, Settings};
 
-/// Splits a Prisma-style `schema=NAME` query parameter off a PostgreSQL URL (Prisma's
-/// convention; sqlx does not know it). Returns the URL without it and the schema.
-pub fn split_schema(url: &str) -> (String, Option<String>) {
+/// What `database.url` says besides the URL sqlx reads: Prisma's parameters, which Courier
+/// takes off the URL (sqlx does not know them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlParams {
+    /// `schema=NAME`: the search path (PostgreSQL).
+    pub schema: Option<String>,
+    /// `pgbouncer=true`: the database is reached through PgBouncer (or another pooler) in
+    /// transaction mode: no named prepared statements, no `extra_float_digits` startup
+    /// parameter, no session state (`SET search_path`).
+    pub pgbouncer: bool,
+}
+
+/// Splits Prisma's `schema=NAME` and `pgbouncer=true` query parameters off a PostgreSQL URL.
+/// Returns the URL without them and what they say.
+pub fn split_params(url: &str) -> (String, UrlParams) {
+    let mut params = UrlParams::default();
     let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
+        return (url.to_string(), params);
     };
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return (url.to_string(), None);
+        return (url.to_string(), params);
     }
-    let mut schema = None;
     let rest: Vec<&str> = query
         .split('&')
         .filter(|pair| match pair.split_once('=') {
             Some(("schema", value)) if !value.is_empty() => {
-                schema = Some(percent_decode(value));
+                params.schema = Some(percent_decode(value));
+                false
+            }
+            Some(("pgbouncer", value)) => {
+                params.pgbouncer = value.eq_ignore_ascii_case("true") || value == "1";
                 false
             }
             _ => true,
@@ -36,7 +53,37 @@ pub fn split_schema(url: &str) -> (String, Option<String>) {
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    (url, schema)
+    (url, params)
+}
+
+/// Splits a Prisma-style `schema=NAME` query parameter off a PostgreSQL URL (Prisma's
+/// convention; sqlx does not know it), and `pgbouncer=…` with it. Returns the URL without
+/// them and the schema.
+pub fn split_schema(url: &str) -> (String, Option<String>) {
+    let (url, params) = split_params(url);
+    (url, params.schema)
+}
+
+/// SeaORM's options for `url` (its Prisma parameters applied, [`UrlParams`]); the schema
+/// the sessions must be in when it cannot be set per session (through PgBouncer).
+pub fn options(url: &str) -> (ConnectOptions, Option<String>) {
+    let (base, params) = split_params(url);
+    let mut options = ConnectOptions::new(base);
+    options.sqlx_logging(false);
+    if params.pgbouncer {
+        // The statement cache off: with the patched sqlx-postgres (vendor/README.md) every
+        // statement is the unnamed one, parsed in the same `Sync` as its execution. And no
+        // `extra_float_digits` at startup, which PgBouncer refuses unless told to ignore it
+        // (Courier reads floats in binary).
+        options.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(0).extra_float_digits(None));
+        // `SET search_path` would stay on whichever server connection ran it, for whoever
+        // gets it next: the role's (or the database's) own search path must be the schema.
+        return (options, params.schema);
+    }
+    if let Some(schema) = params.schema {
+        options.set_schema_search_path(schema);
+    }
+    (options, None)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -112,18 +159,42 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
 
 /// Opens the database at `url`, quietly.
 pub async fn open(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let (url, schema) = split_schema(url);
-    let mut options = ConnectOptions::new(url);
+    let (mut options, schema) = options(url);
     // Short timeouts: a database that does not answer is retried (`database.retry_for`),
     // not waited for.
     options
         .connect_timeout(Duration::from_secs(2))
-        .acquire_timeout(Duration::from_secs(2))
-        .sqlx_logging(false);
+        .acquire_timeout(Duration::from_secs(2));
+    let db = Database::connect(options).await?;
     if let Some(schema) = schema {
-        options.set_schema_search_path(schema);
+        check_schema(&db, &schema).await?;
     }
-    Database::connect(options).await
+    Ok(db)
+}
+
+/// Through PgBouncer, `schema=NAME` is not set per session but must already be the
+/// sessions' schema (the role's or the database's search path): refuses to go on otherwise.
+pub async fn check_schema(db: &DatabaseConnection, schema: &str) -> Result<(), DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT current_schema() AS s",
+        ))
+        .await?;
+    let current: Option<String> = match row {
+        Some(row) => row.try_get("", "s")?,
+        None => None,
+    };
+    if current.as_deref() == Some(schema) {
+        return Ok(());
+    }
+    Err(DbErr::Custom(format!(
+        "database.url has schema={schema} and pgbouncer=true, but the sessions' schema is {}: \
+         a pooler in transaction mode cannot carry a per-session search path; make it the \
+         role's or the database's (ALTER ROLE <user> SET search_path = \"{schema}\"), or \
+         leave schema= out",
+        current.as_deref().unwrap_or("none"),
+    )))
 }
 
 /// Applies the migration policy (`database.migrate`); says what it did.
@@ -228,5 +299,28 @@ mod tests {
             split_schema("postgres://u@h/db"),
             ("postgres://u@h/db".to_string(), None)
         );
+    }
+
+    #[test]
+    fn prisma_pgbouncer_parameter_is_read_and_taken_off() {
+        assert_eq!(
+            split_params("postgresql://u@h:6432/db?pgbouncer=true&schema=app&sslmode=disable"),
+            (
+                "postgresql://u@h:6432/db?sslmode=disable".to_string(),
+                UrlParams {
+                    schema: Some("app".into()),
+                    pgbouncer: true
+                }
+            )
+        );
+        assert_eq!(
+            split_params("postgres://u@h/db?pgbouncer=false"),
+            ("postgres://u@h/db".to_string(), UrlParams::default())
+        );
+        // Through PgBouncer the schema is not set per session: it is to be checked.
+        let (_, schema) = options("postgres://u@h/db?pgbouncer=true&schema=app");
+        assert_eq!(schema.as_deref(), Some("app"));
+        let (_, schema) = options("postgres://u@h/db?schema=app");
+        assert_eq!(schema, None);
     }
 }

@@ -3,7 +3,9 @@
 // cluster test needs (send_message, presence, calls), on the same database as Courier.
 // Written for the test (the behaviour of socket-server/server.ts, not its code).
 //
-// Environment: PORT (0: a free one), REDIS_URL, DATABASE_URL, DB_SCHEMA, SOCKET_SECRET.
+// Environment: PORT (0: a free one), REDIS_URL, DATABASE_URL, DB_SCHEMA, SOCKET_SECRET, ADAPTER
+// ("classic", the default: createAdapter on one Redis; "sharded": createShardedAdapter on a
+// Redis Cluster, REDIS_URL then redis+cluster://host:port,host:port,…).
 // Prints `listening on http://127.0.0.1:PORT` once ready, and `fetchSockets USER N` each time
 // a user's last local socket goes and it asks the cluster for their sockets.
 //
@@ -12,16 +14,24 @@
 // emit (io.to(room).emit), binary (a Buffer argument), fetch (fetchSockets), rooms
 // (allRooms), join / leave (socketsJoin / socketsLeave), disconnect (disconnectSockets),
 // ask (io.to(room).timeout(ms).emitWithAck), remote-join (the adapter's request for one
-// socket by id).
+// socket by id). The sharded adapter has no allRooms nor remote-join.
 import http from "node:http";
 import crypto from "node:crypto";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
-import { Redis } from "ioredis";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { Redis, Cluster } from "ioredis";
 import pg from "pg";
 
 const ONLINE_USERS = "online_users";
-const pub = new Redis(process.env.REDIS_URL);
+const sharded = process.env.ADAPTER === "sharded";
+const pub = sharded
+  ? new Cluster(
+      process.env.REDIS_URL.replace("redis+cluster://", "")
+        .split(",")
+        .map((node) => ({ host: node.split(":")[0], port: Number(node.split(":")[1]) })),
+      { shardedSubscribers: true },
+    )
+  : new Redis(process.env.REDIS_URL);
 const sub = pub.duplicate();
 pub.on("error", () => {});
 sub.on("error", () => {});
@@ -111,7 +121,9 @@ async function ops(req, res) {
 const server = http.createServer((req, res) => {
   if (req.url.startsWith("/ops/")) ops(req, res);
 });
-const io = new Server(server, { adapter: createAdapter(pub, sub) });
+const io = new Server(server, {
+  adapter: sharded ? createShardedAdapter(pub, sub) : createAdapter(pub, sub),
+});
 const local = new Map(); // userId -> Set of socket ids on this server
 
 io.use((socket, next) => {

@@ -17,6 +17,49 @@ pub fn postgres_base_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// Whether the tests reach PostgreSQL through PgBouncer in transaction mode
+/// (`TEST_DATABASE_URL` with `pgbouncer=true`): each test then has a database of its own
+/// rather than a schema (a pooler cannot carry a per-session search path).
+pub fn through_pgbouncer() -> bool {
+    courier::db::split_params(&postgres_base_url()).1.pgbouncer
+}
+
+/// `url` (`postgres://…/DB?…`) naming database `name` instead.
+fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let authority = head.find("://").map_or(0, |i| i + 3);
+    let host_end = head[authority..]
+        .find('/')
+        .map_or(head.len(), |i| authority + i);
+    let mut out = format!("{}/{name}", &head[..host_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A pool on `url` as Courier opens it (its Prisma parameters applied).
+async fn open(url: &str, max: Option<u32>) -> DatabaseConnection {
+    let (mut options, _) = courier::db::options(url);
+    if let Some(max) = max {
+        options.max_connections(max);
+    }
+    Database::connect(options)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required for this test: {e}"))
+}
+
+/// What to remove when the test is over.
+enum Cleanup {
+    File(String),
+    Schema(String),
+    Database(String),
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}_{}_{}",
@@ -115,11 +158,20 @@ pub struct TestDb {
     /// The test's own connection (for seeding and checking).
     pub conn: DatabaseConnection,
     kind: Kind,
-    cleanup: Option<String>,
+    cleanup: Option<Cleanup>,
+    /// The server's URL (what the cleanup connects to).
+    base: String,
 }
 
 impl TestDb {
     pub async fn new(kind: Kind) -> TestDb {
+        Self::new_on(kind, &postgres_base_url()).await
+    }
+
+    /// A database on the PostgreSQL server at `base` (`TEST_DATABASE_URL`'s form; with
+    /// `pgbouncer=true` a database of its own, else a schema).
+    pub async fn new_on(kind: Kind, base: &str) -> TestDb {
+        let base = base.to_string();
         match kind {
             Kind::Sqlite => {
                 let path = std::env::temp_dir().join(format!("{}.db", unique("courier_test")));
@@ -129,29 +181,45 @@ impl TestDb {
                     url,
                     conn,
                     kind,
-                    cleanup: Some(path.display().to_string()),
+                    cleanup: Some(Cleanup::File(path.display().to_string())),
+                    base,
                 }
             }
             Kind::Postgres | Kind::PrismaPostgres => {
-                let base = postgres_base_url();
-                let admin = match create_database_if_missing(&base).await {
-                    Ok(admin) => admin,
-                    Err(e) => panic!("{e}"),
+                let pgbouncer = courier::db::split_params(&base).1.pgbouncer;
+                if !pgbouncer {
+                    if let Err(e) = create_database_if_missing(&base).await {
+                        panic!("{e}");
+                    }
+                }
+                let admin = open(&base, Some(1)).await;
+                let (url, conn, cleanup) = if pgbouncer {
+                    let name = unique("courier_test");
+                    admin
+                        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                        .await
+                        .expect("create database");
+                    let url = with_database(&base, &name);
+                    let conn = open(&url, None).await;
+                    (url, conn, Cleanup::Database(name))
+                } else {
+                    let schema = unique("courier_test");
+                    admin
+                        .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                        .await
+                        .expect("create schema");
+                    // Every connection to this schema carries its name, so that the cleanup
+                    // can end them all: pools held by actors that outlive the test would
+                    // otherwise keep their connections until the process exits, and the
+                    // shared server takes 100 at most.
+                    let separator = if base.contains('?') { '&' } else { '?' };
+                    let named = format!("{base}{separator}application_name={schema}");
+                    let mut options = ConnectOptions::new(named.clone());
+                    options.set_schema_search_path(schema.clone());
+                    let conn = Database::connect(options).await.expect("connect to schema");
+                    let url = format!("{named}&schema={schema}");
+                    (url, conn, Cleanup::Schema(schema))
                 };
-                let schema = unique("courier_test");
-                admin
-                    .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
-                    .await
-                    .expect("create schema");
-                // Every connection to this schema carries its name, so that the cleanup can
-                // end them all: pools held by actors that outlive the test would otherwise
-                // keep their connections until the process exits, and the shared server
-                // takes 100 at most.
-                let separator = if base.contains('?') { '&' } else { '?' };
-                let named = format!("{base}{separator}application_name={schema}");
-                let mut options = ConnectOptions::new(named.clone());
-                options.set_schema_search_path(schema.clone());
-                let conn = Database::connect(options).await.expect("connect to schema");
                 if kind == Kind::PrismaPostgres {
                     let ddl = std::fs::read_to_string(concat!(
                         env!("CARGO_MANIFEST_DIR"),
@@ -167,10 +235,11 @@ impl TestDb {
                     .expect("_prisma_migrations");
                 }
                 TestDb {
-                    url: format!("{named}&schema={schema}"),
+                    url,
                     conn,
                     kind,
-                    cleanup: Some(schema),
+                    cleanup: Some(cleanup),
+                    base,
                 }
             }
         }
@@ -240,13 +309,7 @@ impl TestDb {
 
     /// A connection pool of its own to this database (at most `max` sessions).
     pub async fn connect(&self, max: u32) -> DatabaseConnection {
-        let (base, schema) = courier::db::split_schema(&self.url);
-        let mut options = ConnectOptions::new(base);
-        options.max_connections(max).sqlx_logging(false);
-        if let Some(schema) = schema {
-            options.set_schema_search_path(schema);
-        }
-        Database::connect(options).await.expect("connects")
+        open(&self.url, Some(max)).await
     }
 
     /// Holds the `messages` table from another session so that writes wait: `LOCK TABLE`
@@ -299,41 +362,45 @@ impl Drop for TestDb {
         let Some(target) = self.cleanup.take() else {
             return;
         };
-        match self.kind {
-            Kind::Sqlite => {
+        let statements = match target {
+            Cleanup::File(path) => {
                 for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let _ = std::fs::remove_file(format!("{target}{suffix}"));
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
                 }
+                return;
             }
-            Kind::Postgres | Kind::PrismaPostgres => {
-                // Drop needs async I/O: do it on a thread of its own.
-                let base = postgres_base_url();
-                let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
-                        return;
-                    };
-                    rt.block_on(async move {
-                        if let Ok(admin) = Database::connect(base.as_str()).await {
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                                     WHERE application_name = '{target}'"
-                                ))
-                                .await;
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "DROP SCHEMA IF EXISTS \"{target}\" CASCADE"
-                                ))
-                                .await;
-                            let _ = admin.close().await;
-                        }
-                    });
-                })
-                .join();
+            // Its connections first (application_name, see `TestDb::new_on`).
+            Cleanup::Schema(schema) => vec![
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = '{schema}'"
+                ),
+                format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+            ],
+            // The pooler's server connections to it go with it.
+            Cleanup::Database(name) => {
+                vec![format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")]
             }
-        }
+        };
+        // Drop needs async I/O: do it on a thread of its own.
+        let base = self.base.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let (options, _) = courier::db::options(&base);
+                if let Ok(admin) = Database::connect(options).await {
+                    for sql in &statements {
+                        let _ = admin.execute_unprepared(sql).await;
+                    }
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
     }
 }
