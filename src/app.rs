@@ -79,16 +79,10 @@ pub fn chat_options(
     presence_writes: bool,
     metrics: Arc<ChatMetrics>,
 ) -> ChatOptions {
-    let p = &settings.presence;
     ChatOptions {
         presence: PresenceOptions {
+            settings: settings.presence.clone(),
             writes: presence_writes,
-            offline_grace: p.offline_grace,
-            legacy_events: p.legacy_events,
-            scope: p.scope,
-            peers_ttl: p.peers_ttl,
-            stale_after: p.stale_after,
-            heartbeat_flush: p.heartbeat_flush,
         },
         shards: settings.chat.shards,
         room_idle_timeout: Duration::from_millis(settings.chat.room_idle_timeout),
@@ -131,7 +125,7 @@ pub async fn start_chat_with(
     metrics: Arc<ChatMetrics>,
     remote: Option<Arc<dyn RemoteNodes>>,
 ) -> Chat {
-    let presence_writes = crate::chat::sql::has_presence_columns(&database).await;
+    let presence_writes = crate::db::users::has_presence_columns(&database).await;
     if !presence_writes {
         warn!(
             "the database has no presence columns (users.\"isOnline\", \"lastSeenAt\", \
@@ -216,15 +210,20 @@ impl Application {
                 settings.server.host
             );
         }
-        let database = db::connect(&settings.database)
-            .await
-            .map_err(|e| AppError::DatabaseOpen(db::open_error(&e, &settings)))?;
+        let database = db::connect(&settings.database).await.map_err(|e| {
+            AppError::DatabaseOpen(db::open_error(
+                &e,
+                &settings.database.url,
+                settings.database_url_source.as_deref(),
+            ))
+        })?;
         let migrated = db::migrate(&database, settings.database.migrate)
             .await
             .map_err(AppError::Database)?;
         // `cargo run` alone serves a working demo: its users are made on the embedded
         // database when missing (never on a database someone named).
-        let seeded = if http::demo::seeds_itself(&settings) && migrated == MigrateOutcome::Migrated
+        let seeded = if (settings.uses_development_secret() && settings.database_is_default())
+            && migrated == MigrateOutcome::Migrated
         {
             http::demo::seed_if_missing(&database)
                 .await
@@ -286,7 +285,7 @@ impl Application {
             );
             admin
         });
-        let layer_ext = admin.as_ref().map(Admin::layer_ext);
+        let layer_ext = admin.as_ref().map(crate::admin::layer_ext);
         let cluster = match settings.redis.url() {
             Some(_) => {
                 let metrics = match engine_metrics {
@@ -306,7 +305,9 @@ impl Application {
             cluster.attach(chat.context.users.clone());
         }
         // The demo page and its session route: only with the built-in development secret.
-        let demo = http::demo::enabled(&settings, &database, &chat.context.users);
+        let demo = settings
+            .uses_development_secret()
+            .then(|| http::demo::enabled(&settings.auth, &database, &chat.context.users));
         let context = chat.context.clone();
         let connect_timeout = settings.socketio.connect_timeout();
         let attachment_timeout = Duration::from_millis(settings.socketio.attachment_timeout);
@@ -376,7 +377,7 @@ impl Application {
         if seeded {
             info!(
                 "demo: made the users Alice and Bob in {}; open http://{addr}/demo",
-                crate::config::redact_url(&settings.database.url)
+                crate::setting::redact_url(&settings.database.url)
             );
         } else if demo_page {
             info!("demo: open http://{addr}/demo (Alice's and Bob's chats side by side)");

@@ -6,11 +6,39 @@
 //! every other algorithm are refused), `exp` enforced with the configured leeway (default 0),
 //! `nbf` enforced when present, and an `aud` claim accepted without being checked.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// `[auth]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub secret: String,
+    pub leeway: u64,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret", &"<redacted>")
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+impl AuthSettings {
+    /// Whether the secret can be used (production's rules on it are the composer's).
+    pub fn validate(&self) -> crate::setting::Checked {
+        if self.secret.trim().is_empty() {
+            return Err(crate::setting::invalid("auth.secret", "must not be empty"));
+        }
+        Ok(())
+    }
+}
 
 /// The error message the Node server sends when no token is given.
 pub const NO_TOKEN: &str = "Authentication error: No token";

@@ -177,7 +177,7 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
                     eprintln!(
                         "courier: no user has the id {user:?}: this token is for the demo user \
                          {user} (id {id}) of {}",
-                        crate::config::redact_url(&settings.database.url)
+                        crate::setting::redact_url(&settings.database.url)
                     );
                     id
                 }
@@ -186,7 +186,7 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
                         "courier: warning: no user has the id {user:?} in {}: the token is \
                          valid, but its socket will be part of no conversation (`--user alice` \
                          or `--user bob` name the demo users `seed-demo` made)",
-                        crate::config::redact_url(&settings.database.url)
+                        crate::setting::redact_url(&settings.database.url)
                     );
                     user
                 }
@@ -277,10 +277,16 @@ async fn check_user(settings: &Settings, user: &str) -> UserCheck {
             return UserCheck::Unknown(format!(
                 "there is no database at {} yet (the server makes it, and the demo users, on \
                  its first start; or run `courier seed-demo`)",
-                crate::config::redact_url(&settings.database.url)
+                crate::setting::redact_url(&settings.database.url)
             ))
         }
-        Err(e) => return UserCheck::Unknown(db::open_error(&e, settings)),
+        Err(e) => {
+            return UserCheck::Unknown(db::open_error(
+                &e,
+                &settings.database.url,
+                settings.database_url_source.as_deref(),
+            ))
+        }
     };
     match entity::users::Entity::find_by_id(user.to_string())
         .one(&db)
@@ -294,7 +300,7 @@ async fn check_user(settings: &Settings, user: &str) -> UserCheck {
         },
         Err(e) => UserCheck::Unknown(format!(
             "{e} (in {})",
-            crate::config::redact_url(&settings.database.url)
+            crate::setting::redact_url(&settings.database.url)
         )),
     }
 }
@@ -305,9 +311,13 @@ fn authenticator(settings: &Settings) -> Authenticator {
 
 /// `seed-demo`: the demo users, their connection and an hour-long token for each.
 async fn seed_demo(settings: &Settings) -> Result<String, Box<dyn std::error::Error>> {
-    let db = db::connect(&settings.database)
-        .await
-        .map_err(|e| db::open_error(&e, settings))?;
+    let db = db::connect(&settings.database).await.map_err(|e| {
+        db::open_error(
+            &e,
+            &settings.database.url,
+            settings.database_url_source.as_deref(),
+        )
+    })?;
     db::migrate(&db, settings.database.migrate).await?;
     let demo = db::seed::seed_demo(&db).await?;
     let auth = authenticator(settings);

@@ -109,6 +109,15 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// Which of `n` shards `key` belongs to (the same on every call and every thread): how
+/// users, conversations, pids and rate-limit buckets are spread over shards.
+pub fn shard_of<K: std::hash::Hash + ?Sized>(key: &K, n: usize) -> usize {
+    use std::hash::Hasher;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % n.max(1) as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,36 +2,31 @@
 //!
 //! # Layout
 //!
-//! One folder per protocol layer and one for the application; each layer knows only the
-//! ones below it.
+//! One folder per protocol layer, one for the application, one for the store; each part
+//! uses only the parts below it in this table (`tests/layout.rs` checks it, with no import
+//! cycle between any two files and no file over 700 lines):
 //!
-//! - [`engineio`]: Engine.IO v4, the transport layer: the pure packet codec, the session
-//!   actor (heartbeat, long-polling, WebSocket, the upgrade), the HTTP endpoint. Knows
-//!   nothing of Socket.IO.
-//! - [`socketio`]: Socket.IO v5 on top: the pure packet codec with binary reassembly, and
-//!   the socket layer (namespaces, CONNECT, events, acks). Knows nothing of the chat.
-//! - [`chat`]: the application: one file per event (its parsing and handling), the
-//!   `ChatRoom` actors that order and deliver each conversation, the user registry, the
-//!   `Persistence` actor and the chat's SQL.
-//! - [`cluster`]: many nodes as one service over Redis, on the wire protocol of
-//!   `@socket.io/redis-adapter` (on with `redis.url`); the chat reaches it through
-//!   `chat::remote::RemoteNodes` only, and `engineio`/`socketio` know nothing of it.
-//! - [`config`]: layered settings (built-in TOML, files, `COURIER__*`, the Node server's
-//!   plain variables).
-//! - [`auth`]: JWT verification (HS256, `userId`, `exp`).
-//! - [`db`]: connecting, the migration policy, `seed-demo`.
-//! - [`http`]: the routes besides Engine.IO (`/healthz`).
-//! - [`ids`]: session ids and cuids; [`rate`]: token buckets.
-//! - [`admin`]: the server side of the Socket.IO Admin UI (`/admin`, off by default),
-//!   mounted on the socket layer beside the chat; it reads the engine's numbers through a
-//!   closure and sees sockets through the socket layer's observer.
-//! - [`app`]: [`app::Application::build`] wires it all and binds the listener.
-//! - [`cli`]: the command line of the `courier` binary, which stays thin.
+//! | part | what it is | may use |
+//! |---|---|---|
+//! | [`setting`], [`ids`] | what every layer's settings share; session ids and cuids | nothing |
+//! | [`rate`] | token buckets | ids, setting |
+//! | [`auth`] | JWT verification (HS256, `userId`, `exp`) and its settings | setting |
+//! | [`engineio`] | Engine.IO v4: the pure codec, the session actor (heartbeat, long-polling, WebSocket, the upgrade), the HTTP endpoint; knows nothing of Socket.IO | ids, rate, setting |
+//! | [`socketio`] | Socket.IO v5: the pure codec with binary reassembly, the socket layer (namespaces, CONNECT, events, acks) and its [`socketio::SocketHandler`] trait; knows nothing of the chat | engineio, ids, setting |
+//! | [`db`] | the one store: connecting, migrating, every query (one file per table) | ids, setting |
+//! | [`chat`] | the application: the wire ([`chat::protocol`]), the socket, the rooms, the users, persistence, recovery; defines the seam a cluster implements ([`chat::remote`]) | auth, db, engineio, ids, rate, setting, socketio |
+//! | [`cluster`] | many nodes over Redis on `@socket.io/redis-adapter`'s protocol (classic, Sentinel, sharded), behind the chat's seam | chat, ids, rate, setting, socketio |
+//! | [`admin`] | the Socket.IO Admin UI's `/admin`, mounted beside the chat | engineio, ids, rate, setting, socketio |
+//! | [`http`] | the routes besides Engine.IO's: `/healthz`, the demo, `/metrics` and `/readyz` | auth, chat, db, engineio, setting |
+//! | [`config`] | layered settings: loads and composes each part's own settings | admin, auth, chat, cluster, db, engineio, http, rate, setting, socketio |
+//! | [`app`], [`cli`] | [`app::Application::build`] wires it all; the command line | everything |
 //!
 //! A connection's path: `engineio::endpoint` accepts the request, `engineio::websocket`
-//! pumps frames into the session's channel, `engineio::session::EngineSession` decodes
+//! pumps frames into the session's channel, the `engineio::session` actor decodes
 //! Engine.IO packets and passes messages to `socketio::SocketLayer`, which decodes
-//! Socket.IO packets and hands CONNECTs and events to `chat::ChatSocket`.
+//! Socket.IO packets and hands CONNECTs and events to `chat::ChatSocket`, whose dispatcher
+//! (`chat/socket/events.rs`) turns each `chat::protocol::ClientEvent` into a request for the
+//! actor that owns what it changes.
 
 pub mod admin;
 pub mod app;
@@ -45,4 +40,5 @@ pub mod engineio;
 pub mod http;
 pub mod ids;
 pub mod rate;
+pub mod setting;
 pub mod socketio;

@@ -22,6 +22,22 @@ impl RateSettings {
     pub fn is_on(&self) -> bool {
         self.per_second > 0.0
     }
+
+    /// The setting `key` holding these: `per_second` a number ≥ 0, and `burst` at least 1
+    /// when the limit is on.
+    pub fn check(&self, key: &str) -> crate::setting::Checked {
+        use crate::setting::invalid;
+        if !self.per_second.is_finite() || self.per_second < 0.0 {
+            return Err(invalid(key, "per_second must be a number >= 0"));
+        }
+        if self.per_second > 0.0 && self.burst == 0 {
+            return Err(invalid(
+                key,
+                "burst must be at least 1 when the limit is on",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A bucket of `burst` tokens refilled at `per_second`.
@@ -95,12 +111,7 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
             return true;
         }
         let now = Instant::now();
-        let index = {
-            use std::hash::Hasher;
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            key.hash(&mut hasher);
-            (hasher.finish() % self.maps.len() as u64) as usize
-        };
+        let index = crate::ids::shard_of(key, self.maps.len());
         // A panic while holding the lock cannot leave a bucket inconsistent.
         let mut map = self.maps[index].lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= PRUNE_AT {

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{spawn_app, Polling, TestApp, WsClient};
+use common::{eventually, spawn_app, Polling, TestApp, WsClient};
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -379,15 +379,11 @@ async fn admin_connections_are_bounded() {
     );
     drop(first);
     // Its place is given back once it is gone.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("the admin connection's place given back", async || {
         let (_third, reply) = admin_connect(&app, json!({"sessionId": session}), &[]).await;
-        if reply.starts_with(r#"40/admin,{"sid":""#) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{reply}");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+        reply.starts_with(r#"40/admin,{"sid":""#)
+    })
+    .await;
 }
 
 #[actix_web::test]

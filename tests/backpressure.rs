@@ -8,8 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::db::{Kind, TestDb};
-use common::{spawn_app_on, Polling, Received, TestApp};
+use common::backends::on_backends;
+use common::db::Kind;
+use common::world::world_with;
+use common::{Polling, Received};
 use serde_json::{json, Value};
 
 const COUNT: usize = 50;
@@ -18,19 +20,14 @@ const COUNT: usize = 50;
 /// ping_timeout)`: one a second here.
 const LOCKED_FOR: Duration = Duration::from_millis(3000);
 
-async fn app(db: &TestDb) -> TestApp {
-    spawn_app_on(
-        &db.url,
-        &[
-            ("COURIER__CHAT__SEND_WINDOW", "4"),
-            ("COURIER__ENGINEIO__PING_INTERVAL", "300"),
-            // The test answers pings between other awaits (the lock, the POST): a deadline
-            // of 200 ms closed the session when the loaded machine held the test longer.
-            ("COURIER__ENGINEIO__PING_TIMEOUT", "1000"),
-        ],
-    )
-    .await
-}
+/// A window of 4 requests, and a heartbeat that goes on while the table is locked.
+const SETTINGS: [(&str, &str); 3] = [
+    ("COURIER__CHAT__SEND_WINDOW", "4"),
+    ("COURIER__ENGINEIO__PING_INTERVAL", "300"),
+    // The test answers pings between other awaits (the lock, the POST): a deadline of
+    // 200 ms closed the session when the loaded machine held the test longer.
+    ("COURIER__ENGINEIO__PING_TIMEOUT", "1000"),
+];
 
 fn send(connection_id: &str, i: usize) -> String {
     format!(
@@ -44,24 +41,13 @@ fn assert_saved_in_order(contents: Vec<String>) {
     assert_eq!(contents, expected, "all saved, in the order emitted");
 }
 
-async fn saved(db: &TestDb, connection_id: &str) -> Vec<String> {
-    db.messages(connection_id)
-        .await
-        .into_iter()
-        .map(|m| m.content)
-        .collect()
-}
-
-async fn over_websocket(kind: Kind) {
-    let db = TestDb::new(kind).await;
-    let app = app(&db).await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let mut a = app.connect_user(&alice).await;
+async fn websocket(kind: Kind) {
+    let w = world_with(kind, &SETTINGS).await;
+    let (db, app, alice, ab) = (&w.db, &w.app, &w.alice, &w.ab);
+    let mut a = app.connect_user(alice).await;
     let lock = db.lock_messages().await;
     for i in 0..COUNT {
-        a.send_text(&send(&ab, i)).await;
+        a.send_text(&send(ab, i)).await;
     }
     // A ping of the client's: answered only once the server reads it again.
     a.send_text("2client").await;
@@ -82,7 +68,7 @@ async fn over_websocket(kind: Kind) {
         server_pings >= 2,
         "the server kept pinging ({server_pings})"
     );
-    assert!(saved(&db, &ab).await.is_empty());
+    assert!(db.contents(ab).await.is_empty());
     lock.release().await;
     let mut sent = 0;
     let mut pong = false;
@@ -107,7 +93,7 @@ async fn over_websocket(kind: Kind) {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_saved_in_order(saved(&db, &ab).await);
+    assert_saved_in_order(db.contents(ab).await);
     // Seen by operators: the pause, every message saved and acknowledged.
     assert!(app.metric("courier_backpressure_pauses_total").await >= 1.0);
     assert_eq!(
@@ -120,16 +106,13 @@ async fn over_websocket(kind: Kind) {
     );
 }
 
-async fn over_polling(kind: Kind) {
-    let db = TestDb::new(kind).await;
-    let app = app(&db).await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let polling = Polling::new(&app);
-    let sid = polling.connect_user(&app, &alice).await;
+async fn polling(kind: Kind) {
+    let w = world_with(kind, &SETTINGS).await;
+    let (db, app, alice, ab) = (&w.db, &w.app, &w.alice, &w.ab);
+    let polling = Polling::new(app);
+    let sid = polling.connect_user(app, alice).await;
     let lock = db.lock_messages().await;
-    let body: Vec<String> = (0..COUNT).map(|i| send(&ab, i)).collect();
+    let body: Vec<String> = (0..COUNT).map(|i| send(ab, i)).collect();
     let body = body.join("\u{1e}");
     let post = {
         let client = polling.client.clone();
@@ -167,7 +150,7 @@ async fn over_polling(kind: Kind) {
         !post.is_finished(),
         "the POST is held while its packets wait"
     );
-    assert!(saved(&db, &ab).await.is_empty());
+    assert!(db.contents(ab).await.is_empty());
     lock.release().await;
     let (status, text) = post.await.expect("the POST task");
     assert_eq!((status, text.as_str()), (200, "ok"));
@@ -189,33 +172,7 @@ async fn over_polling(kind: Kind) {
             sent += 1;
         }
     }
-    assert_saved_in_order(saved(&db, &ab).await);
+    assert_saved_in_order(db.contents(ab).await);
 }
 
-mod postgres {
-    use super::*;
-
-    #[actix_web::test]
-    async fn websocket() {
-        over_websocket(Kind::Postgres).await
-    }
-
-    #[actix_web::test]
-    async fn polling() {
-        over_polling(Kind::Postgres).await
-    }
-}
-
-mod sqlite {
-    use super::*;
-
-    #[actix_web::test]
-    async fn websocket() {
-        over_websocket(Kind::Sqlite).await
-    }
-
-    #[actix_web::test]
-    async fn polling() {
-        over_polling(Kind::Sqlite).await
-    }
-}
+on_backends!([postgres, sqlite] websocket, polling);

@@ -6,41 +6,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::backends::on_backends;
 use common::db::{Kind, TestDb};
-use common::{spawn_app_on, TestApp, WsClient};
+use common::spawn_app_on;
+use common::world::world;
 use serde_json::{json, Value};
 
 const SILENCE: Duration = Duration::from_millis(300);
-
-struct World {
-    db: TestDb,
-    app: TestApp,
-    alice: String,
-    bob: String,
-    carol: String,
-    ab: String,
-    ac_ended: String,
-}
-
-async fn world(kind: Kind) -> World {
-    let db = TestDb::new(kind).await;
-    // The app migrates (or, on the Prisma layout, leaves the tables alone) at build.
-    let app = spawn_app_on(&db.url, &[]).await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let carol = db.user("carol").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let ac_ended = db.connection(&alice, &carol, "ENDED").await;
-    World {
-        db,
-        app,
-        alice,
-        bob,
-        carol,
-        ab,
-        ac_ended,
-    }
-}
 
 fn is_iso_millis(v: &Value) -> bool {
     let s = v.as_str().unwrap_or("");
@@ -197,13 +169,13 @@ async fn error_strings(kind: Kind) {
         json!({"error": "You are not part of this connection."})
     );
 
-    a.emit("join_chat", json!(w.ac_ended), None).await;
+    a.emit("join_chat", json!(w.ad_ended), None).await;
     assert_eq!(a.expect_event("error").await, not_active);
     a.emit("join_chat", json!("no-such-connection"), None).await;
     assert_eq!(a.expect_event("error").await, not_active);
     a.emit(
         "send_message",
-        json!({"connectionId": w.ac_ended, "content": "hi", "tempId": "x"}),
+        json!({"connectionId": w.ad_ended, "content": "hi", "tempId": "x"}),
         Some(9),
     )
     .await;
@@ -254,7 +226,7 @@ async fn error_strings(kind: Kind) {
     a.emit("join_chat", json!(null), None).await;
     assert!(a.expect_event("error").await["message"].is_string());
     assert!(w.db.messages(&w.ab).await.is_empty(), "nothing saved");
-    assert!(w.db.messages(&w.ac_ended).await.is_empty(), "nothing saved");
+    assert!(w.db.messages(&w.ad_ended).await.is_empty(), "nothing saved");
 
     // Still connected and able to chat.
     a.emit(
@@ -313,12 +285,7 @@ async fn order_is_kept(kind: Kind) {
         let got = b.expect_event("receive_message").await;
         assert_eq!(got["content"], json!(format!("m{i}")));
     }
-    let stored: Vec<String> =
-        w.db.messages(&w.ab)
-            .await
-            .into_iter()
-            .map(|m| m.content)
-            .collect();
+    let stored = w.db.contents(&w.ab).await;
     assert_eq!(stored.len(), 30);
     let mut sorted = stored.clone();
     sorted.sort_by_key(|c| c[1..].parse::<u32>().unwrap());
@@ -422,7 +389,7 @@ async fn history_pages(kind: Kind) {
     // An ended conversation's history stays readable by its members.
     a.emit(
         "fetch_messages",
-        json!({"connectionId": w.ac_ended}),
+        json!({"connectionId": w.ad_ended}),
         Some(14),
     )
     .await;
@@ -511,24 +478,8 @@ async fn stamps_follow_the_database(kind: Kind) {
     a.expect_event("message_sent").await;
 }
 
-macro_rules! on_every_backend {
-    ($($name:ident),*) => {
-        mod sqlite {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::Sqlite).await } )*
-        }
-        mod postgres {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::Postgres).await } )*
-        }
-        mod prisma_layout {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::PrismaPostgres).await } )*
-        }
-    };
-}
-
-on_every_backend!(
+on_backends!(
+    [sqlite, postgres, prisma_layout]
     whole_flow,
     error_strings,
     status_changes_behind_our_back,
@@ -558,6 +509,3 @@ async fn prisma_managed_database_is_not_migrated() {
         "no seaql_migrations in a Prisma-managed database"
     );
 }
-
-#[allow(dead_code)]
-fn _uses(_: WsClient) {}

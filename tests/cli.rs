@@ -5,6 +5,8 @@ mod common;
 use std::process::Command;
 
 use common::db::{Kind, TestDb};
+// Run away from the repository's config/ directory, with a clean environment.
+use common::process::courier_command as courier;
 use courier::auth::Authenticator;
 use entity::connections;
 use sea_orm::EntityTrait;
@@ -18,15 +20,6 @@ fn stdout_of(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn courier() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_courier"));
-    // Run away from the repository's config/ directory, with a clean environment.
-    cmd.current_dir(std::env::temp_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd
 }
 
 #[test]

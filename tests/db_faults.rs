@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::db::{Kind, TestDb};
 use common::proxy::DbProxy;
-use common::{spawn_app_on, WsClient};
+use common::world::People;
+use common::{spawn_app_on, TestApp, WsClient};
 use serde_json::json;
 
 struct Outcomes {
@@ -73,29 +74,26 @@ where
     out
 }
 
-async fn saved_temp_contents(db: &TestDb, ab: &str) -> Vec<String> {
-    db.messages(ab)
-        .await
-        .into_iter()
-        .map(|m| m.content)
-        .collect()
-}
-
-#[actix_web::test]
-async fn an_outage_shorter_than_retry_for_refuses_nothing() {
+/// A database behind a proxy, the app on it with `database.retry_for` = `retry_for` ms, the
+/// people seeded.
+async fn behind_a_proxy(retry_for: &str) -> (TestDb, DbProxy, TestApp, People) {
     let db = TestDb::new(Kind::Postgres).await;
     let proxy = DbProxy::start("127.0.0.1:5432".parse().unwrap());
     let app = spawn_app_on(
         &proxy.url(&db.url),
-        &[("COURIER__DATABASE__RETRY_FOR", "5000")],
+        &[("COURIER__DATABASE__RETRY_FOR", retry_for)],
     )
     .await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let mut a = app.connect_user(&alice).await;
+    let people = People::seed(&db).await;
+    (db, proxy, app, people)
+}
+
+#[actix_web::test]
+async fn an_outage_shorter_than_retry_for_refuses_nothing() {
+    let (db, proxy, app, w) = behind_a_proxy("5000").await;
+    let mut a = app.connect_user(&w.alice).await;
     let count = 120;
-    let outcomes = steady_load(&mut a, &ab, count, Duration::from_millis(15), |i| {
+    let outcomes = steady_load(&mut a, &w.ab, count, Duration::from_millis(15), |i| {
         let proxy = &proxy;
         async move {
             if i == 40 {
@@ -112,7 +110,7 @@ async fn an_outage_shorter_than_retry_for_refuses_nothing() {
     .await;
     assert!(outcomes.failed.is_empty(), "refused: {:?}", outcomes.failed);
     assert_eq!(outcomes.acked.len(), count);
-    let mut saved = saved_temp_contents(&db, &ab).await;
+    let mut saved = db.contents(&w.ab).await;
     assert_eq!(saved.len(), count, "every message exactly once");
     saved.sort();
     saved.dedup();
@@ -121,19 +119,10 @@ async fn an_outage_shorter_than_retry_for_refuses_nothing() {
 
 #[actix_web::test]
 async fn a_longer_outage_fails_cleanly_and_courier_recovers() {
-    let db = TestDb::new(Kind::Postgres).await;
-    let proxy = DbProxy::start("127.0.0.1:5432".parse().unwrap());
-    let app = spawn_app_on(
-        &proxy.url(&db.url),
-        &[("COURIER__DATABASE__RETRY_FOR", "800")],
-    )
-    .await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let mut a = app.connect_user(&alice).await;
+    let (db, proxy, app, w) = behind_a_proxy("800").await;
+    let mut a = app.connect_user(&w.alice).await;
     let count = 60;
-    let outcomes = steady_load(&mut a, &ab, count, Duration::from_millis(40), |i| {
+    let outcomes = steady_load(&mut a, &w.ab, count, Duration::from_millis(40), |i| {
         let proxy = &proxy;
         async move {
             if i == 10 {
@@ -156,7 +145,7 @@ async fn a_longer_outage_fails_cleanly_and_courier_recovers() {
         outcomes.acked.len()
     );
     // Nothing acked that is not committed, each once.
-    let saved = saved_temp_contents(&db, &ab).await;
+    let saved = db.contents(&w.ab).await;
     let saved_set: HashSet<String> = saved.iter().cloned().collect();
     assert_eq!(saved.len(), saved_set.len(), "no duplicate");
     for temp in &outcomes.acked {

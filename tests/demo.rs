@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::backends::on_backends;
 use common::db::{Kind, TestDb};
-use common::{spawn_app_on, TestApp};
+use common::{eventually, spawn_app_on, token_signed, TestApp};
 use courier::auth::Authenticator;
 use courier::config::DEVELOPMENT_SECRET;
 use courier::db::seed::{seed_demo, Demo};
@@ -220,18 +221,8 @@ async fn online(app: &TestApp) -> (bool, bool) {
 /// Polls `/demo/session` until the presence is `want` (the registry hears of a socket just
 /// after its CONNECT is answered).
 async fn wait_online(app: &TestApp, want: (bool, bool)) {
-    let deadline = std::time::Instant::now() + common::WAIT;
-    loop {
-        let now = online(app).await;
-        if now == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "presence stays {now:?}, not {want:?}"
-        );
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let what = format!("the presence {want:?}");
+    eventually(&what, async || online(app).await == want).await;
 }
 
 /// The page reads the other user's presence from `/demo/session` once its own socket is
@@ -250,9 +241,7 @@ async fn the_session_tells_who_is_online() {
     .await;
     let demo = seed_demo(&db.conn).await.expect("seed");
     assert_eq!(online(&app).await, (false, false));
-    let token = Authenticator::new(DEVELOPMENT_SECRET, 0)
-        .issue(&demo.alice, std::time::Duration::from_secs(60))
-        .expect("a token");
+    let token = token_signed(DEVELOPMENT_SECRET, &demo.alice);
     let (mut alice, _) = app.connect_ws().await;
     alice
         .send_text(&format!(r#"40{{"token":"{token}"}}"#))
@@ -285,17 +274,4 @@ async fn assert_session(app: &TestApp, demo: &Demo) {
     }
 }
 
-#[actix_web::test]
-async fn session_route_sqlite() {
-    session_route(Kind::Sqlite).await
-}
-
-#[actix_web::test]
-async fn session_route_postgres() {
-    session_route(Kind::Postgres).await
-}
-
-#[actix_web::test]
-async fn session_route_prisma_layout() {
-    session_route(Kind::PrismaPostgres).await
-}
+on_backends!([sqlite, postgres, prisma_layout] session_route);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use awc::ws;
 use bytes::Bytes;
-use common::{spawn_app, Polling, Received, TestApp, WsClient};
+use common::{eventually, spawn_app, Polling, Received, TestApp, WsClient};
 use serde_json::{json, Value};
 
 /// A polling handshake from `address` (named by `X-Forwarded-For`, believed from the
@@ -117,15 +117,10 @@ async fn all_sessions_are_capped() {
     busy(&Polling::new(&app).get_url(&Polling::new(&app).base).await);
     drop(a);
     // The place comes back when a session ends.
-    let mut admitted = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if Polling::new(&app).get_url(&Polling::new(&app).base).await.0 == 200 {
-            admitted = true;
-            break;
-        }
-    }
-    assert!(admitted);
+    eventually("a handshake admitted once a session ended", async || {
+        Polling::new(&app).get_url(&Polling::new(&app).base).await.0 == 200
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -244,22 +239,20 @@ async fn sockets_per_user_are_capped() {
     let _other = app.connect_user("u2").await;
     // One goes: the next CONNECT works.
     drop(first);
-    let mut connected = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("a CONNECT admitted once a socket went", async || {
         third
             .send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("u1")))
             .await;
         match third.recv().await {
-            Received::Text(t) if t.starts_with(r#"40{"sid""#) => {
-                connected = true;
-                break;
+            Received::Text(t) if t.starts_with(r#"40{"sid""#) => true,
+            Received::Text(t) => {
+                assert_eq!(t, r#"44{"message":"Too many connections"}"#);
+                false
             }
-            Received::Text(t) => assert_eq!(t, r#"44{"message":"Too many connections"}"#),
             other => panic!("{other:?}"),
         }
-    }
-    assert!(connected);
+    })
+    .await;
 }
 
 /// A signed-in client that CONNECTs and leaves (`41`) over and over: each Engine.IO session
@@ -307,20 +300,18 @@ async fn a_signed_in_user_cannot_hold_sessions_with_no_namespace() {
         client.expect_closed(Duration::from_secs(10)).await;
     }
     // And the user's slots came back with them.
-    let mut back = false;
-    for _ in 0..50 {
-        let mut client = WsClient::try_connect(&app.ws_url(), &from)
-            .await
-            .expect("admitted");
-        client.recv_text().await;
-        client
-            .send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("mallory")))
-            .await;
-        if client.recv_text().await.starts_with(r#"40{"sid""#) {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(back, "the user connects again once the sessions closed");
+    eventually(
+        "the user connects again once the sessions closed",
+        async || {
+            let mut client = WsClient::try_connect(&app.ws_url(), &from)
+                .await
+                .expect("admitted");
+            client.recv_text().await;
+            client
+                .send_text(&format!(r#"40{{"token":"{}"}}"#, app.token("mallory")))
+                .await;
+            client.recv_text().await.starts_with(r#"40{"sid""#)
+        },
+    )
+    .await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::db::{Kind, TestDb};
 use common::proxy::DbProxy;
-use common::{spawn_app, spawn_app_on, TestApp};
+use common::{eventually, spawn_app, spawn_app_on, TestApp};
 use serde_json::{json, Value};
 
 async fn get(url: &str) -> (u16, String, String) {
@@ -98,18 +98,12 @@ async fn metrics_count_sockets_events_and_refusals() {
 
     // The socket leaves: no socket counted.
     drop(alice);
-    let mut gone = false;
-    for _ in 0..100 {
+    eventually("a closed socket is no longer counted", async || {
         let (_, _, text) = get(&ops(&app, "/metrics")).await;
-        if value(&text, r#"courier_sockets{transport="websocket"}"#) == Some(0.0)
+        value(&text, r#"courier_sockets{transport="websocket"}"#) == Some(0.0)
             && value(&text, "courier_users_online") == Some(0.0)
-        {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gone, "a closed socket is no longer counted");
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -174,15 +168,10 @@ async fn readiness_names_the_database_when_it_is_down() {
     assert_eq!(status, 200);
     // It comes back: ready again, by itself.
     proxy.refuse(false);
-    let mut ready = false;
-    for _ in 0..50 {
-        if readyz(&app).await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "ready again once the database answers");
+    eventually("ready again once the database answers", async || {
+        readyz(&app).await.0 == 200
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -202,17 +191,27 @@ async fn not_ready_from_the_first_moment_of_a_shutdown() {
         Some(1),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The server took it: it holds its place in the write queue.
+    eventually("the message is in flight", async || {
+        app.metric("courier_write_queue_depth").await == 1.0
+    })
+    .await;
     let shutdown = app.shutdown.clone();
     let stopping = actix_web::rt::spawn(async move { shutdown.shutdown().await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        readyz(&app).await,
-        (
-            503,
-            json!({"ready": false, "down": {"server": "shutting down"}})
-        )
+    // Ready until the shutdown begins, then not ready, while the message is still in flight.
+    let not_ready = (
+        503,
+        json!({"ready": false, "down": {"server": "shutting down"}}),
     );
+    eventually("not ready once the shutdown began", async || {
+        let answer = readyz(&app).await;
+        assert!(
+            answer == not_ready || answer == (200, json!({"ready": true})),
+            "{answer:?}"
+        );
+        answer == not_ready
+    })
+    .await;
     // The server still runs: the public port answers while the session drains.
     let (status, _, _) = get(&app.http("/healthz")).await;
     assert_eq!(status, 200);

@@ -5,7 +5,7 @@
 //! proxy reads every message PgBouncer sends: no `Parse` names a statement.
 //!
 //! `scripts/test` installs `pgbouncer` and runs the PostgreSQL tests of `tests/chat.rs`,
-//! `tests/actors.rs`, `tests/presence.rs` (and a few more) through one too
+//! `tests/actors/`, `tests/presence.rs` (and a few more) through one too
 //! (`scripts/pgbouncer-tests`). Here, without a `pgbouncer` binary the tests say so on one line
 //! and pass, unless `COURIER_TEST_REQUIRE_SERVICES` is set (as `scripts/test` sets it).
 
@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::{postgres_base_url, Kind, TestDb};
-use common::{spawn_app_on, WsClient};
+use common::proxy::Listening;
+use common::{send_message, spawn_app_on, WsClient};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// The `pgbouncer` binary (Debian installs it in /usr/sbin), if installed.
 fn pgbouncer_binary() -> Option<PathBuf> {
@@ -49,13 +50,6 @@ fn pgbouncer_or_skip(test: &str) -> Option<PathBuf> {
         eprintln!("{test}: skipped: pgbouncer is not installed (apt-get install pgbouncer)");
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The host and port of a `postgres://` URL.
@@ -88,10 +82,10 @@ impl PgBouncer {
         let dir = std::env::temp_dir().join(format!(
             "courier-pgbouncer-{}-{}",
             std::process::id(),
-            free_port()
+            common::free_port()
         ));
         std::fs::create_dir_all(&dir).expect("a directory");
-        let port = free_port();
+        let port = common::free_port();
         let ini = dir.join("pgbouncer.ini");
         std::fs::write(
             &ini,
@@ -120,14 +114,12 @@ impl PgBouncer {
             .spawn()
             .expect("pgbouncer starts");
         let mut bouncer = PgBouncer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        common::wait::until("pgbouncer listens", Duration::from_secs(10), || {
             if let Ok(Some(status)) = bouncer.child.try_wait() {
                 panic!("pgbouncer exited ({status}):\n{}", bouncer.log());
             }
-            assert!(Instant::now() < deadline, "pgbouncer listens");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         bouncer
     }
 
@@ -174,75 +166,55 @@ struct Seen {
 struct ParseWatch {
     port: u16,
     seen: Arc<Seen>,
-    stop: Option<std::sync::mpsc::Sender<()>>,
+    /// Stops accepting when dropped.
+    _listening: Listening,
 }
 
 impl ParseWatch {
+    /// The statement names seen so far.
+    fn named(&self) -> Vec<String> {
+        self.seen
+            .named
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
+    }
+
     fn start(upstream: SocketAddr) -> ParseWatch {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        std_listener.set_nonblocking(true).expect("non-blocking");
-        let port = std_listener.local_addr().expect("an address").port();
         let seen = Arc::new(Seen::default());
-        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         let noted = seen.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(std_listener) else {
+        let listening = Listening::start(move |client| {
+            let seen = noted.clone();
+            async move {
+                let Ok(server) = TcpStream::connect(upstream).await else {
                     return;
                 };
-                while stop_rx.try_recv().is_err() {
-                    let accepted =
-                        tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
-                    let Ok(Ok((client, _))) = accepted else {
-                        continue;
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                let back = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                    let _ = to_client.shutdown().await;
+                });
+                let mut reader = FrontendReader::default();
+                let mut chunk = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match from_client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
                     };
-                    let seen = noted.clone();
-                    tokio::spawn(async move {
-                        let Ok(server) = TcpStream::connect(upstream).await else {
-                            return;
-                        };
-                        let (mut from_client, mut to_client) = client.into_split();
-                        let (mut from_server, mut to_server) = server.into_split();
-                        let back = tokio::spawn(async move {
-                            let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-                            let _ = to_client.shutdown().await;
-                        });
-                        let mut reader = FrontendReader::default();
-                        let mut chunk = vec![0u8; 16 * 1024];
-                        loop {
-                            let n = match from_client.read(&mut chunk).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            if to_server.write_all(&chunk[..n]).await.is_err() {
-                                break;
-                            }
-                            reader.feed(&chunk[..n], &seen);
-                        }
-                        let _ = to_server.shutdown().await;
-                        let _ = back.await;
-                    });
+                    if to_server.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                    reader.feed(&chunk[..n], &seen);
                 }
-            });
+                let _ = to_server.shutdown().await;
+                let _ = back.await;
+            }
         });
         ParseWatch {
-            port,
+            port: listening.port,
             seen,
-            stop: Some(stop),
-        }
-    }
-}
-
-impl Drop for ParseWatch {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            _listening: listening,
         }
     }
 }
@@ -318,29 +290,7 @@ impl FrontendReader {
 
 /// The next event named `name` (others skipped, pings answered): its arguments.
 async fn next_event(client: &mut WsClient, name: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match client.recv_within(left).await {
-            common::Received::Text(t) if t == "2" => client.send_text("3").await,
-            common::Received::Text(t) => {
-                if let Some(rest) = t.strip_prefix("42") {
-                    let v: Value = serde_json::from_str(rest).expect("an event");
-                    if v[0] == json!(name) {
-                        return v.as_array().map(|a| a[1..].to_vec()).unwrap_or_default();
-                    }
-                }
-            }
-            other => panic!("waiting for {name}: {other:?}"),
-        }
-    }
-}
-
-fn send_message(connection: &str, content: &str) -> String {
-    format!(
-        "42{}",
-        json!(["send_message", {"connectionId": connection, "content": content, "tempId": content}])
-    )
+    client.next_event(name, Duration::from_secs(15)).await
 }
 
 /// Opens a socket for `user` on `app`, asking to recover `pid` from `offset` when given; the
@@ -464,12 +414,7 @@ async fn through_pgbouncer_no_statement_is_named_and_the_chat_works() {
     drop(app);
 
     let parses = watch.seen.parses.load(Ordering::SeqCst);
-    let named = watch
-        .seen
-        .named
-        .lock()
-        .map(|n| n.clone())
-        .unwrap_or_default();
+    let named = watch.named();
     assert_eq!(watch.seen.unreadable.load(Ordering::SeqCst), 0);
     assert!(parses > 100, "the proxy saw the statements ({parses})");
     assert!(
@@ -497,12 +442,7 @@ async fn through_pgbouncer_no_statement_is_named_and_the_chat_works() {
         ))
         .await
         .expect("a query");
-    let named = watch
-        .seen
-        .named
-        .lock()
-        .map(|n| n.clone())
-        .unwrap_or_default();
+    let named = watch.named();
     assert!(
         named.iter().any(|n| n.starts_with("sqlx_s_")),
         "a named statement is seen: {named:?}"
@@ -572,25 +512,7 @@ struct DropDatabase(String, String);
 
 impl Drop for DropDatabase {
     fn drop(&mut self) {
-        let (url, name) = (self.0.clone(), self.1.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let (options, _) = courier::db::options(&url);
-                if let Ok(admin) = Database::connect(options).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                        ))
-                        .await;
-                }
-            });
-        })
-        .join();
+        let statement = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.1);
+        common::db::execute_on(self.0.clone(), vec![statement]);
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::db::{Kind, TestDb};
-use common::{spawn_app, spawn_app_on, Polling, Received, WsClient};
+use common::{eventually, spawn_app, spawn_app_on, Polling, WsClient};
 use serde_json::json;
 
 #[actix_web::test]
@@ -125,24 +125,20 @@ async fn a_cancelled_get_closes_the_session() {
         .timeout(Duration::from_millis(200))
         .finish();
     assert!(impatient.get(polling.url(&sid)).send().await.is_err());
-    let mut closed = false;
-    for _ in 0..20 {
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        // Use a fresh connection each time.
-        let fresh = awc::Client::new();
-        let resp = fresh
-            .get(polling.url(&sid))
-            .timeout(Duration::from_millis(300))
-            .send()
-            .await;
-        if let Ok(resp) = resp {
-            if resp.status().as_u16() == 400 {
-                closed = true;
-                break;
-            }
-        }
-    }
-    assert!(closed, "the session closed after its GET was cancelled");
+    eventually(
+        "the session closed after its GET was cancelled",
+        async || {
+            // A fresh connection each time.
+            let fresh = awc::Client::new();
+            let resp = fresh
+                .get(polling.url(&sid))
+                .timeout(Duration::from_millis(300))
+                .send()
+                .await;
+            resp.is_ok_and(|resp| resp.status().as_u16() == 400)
+        },
+    )
+    .await;
 }
 
 #[actix_web::test]
@@ -215,8 +211,11 @@ async fn an_abandoned_get_is_noticed_and_closes_the_session() {
     let get = polling.spawn_get(&sid);
     actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     get.abort();
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(polling.post(&sid, "3").await.0, 400, "the session is gone");
+    // Until the server noticed (a pong is harmless to a session that is still open).
+    eventually("the session is gone", async || {
+        polling.post(&sid, "3").await.0 == 400
+    })
+    .await;
 }
 
 #[actix_web::test]
@@ -283,8 +282,12 @@ async fn upgrade_flushes_buffered_packets_over_websocket_in_order() {
     let bob = db.user("bob").await;
     let ab = db.connection(&alice, &bob, "ACTIVE").await;
     let mut a = app.connect_user(&alice).await;
-    // Alice's presence is told (to nobody yet) before Bob connects.
-    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    // Alice's presence is told (to nobody yet) before Bob connects: it is told once it is
+    // written.
+    eventually("alice online", async || {
+        db.presence(&alice).await == (true, 1)
+    })
+    .await;
 
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, &bob).await;
@@ -458,9 +461,6 @@ async fn disallowed_origins_are_refused_and_allowed_ones_get_cors_headers() {
     assert_eq!(resp.status().as_u16(), 200);
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
-
-#[allow(dead_code)]
-fn _uses(_: Received) {}
 
 #[actix_web::test]
 async fn a_server_close_keeps_the_last_packets_for_the_next_get() {

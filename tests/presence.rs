@@ -6,27 +6,18 @@ mod common;
 
 use std::time::Duration;
 
+use common::backends::on_backends;
 use common::db::{Kind, TestDb};
-use common::{spawn_app_on, TestApp, WsClient};
+use common::world::{self, World};
+use common::{eventually, spawn_app_on};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{json, Value};
 
 const SILENCE: Duration = Duration::from_millis(400);
 const GRACE_MS: u64 = 400;
 
-struct World {
-    db: TestDb,
-    app: TestApp,
-    alice: String,
-    bob: String,
-    carol: String,
-    dave: String,
-    ab: String,
-    ad_ended: String,
-}
-
+/// The world with short presence timings (plus `extra`).
 async fn world_with(kind: Kind, extra: &[(&str, &str)]) -> World {
-    let db = TestDb::new(kind).await;
     let grace = GRACE_MS.to_string();
     let mut overrides = vec![
         ("COURIER__PRESENCE__OFFLINE_GRACE", grace.as_str()),
@@ -34,48 +25,11 @@ async fn world_with(kind: Kind, extra: &[(&str, &str)]) -> World {
         ("COURIER__PRESENCE__PEERS_TTL", "200"),
     ];
     overrides.extend_from_slice(extra);
-    let app = spawn_app_on(&db.url, &overrides).await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let carol = db.user("carol").await;
-    let dave = db.user("dave").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let ad_ended = db.connection(&alice, &dave, "ENDED").await;
-    World {
-        db,
-        app,
-        alice,
-        bob,
-        carol,
-        dave,
-        ab,
-        ad_ended,
-    }
+    world::world_with(kind, &overrides).await
 }
 
 async fn world(kind: Kind) -> World {
     world_with(kind, &[]).await
-}
-
-/// A socket of `user` that sees presence events.
-async fn watcher(app: &TestApp, user: &str) -> WsClient {
-    let mut client = app.connect_user(user).await;
-    client.skip_presence = false;
-    client
-}
-
-/// `(isOnline, connectionCount)` of a user.
-async fn presence_row(db: &TestDb, user: &str) -> (bool, i32) {
-    let row = db
-        .conn
-        .query_one_raw(Statement::from_string(
-            db.conn.get_database_backend(),
-            format!(r#"SELECT "isOnline" AS o, "connectionCount" AS n FROM "users" WHERE "id" = '{user}'"#),
-        ))
-        .await
-        .expect("query")
-        .expect("the user's row");
-    (row.try_get("", "o").unwrap(), row.try_get("", "n").unwrap())
 }
 
 /// The user's history rows: `(isOnline, deviceInfo, ipAddress)`, oldest first.
@@ -100,21 +54,6 @@ async fn history(db: &TestDb, user: &str) -> Vec<(bool, Option<String>, Option<S
         .collect()
 }
 
-/// Waits until `cond` holds (the writes are asynchronous), at most 5 s.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}: not within 5 s");
-}
-
 fn iso(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == 24 && s.ends_with('Z'))
@@ -126,9 +65,9 @@ fn iso(v: &Value) -> bool {
 
 async fn presence_goes_to_peers_only(kind: Kind) {
     let w = world(kind).await;
-    let mut bob = watcher(&w.app, &w.bob).await;
-    let mut carol = watcher(&w.app, &w.carol).await;
-    let mut dave = watcher(&w.app, &w.dave).await;
+    let mut bob = w.app.watcher(&w.bob).await;
+    let mut carol = w.app.watcher(&w.carol).await;
+    let mut dave = w.app.watcher(&w.dave).await;
     let _alice = w.app.connect_user(&w.alice).await;
     let online = bob.expect_event("user_online_status").await;
     assert_eq!(online["userId"], json!(w.alice));
@@ -142,7 +81,7 @@ async fn presence_goes_to_peers_only(kind: Kind) {
     carol.expect_silence(SILENCE).await;
     dave.expect_silence(SILENCE).await;
     // The columns and the history row (the test client's User-Agent, the loopback address).
-    assert_eq!(presence_row(&w.db, &w.alice).await, (true, 1));
+    assert_eq!(w.db.presence(&w.alice).await, (true, 1));
     let rows = history(&w.db, &w.alice).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].0);
@@ -156,17 +95,17 @@ async fn a_reload_within_the_grace_period_does_not_flap(kind: Kind) {
     const RELOAD_GRACE_MS: u64 = 1500;
     let grace = RELOAD_GRACE_MS.to_string();
     let w = world_with(kind, &[("COURIER__PRESENCE__OFFLINE_GRACE", &grace)]).await;
-    let mut bob = watcher(&w.app, &w.bob).await;
+    let mut bob = w.app.watcher(&w.bob).await;
     let a1 = w.app.connect_user(&w.alice).await;
     bob.expect_event("user_online_status").await;
     let a2 = w.app.connect_user(&w.alice).await;
-    eventually("two sockets counted", || async {
-        presence_row(&w.db, &w.alice).await == (true, 2)
+    eventually("two sockets counted", async || {
+        w.db.presence(&w.alice).await == (true, 2)
     })
     .await;
     drop(a1);
-    eventually("one socket counted", || async {
-        presence_row(&w.db, &w.alice).await == (true, 1)
+    eventually("one socket counted", async || {
+        w.db.presence(&w.alice).await == (true, 1)
     })
     .await;
     // The page reloads: the last socket goes and a new one comes within the grace period.
@@ -176,7 +115,7 @@ async fn a_reload_within_the_grace_period_does_not_flap(kind: Kind) {
     // Past the first socket's grace period: nothing.
     bob.expect_silence(Duration::from_millis(RELOAD_GRACE_MS + 500))
         .await;
-    assert_eq!(presence_row(&w.db, &w.alice).await, (true, 1));
+    assert_eq!(w.db.presence(&w.alice).await, (true, 1));
     assert_eq!(
         history(&w.db, &w.alice).await.len(),
         1,
@@ -188,7 +127,7 @@ async fn a_reload_within_the_grace_period_does_not_flap(kind: Kind) {
     assert_eq!(offline["userId"], json!(w.alice));
     assert_eq!(offline["isOnline"], json!(false));
     assert!(iso(&offline["lastSeenAt"]));
-    assert_eq!(presence_row(&w.db, &w.alice).await, (false, 0));
+    assert_eq!(w.db.presence(&w.alice).await, (false, 0));
     let rows = history(&w.db, &w.alice).await;
     assert_eq!(
         rows.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -205,7 +144,7 @@ async fn legacy_events_and_scope_all(kind: Kind) {
         ],
     )
     .await;
-    let mut carol = watcher(&w.app, &w.carol).await;
+    let mut carol = w.app.watcher(&w.carol).await;
     // Carol is told of herself first (everyone is).
     assert_eq!(
         carol.expect_event("user_online_status").await["userId"],
@@ -254,13 +193,13 @@ async fn stale_users_are_swept_at_start(kind: Kind) {
         .await
         .unwrap();
     let _app = spawn_app_on(&db.url, &[]).await;
-    eventually("the ghost is swept", || async {
-        presence_row(&db, &ghost).await == (false, 0)
+    eventually("the ghost is swept", async || {
+        db.presence(&ghost).await == (false, 0)
     })
     .await;
     assert_eq!(history(&db, &ghost).await.len(), 1);
     assert_eq!(
-        presence_row(&db, &fresh).await,
+        db.presence(&fresh).await,
         (true, 1),
         "a recent heartbeat is not stale"
     );
@@ -269,7 +208,7 @@ async fn stale_users_are_swept_at_start(kind: Kind) {
 async fn heartbeats_keep_last_heartbeat_fresh(kind: Kind) {
     let w = world(kind).await;
     let mut alice = w.app.connect_user(&w.alice).await;
-    eventually("online", || async { presence_row(&w.db, &w.alice).await.0 }).await;
+    eventually("online", async || w.db.presence(&w.alice).await.0).await;
     let read = || async {
         let row =
             w.db.conn
@@ -294,7 +233,7 @@ async fn heartbeats_keep_last_heartbeat_fresh(kind: Kind) {
         .unwrap();
     alice.emit("heartbeat", json!(null), Some(1)).await;
     assert_eq!(alice.expect_ack(1).await, json!({"ok": true}));
-    eventually("lastHeartbeatAt refreshed", || async {
+    eventually("lastHeartbeatAt refreshed", async || {
         read().await.and_utc().timestamp() > 1_700_000_000
     })
     .await;
@@ -325,7 +264,7 @@ async fn call_signalling(kind: Kind) {
 
     let mut bob1 = w.app.connect_user(&w.bob).await;
     let mut bob2 = w.app.connect_user(&w.bob).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.registered(&[(&w.bob, 2)]).await;
     alice
         .emit(
             "call:initiate",
@@ -472,7 +411,6 @@ async fn call_signalling(kind: Kind) {
     alice.expect_silence(SILENCE).await;
     bob1.expect_silence(SILENCE).await;
     carol.expect_silence(SILENCE).await;
-    let _ = &w.ad_ended;
 }
 
 /// A socket may relay at most `chat.call_rate` call events.
@@ -487,7 +425,7 @@ async fn call_events_are_rate_capped(kind: Kind) {
     .await;
     let mut alice = w.app.connect_user(&w.alice).await;
     let mut bob = w.app.connect_user(&w.bob).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.registered(&[(&w.alice, 1), (&w.bob, 1)]).await;
     for _ in 0..5 {
         alice
             .emit(
@@ -520,7 +458,8 @@ async fn deletion_and_clearing_notices_go_to_the_other_member(kind: Kind) {
     let mut b1 = w.app.connect_user(&w.bob).await;
     let mut carol = w.app.connect_user(&w.carol).await;
     let mut dave = w.app.connect_user(&w.dave).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.registered(&[(&w.alice, 2), (&w.bob, 1), (&w.carol, 1), (&w.dave, 1)])
+        .await;
     a1.emit(
         "delete_messages",
         json!({"connectionId": w.ab, "messageIds": ["m1", "m2"], "deletedBy": "forged"}),
@@ -645,24 +584,8 @@ async fn no_rate_limit_by_default(kind: Kind) {
     assert_eq!(w.db.messages(&w.ab).await.len(), 20);
 }
 
-macro_rules! on_every_backend {
-    ($($name:ident),*) => {
-        mod sqlite {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::Sqlite).await } )*
-        }
-        mod postgres {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::Postgres).await } )*
-        }
-        mod prisma_layout {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::PrismaPostgres).await } )*
-        }
-    };
-}
-
-on_every_backend!(
+on_backends!(
+    [sqlite, postgres, prisma_layout]
     presence_goes_to_peers_only,
     a_reload_within_the_grace_period_does_not_flap,
     legacy_events_and_scope_all,
@@ -696,7 +619,7 @@ async fn a_database_without_presence_columns_still_chats() {
         .await
         .expect("seed");
     let (alice, bob, ab) = ("old-a", "old-b", "old-ab");
-    let mut b = watcher(&app, bob).await;
+    let mut b = app.watcher(bob).await;
     let mut a = app.connect_user(alice).await;
     assert_eq!(
         b.expect_event("user_online_status").await["userId"],

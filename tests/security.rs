@@ -9,44 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::db::{Kind, TestDb};
-use common::{spawn_app_on, TestApp};
+use common::backends::on_backends;
+use common::db::Kind;
+use common::world::{world, world_with};
 use serde_json::{json, Value};
 
 const SILENCE: Duration = Duration::from_millis(400);
-
-/// Alice and a user in each status of connection with her.
-struct World {
-    db: TestDb,
-    app: TestApp,
-    alice: String,
-    bob: String,
-    ab: String,
-    /// (user, connection) for PENDING, ENDED, BLOCKED.
-    others: Vec<(String, String, &'static str)>,
-}
-
-async fn world(kind: Kind, extra: &[(&str, &str)]) -> World {
-    let db = TestDb::new(kind).await;
-    let app = spawn_app_on(&db.url, extra).await;
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    let mut others = Vec::new();
-    for (name, status) in [("carol", "PENDING"), ("dave", "ENDED"), ("erin", "BLOCKED")] {
-        let user = db.user(name).await;
-        let connection = db.connection(&alice, &user, status).await;
-        others.push((user, connection, status));
-    }
-    World {
-        db,
-        app,
-        alice,
-        bob,
-        ab,
-        others,
-    }
-}
 
 fn not_connected() -> Value {
     json!({"reason": "You are not connected with this user.", "code": "NOT_CONNECTED"})
@@ -77,9 +45,9 @@ fn relays(to: &str) -> Vec<(&'static str, Value)> {
 /// Item 3: `call:answer`, `call:reject`, `call:end`, `call:ice-candidate` are relayed only
 /// between the users of an ACTIVE connection (they were for any status before).
 async fn call_relays_need_an_active_connection(kind: Kind) {
-    let w = world(kind, &[]).await;
+    let w = world(kind).await;
     let mut alice = w.app.connect_user(&w.alice).await;
-    for (other, _, status) in &w.others {
+    for (other, _, status) in w.not_active() {
         let mut peer = w.app.connect_user(other).await;
         for (event, payload) in relays(other) {
             alice.emit(event, payload, Some(7)).await;
@@ -122,7 +90,7 @@ async fn call_relays_need_an_active_connection(kind: Kind) {
 /// Item 4: once the app sets a connection BLOCKED, `call:initiate` no longer rings, at once
 /// (with `presence.peers_ttl` at its default of a minute).
 async fn a_blocked_connection_stops_ringing_at_once(kind: Kind) {
-    let w = world(kind, &[]).await;
+    let w = world(kind).await;
     let mut alice = w.app.connect_user(&w.alice).await;
     let mut bob = w.app.connect_user(&w.bob).await;
     let ring = json!({"recipientId": w.bob, "callType": "audio", "roomName": "call-r-1"});
@@ -156,9 +124,9 @@ async fn a_blocked_connection_stops_ringing_at_once(kind: Kind) {
 /// ACTIVE connection (before, a BLOCKED user's made-up deletions reached the user who
 /// blocked them, and ENDED and PENDING connections got `conversation_cleared`).
 async fn notices_go_out_on_active_connections_only(kind: Kind) {
-    let w = world(kind, &[]).await;
+    let w = world(kind).await;
     let mut alice = w.app.connect_user(&w.alice).await;
-    for (other, connection, status) in &w.others {
+    for (other, connection, status) in w.not_active() {
         let mut peer = w.app.connect_user(other).await;
         let delete = json!({"connectionId": connection, "messageIds": ["made-up-1"]});
         let clear = json!({"connectionId": connection});
@@ -188,7 +156,7 @@ async fn notices_go_out_on_active_connections_only(kind: Kind) {
 /// not deleted, and are left out of `messages_deleted` (the app deletes the rows before it
 /// emits, so ids that are gone, made up or not, are passed on).
 async fn notices_name_only_what_was_deleted(kind: Kind) {
-    let w = world(kind, &[("COURIER__CHAT__MAX_NOTICE_IDS", "3")]).await;
+    let w = world_with(kind, &[("COURIER__CHAT__MAX_NOTICE_IDS", "3")]).await;
     let mut alice = w.app.connect_user(&w.alice).await;
     let mut bob = w.app.connect_user(&w.bob).await;
     let send = |content: &str| json!({"connectionId": w.ab, "content": content, "tempId": content});
@@ -238,7 +206,7 @@ async fn notices_name_only_what_was_deleted(kind: Kind) {
 
 /// Item 5: with `chat.rate_limit` on, the notices count against it as messages do.
 async fn notices_are_under_the_message_rate_limit(kind: Kind) {
-    let w = world(
+    let w = world_with(
         kind,
         &[
             ("COURIER__CHAT__RATE_LIMIT__PER_SECOND", "0.01"),
@@ -269,20 +237,8 @@ async fn notices_are_under_the_message_rate_limit(kind: Kind) {
     bob.expect_silence(SILENCE).await;
 }
 
-macro_rules! on_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::Sqlite).await } )*
-        }
-        mod prisma_layout {
-            use super::*;
-            $( #[actix_web::test] async fn $name() { super::$name(Kind::PrismaPostgres).await } )*
-        }
-    };
-}
-
 on_backends!(
+    [sqlite, prisma_layout]
     call_relays_need_an_active_connection,
     a_blocked_connection_stops_ringing_at_once,
     notices_go_out_on_active_connections_only,

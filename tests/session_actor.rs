@@ -1,21 +1,19 @@
 //! The session actor on its own, with `#[actix::test]`: no HTTP, no sockets — the test
 //! plays the transport through the session's channels.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
+use common::{test_settings, token};
 use courier::app::start_chat;
-use courier::auth::Authenticator;
 use courier::chat::ChatSocket;
-use courier::config::{LoadOptions, Settings};
 use courier::engineio::transport::{self, Outbound, TransportLink, WsEvent};
 use courier::engineio::{EngineConfig, EngineSession};
 use courier::socketio::SocketLayer;
 use tokio::time::timeout;
-
-const SECRET: &str = "actor-test-secret";
 
 /// A session actor over a chat on an in-memory database; the chat runs as long as the
 /// returned value lives.
@@ -25,14 +23,7 @@ async fn start(
     connect_timeout: u64,
 ) -> (TransportLink, courier::chat::Chat) {
     let (session_link, transport_link) = transport::link(16);
-    let mut env = HashMap::new();
-    env.insert("SOCKET_SECRET".to_string(), SECRET.to_string());
-    let settings = Settings::load(&LoadOptions {
-        config_dir: Some("/nonexistent-courier-test-config".into()),
-        config_file: None,
-        env,
-    })
-    .unwrap();
+    let settings = test_settings(&[]);
     let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
     let chat = start_chat(db, &settings, Arc::new(courier::chat::ChatMetrics::off())).await;
     EngineSession::new(
@@ -70,12 +61,6 @@ async fn send(link: &TransportLink, text: &str) {
         link.report(WsEvent::Text(text.to_string().into())).await,
         "the session is alive"
     );
-}
-
-fn token(user: &str) -> String {
-    Authenticator::new(SECRET, 0)
-        .issue(user, Duration::from_secs(60))
-        .unwrap()
 }
 
 #[actix::test]

@@ -8,80 +8,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::db::{Kind, TestDb};
-use common::{Received, WsClient, SECRET};
-use courier::auth::Authenticator;
+use common::process::Courier;
+use common::world::People;
+use common::{connect_to, Received, WsClient};
 use serde_json::{json, Value};
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(db: &TestDb) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_courier"))
-        .current_dir(std::env::temp_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORT", "0")
-        .env("SOCKET_SECRET", SECRET)
-        .env("DATABASE_URL", &db.url)
-        .env("COURIER__SERVER__HOST", "127.0.0.1")
-        .env("COURIER__METRICS__BIND", "127.0.0.1:0")
-        .env("COURIER__SERVER__SHUTDOWN_TIMEOUT", "5")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("courier starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(at) = line.rfind(':') {
-                    if line.contains("listening on http://") {
-                        if let Ok(port) = line[at + 1..].trim().parse::<u16>() {
-                            let _ = tx.send(port);
-                            sent = true;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("courier listens");
-    Server { child, port }
-}
-
-async fn connect(port: u16, user: &str) -> WsClient {
-    let mut client = WsClient::connect(&format!(
-        "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
-    ))
-    .await;
-    client.recv_text().await;
-    let token = Authenticator::new(SECRET, 0)
-        .issue(user, Duration::from_secs(60))
-        .expect("a token");
-    client
-        .send_text(&format!(r#"40{{"token":"{token}"}}"#))
-        .await;
-    assert!(client.recv_text().await.starts_with("40"));
-    client
-}
 
 fn send(connection_id: &str, i: usize) -> String {
     format!(
@@ -115,35 +48,28 @@ async fn acks_until_closed(client: &mut WsClient, acked: &mut HashSet<String>) {
     }
 }
 
-async fn world() -> (TestDb, Server, String, String) {
+/// The server on a database of its own, with a shutdown timeout of 5 s.
+async fn world() -> (TestDb, Courier, People) {
     let db = TestDb::new(Kind::Postgres).await;
-    let server = start(&db);
-    let alice = db.user("alice").await;
-    let bob = db.user("bob").await;
-    let ab = db.connection(&alice, &bob, "ACTIVE").await;
-    (db, server, alice, ab)
+    let server = Courier::start(
+        &[
+            ("DATABASE_URL", &db.url),
+            ("COURIER__SERVER__SHUTDOWN_TIMEOUT", "5"),
+        ],
+        None,
+    );
+    let people = People::seed(&db).await;
+    (db, server, people)
 }
 
 async fn saved(db: &TestDb, ab: &str) -> HashSet<String> {
-    db.messages(ab)
-        .await
-        .into_iter()
-        .map(|m| m.content)
-        .collect()
+    db.contents(ab).await.into_iter().collect()
 }
 
-#[actix_web::test]
-async fn sigterm_under_load_commits_and_acks_what_was_read() {
-    let (db, mut server, alice, ab) = world().await;
-    let mut a = connect(server.port, &alice).await;
-    let count = 2000;
-    for i in 0..count {
-        a.send_text(&send(&ab, i)).await;
-    }
-    // Some are through; many are still in flight or unread.
-    let mut acked = HashSet::new();
-    while acked.len() < 20 {
-        match a.recv().await {
+/// Reads until `n` messages are acked (`message_sent`), noting them in `acked`.
+async fn acks(client: &mut WsClient, acked: &mut HashSet<String>, n: usize) {
+    while acked.len() < n {
+        match client.recv().await {
             Received::Text(t) if t.starts_with(r#"42["message_sent""#) => {
                 let v: Value = serde_json::from_str(&t[2..]).unwrap();
                 acked.insert(
@@ -157,12 +83,21 @@ async fn sigterm_under_load_commits_and_acks_what_was_read() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[actix_web::test]
+async fn sigterm_under_load_commits_and_acks_what_was_read() {
+    let (db, mut server, w) = world().await;
+    let mut a = connect_to(server.port, &w.alice).await;
+    let count = 2000;
+    for i in 0..count {
+        a.send_text(&send(&w.ab, i)).await;
+    }
+    // Some are through; many are still in flight or unread.
+    let mut acked = HashSet::new();
+    acks(&mut a, &mut acked, 20).await;
     let signalled = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    server.terminate();
     acks_until_closed(&mut a, &mut acked).await;
     let exit = server.child.wait().expect("exits");
     assert_eq!(exit.code(), Some(0), "a clean exit");
@@ -171,7 +106,7 @@ async fn sigterm_under_load_commits_and_acks_what_was_read() {
         "within the shutdown timeout: {:?}",
         signalled.elapsed()
     );
-    let saved = saved(&db, &ab).await;
+    let saved = saved(&db, &w.ab).await;
     assert_eq!(saved, acked, "exactly the messages acked are saved");
     assert!(
         acked.len() < count,
@@ -182,31 +117,17 @@ async fn sigterm_under_load_commits_and_acks_what_was_read() {
 
 #[actix_web::test]
 async fn kill_9_under_load_loses_nothing_acked() {
-    let (db, mut server, alice, ab) = world().await;
-    let mut a = connect(server.port, &alice).await;
+    let (db, mut server, w) = world().await;
+    let mut a = connect_to(server.port, &w.alice).await;
     for i in 0..2000 {
-        a.send_text(&send(&ab, i)).await;
+        a.send_text(&send(&w.ab, i)).await;
     }
     let mut acked = HashSet::new();
-    while acked.len() < 50 {
-        match a.recv().await {
-            Received::Text(t) if t.starts_with(r#"42["message_sent""#) => {
-                let v: Value = serde_json::from_str(&t[2..]).unwrap();
-                acked.insert(
-                    v[1]["savedMessage"]["content"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                );
-            }
-            Received::Text(_) => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    acks(&mut a, &mut acked, 50).await;
     server.child.kill().expect("kill -9");
     let _ = server.child.wait();
     acks_until_closed(&mut a, &mut acked).await;
-    let saved = saved(&db, &ab).await;
+    let saved = saved(&db, &w.ab).await;
     for content in &acked {
         assert!(
             saved.contains(content),

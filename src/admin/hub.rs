@@ -17,7 +17,7 @@ use bytestring::ByteString;
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::ADMIN_NAMESPACE;
+use super::protocol::ADMIN_NAMESPACE;
 use crate::engineio::TransportKind;
 use crate::socketio::packet::event_frame;
 use crate::socketio::{Direction, SocketCommand, SocketControl, SocketInfo, SocketObserver};

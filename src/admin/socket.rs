@@ -15,7 +15,8 @@ use log::{debug, info, warn};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::{Admin, INVALID_CREDENTIALS, TOO_MANY_ADMINS, TOO_MANY_ATTEMPTS};
+use super::app::Admin;
+use super::protocol::{INVALID_CREDENTIALS, TOO_MANY_ADMINS, TOO_MANY_ATTEMPTS};
 use crate::socketio::{Event, Namespace, NamespaceIo, SocketCommand};
 
 /// Tells an admin socket's loops apart from those of the one before it on the session.

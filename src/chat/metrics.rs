@@ -14,20 +14,7 @@ use std::time::Duration;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The event names counted by name; any other name is counted as `other`.
-pub const KNOWN_EVENTS: [&str; 12] = [
-    "fetch_messages",
-    "join_chat",
-    "send_message",
-    "mark_message_read",
-    "heartbeat",
-    "delete_messages",
-    "clear_conversation",
-    "call:initiate",
-    "call:answer",
-    "call:reject",
-    "call:end",
-    "call:ice-candidate",
-];
+pub const KNOWN_EVENTS: [&str; 12] = super::protocol::client::NAMES;
 
 /// Why a message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,303 +1,49 @@
 //! The chat application: the Node server's events on top of Socket.IO.
 //!
-//! Where an event goes, by file:
+//! Where an event goes, by folder and file:
 //!
-//! - [`socket`]: [`ChatSocket`], one browser socket: authentication on CONNECT, the event
-//!   names, the send window (back-pressure).
-//! - One file per event, holding its parsing and its handling: [`join_chat`],
-//!   [`send_message`], [`mark_message_read`]. `send_message` is **parsed** in
-//!   `send_message.rs`, gets its id when the socket accepts it, is **ordered** by its
-//!   conversation's [`room`] (sequence and `createdAt`), **saved** by [`persistence`] in a
-//!   group commit ([`sql`] has the statements) and **delivered** by the room in commit
-//!   order (`send_message.rs` says what goes to whom).
-//! - [`rooms`]: the room shards, one per chat thread: which room serves a conversation, and
-//!   the membership check in front of it.
-//! - [`room`]: `ChatRoom`, one actor per conversation: the one sequencer and router of it.
-//! - [`users`]: the user registry: each user's sockets, for rooms and per-user delivery,
-//!   and their relations (who they share a connection with).
-//! - [`presence`]: who is online, in the database and to the user's peers.
-//! - [`persistence`]: the `Persistence` actor, the one writer, committing in groups.
-//! - [`recovery`]: connection state recovery: pids, offsets and the replay of what a socket
-//!   missed, from the database.
-//! - [`heartbeat`], [`delete_messages`], [`clear_conversation`], [`fetch_messages`]: more
-//!   events, one file each;
-//!   [`call`]: the call signalling events; [`rate_limit`]: token buckets.
-//! - [`remote`]: the other nodes of a cluster ([`remote::RemoteNodes`], `crate::cluster`
-//!   over Redis), and what they ask of this node's registry.
-//! - [`push`]: frames for sockets, encoded once; [`message_json`]: the saved message's JSON;
-//!   [`args`]: what the events' argument checks share; [`metrics`]: what the chat counts.
+//! - [`protocol`]: the wire: every event the client sends ([`protocol::client`], each event's
+//!   arguments parsed and checked in a file of its own: `protocol/client/send_message.rs` is where a
+//!   message is **parsed**) and everything the chat sends ([`protocol::server`], encoded once).
+//! - [`socket`]: [`ChatSocket`], one browser socket: CONNECT and recovery, the dispatcher that
+//!   turns each event into a request for the actor that owns what it changes, the send window
+//!   (back-pressure), the recovery stream.
+//! - [`room`]: `ChatRoom`, one actor per conversation, the one sequencer and router of it, and
+//!   the shard in front of it (which room serves a conversation, the membership check):
+//!   `room/post.rs` is where a message is **ordered** and **delivered**.
+//! - [`persistence`]: the `Persistence` actor, the one writer, committing in groups: where a
+//!   message is **saved** ([`sql`] has the statements).
+//! - [`users`]: the user registry (each user's sockets), presence, relations, calls, socket
+//!   slots.
+//! - [`recovery`] and [`pids`]: connection state recovery (pids, offsets, the replay).
+//! - [`remote`]: the seam a cluster implements ([`remote::RemoteNodes`]) and this node's
+//!   sockets as other servers see them.
+//! - [`start`] ([`Chat::start`]), [`context`] ([`ChatContext`]), [`keys`] (message ids),
+//!   [`push`] (what actors send sockets), [`rate_limit`], [`metrics`].
 //!
 //! Threads: the room and user shards run on `chat.shards` arbiters of their own, the
 //! persistence actor on another, the sockets on actix-web's workers.
 
-pub mod args;
-pub mod call;
-pub mod clear_conversation;
-pub mod delete_messages;
-pub mod fetch_messages;
-pub mod heartbeat;
-pub mod join_chat;
-pub mod mark_message_read;
-pub mod message_json;
+pub mod context;
+pub mod keys;
 pub mod metrics;
 pub mod persistence;
 pub mod pids;
-pub mod presence;
+pub mod protocol;
 pub mod push;
 pub mod rate_limit;
 pub mod recovery;
 pub mod remote;
 pub mod room;
-pub mod rooms;
-pub mod send_message;
+pub mod settings;
 pub mod socket;
-pub mod sql;
+pub mod start;
 pub mod users;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use actix::{Actor, Addr, Arbiter};
-use sea_orm::DatabaseConnection;
-use tokio::sync::Semaphore;
-
-use crate::auth::Authenticator;
-use crate::config::RateSettings;
-use crate::engineio::admission::RefusalLog;
+pub use context::ChatContext;
+pub use keys::MessageIdKey;
 pub use metrics::ChatMetrics;
-use persistence::{Persistence, Shutdown};
-pub use presence::PresenceOptions;
-use rate_limit::UserRateLimiter;
 pub use recovery::{PidKey, RecoveryOptions};
-use room::RoomDeps;
-use rooms::{RoomShard, Rooms};
-pub use send_message::MessageIdKey;
 pub use socket::ChatSocket;
-use users::{ShardDeps, SocketSlots, UserShard, Users};
-
-/// What every chat socket shares.
-#[derive(Clone)]
-pub struct ChatContext {
-    /// Verifies handshake tokens.
-    pub auth: Arc<Authenticator>,
-    /// Conversations' rooms.
-    pub rooms: Rooms,
-    /// Users' sockets.
-    pub users: Users,
-    /// The database's write queue (`database.write_queue`), shared by all sockets.
-    pub write_permits: Arc<Semaphore>,
-    /// Its size.
-    pub write_queue: usize,
-    /// Makes message ids.
-    pub message_ids: MessageIdKey,
-    /// Longest accepted message content, in characters.
-    pub max_content_chars: usize,
-    /// Most message ids in one `delete_messages`.
-    pub max_notice_ids: usize,
-    /// Requests one socket may have in flight before it is read no further.
-    pub send_window: usize,
-    /// The per-user limit on `send_message`.
-    pub rate_limit: Arc<UserRateLimiter>,
-    /// The per-socket limit on call signalling.
-    pub call_rate: RateSettings,
-    /// Sockets per user (`chat.max_sockets_per_user`), on all nodes in a cluster.
-    pub socket_slots: Arc<SocketSlots>,
-    /// Refused CONNECTs, logged at info without flooding the log.
-    pub refusals: Arc<RefusalLog>,
-    /// What the chat counts (`/metrics`).
-    pub metrics: Arc<ChatMetrics>,
-    /// Reads (history, replay).
-    pub db: DatabaseConnection,
-    /// How long a failed database connection is retried before a read fails.
-    pub retry_for: Duration,
-    /// Connection state recovery.
-    pub recovery: RecoveryOptions,
-    /// Signs pids.
-    pub pid_key: PidKey,
-}
-
-impl ChatContext {
-    /// Writes queued or being committed now.
-    pub fn write_queue_depth(&self) -> usize {
-        self.write_queue
-            .saturating_sub(self.write_permits.available_permits())
-    }
-}
-
-/// How the chat runs.
-#[derive(Debug, Clone)]
-pub struct ChatOptions {
-    /// Room and user shards (threads); 0 means one per CPU core.
-    pub shards: usize,
-    /// A room with nothing joined and nothing in flight stops after this long.
-    pub room_idle_timeout: Duration,
-    /// Most writes committed together.
-    pub batch_max: usize,
-    /// Most batches committed at a time (`database.writers`; 1 on SQLite).
-    pub writers: usize,
-    /// How long a failed database connection is retried before writes fail.
-    pub retry_for: Duration,
-    /// Most writes queued or being committed, all sockets together.
-    pub write_queue: usize,
-    /// Longest accepted message content, in characters.
-    pub max_content_chars: usize,
-    /// Most message ids in one `delete_messages`.
-    pub max_notice_ids: usize,
-    /// Requests one socket may have in flight.
-    pub send_window: usize,
-    /// The per-user limit on `send_message`.
-    pub rate_limit: RateSettings,
-    /// The per-socket limit on call signalling.
-    pub call_rate: RateSettings,
-    /// Sockets one user may have connected to this node.
-    pub max_sockets_per_user: usize,
-    /// How presence works.
-    pub presence: PresenceOptions,
-    /// Where the chat counts what it does ([`ChatMetrics::off`] counts nothing).
-    pub metrics: Arc<ChatMetrics>,
-    /// The other nodes of the cluster (`None`: a single node).
-    pub remote: Option<Arc<dyn remote::RemoteNodes>>,
-    /// Connection state recovery.
-    pub recovery: RecoveryOptions,
-}
-
-/// The running chat: its shared actors and their threads.
-pub struct Chat {
-    /// What sockets need (shared by all of them).
-    pub context: Arc<ChatContext>,
-    /// The writer.
-    pub persistence: Addr<Persistence>,
-    arbiters: Vec<Arbiter>,
-}
-
-impl Chat {
-    /// Starts the chat's actors on threads of their own: `options.shards` room and user
-    /// shards, and persistence over `db`.
-    pub fn start(
-        db: DatabaseConnection,
-        auth: Arc<Authenticator>,
-        message_ids: MessageIdKey,
-        pid_key: PidKey,
-        options: &ChatOptions,
-    ) -> Chat {
-        let shards = match options.shards {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let writer = Arbiter::new();
-        let (batch_max, retry_for) = (options.batch_max, options.retry_for);
-        // SQLite has one writer: concurrent transactions would only wait on its lock.
-        let writers = match db.get_database_backend() {
-            sea_orm::DatabaseBackend::Sqlite => 1,
-            _ => options.writers,
-        };
-        let writer_db = db.clone();
-        let writer_metrics = options.metrics.clone();
-        let persistence = Persistence::start_in_arbiter(&writer.handle(), move |_| {
-            Persistence::new(writer_db, batch_max, retry_for)
-                .writers(writers)
-                .metrics(writer_metrics)
-        });
-        let arbiters: Vec<Arbiter> = (0..shards).map(|_| Arbiter::new()).collect();
-        let shard_deps = ShardDeps {
-            db: db.clone(),
-            persistence: persistence.clone().recipient(),
-            presence: options.presence.clone(),
-            metrics: options.metrics.clone(),
-        };
-        let pids = pids::PidSessions::new(
-            options.recovery.max_disconnection,
-            options.recovery.max_records,
-            options.metrics.clone(),
-        );
-        let users = Users::new(
-            arbiters
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let deps = shard_deps.clone();
-                    UserShard::start_in_arbiter(&a.handle(), move |_| UserShard::new(i, deps))
-                })
-                .collect(),
-            options.remote.clone(),
-            pids.clone(),
-        );
-        let deps = RoomDeps {
-            persistence: persistence.clone().recipient(),
-            users: users.clone(),
-            db: db.clone(),
-            idle_timeout: options.room_idle_timeout,
-            retry_for,
-            metrics: options.metrics.clone(),
-        };
-        let rooms = Rooms::new(
-            arbiters
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let deps = deps.clone();
-                    RoomShard::start_in_arbiter(&a.handle(), move |_| RoomShard::new(i, deps))
-                })
-                .collect(),
-        );
-        let context = ChatContext {
-            auth,
-            rooms,
-            users,
-            write_permits: socket::write_permits(options.write_queue),
-            write_queue: options.write_queue.clamp(1, Semaphore::MAX_PERMITS),
-            message_ids,
-            max_content_chars: options.max_content_chars,
-            max_notice_ids: options.max_notice_ids.max(1),
-            send_window: options.send_window.max(1),
-            rate_limit: rate_limit::user_rate_limiter(options.rate_limit, options.remote.clone()),
-            call_rate: options.call_rate,
-            socket_slots: SocketSlots::new(options.max_sockets_per_user, options.remote.clone()),
-            refusals: Arc::new(RefusalLog::new("CONNECTs")),
-            metrics: options.metrics.clone(),
-            db,
-            retry_for,
-            recovery: options.recovery,
-            pid_key,
-        };
-        // Disconnected pid records are forgotten after recovery.max_disconnection.
-        let sweeping = Arc::downgrade(&pids);
-        let every = pids.sweep_every();
-        writer.spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                let Some(pids) = sweeping.upgrade() else {
-                    break;
-                };
-                pids.sweep();
-            }
-        });
-        let mut arbiters = arbiters;
-        arbiters.push(writer);
-        Chat {
-            context: Arc::new(context),
-            persistence,
-            arbiters,
-        }
-    }
-
-    /// Waits until every write received so far is committed and answered, then stops the
-    /// chat's threads.
-    pub async fn shutdown(&self) {
-        let _ = self.persistence.send(Shutdown).await;
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-    }
-}
-
-/// A chat dropped without [`Chat::shutdown`] (a server whose runtime ended, a test) stops its
-/// threads too: they would otherwise live on with the database connections they hold.
-impl Drop for Chat {
-    fn drop(&mut self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
-        }
-    }
-}
+pub use start::{Chat, ChatOptions};
+pub use users::PresenceOptions;

@@ -36,9 +36,11 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use chrono::NaiveDateTime;
 
-use super::sql::{self, MarkReadRow, PresenceRow};
-use super::ChatMetrics;
+use crate::chat::metrics::ChatMetrics;
 use crate::db::is_transient;
+use crate::db::messages::{self as message_rows, MarkReadRow, MAX_BATCH};
+use crate::db::retry::retrying;
+use crate::db::users::{self as user_rows, PresenceRow};
 
 /// What to write.
 #[derive(Debug, Clone)]
@@ -54,6 +56,13 @@ pub enum WriteOp {
     Heartbeats {
         users: Vec<String>,
         at: NaiveDateTime,
+    },
+    /// Users a stopped server left online, set offline if their heartbeat is still before
+    /// `cutoff` (the presence sweep).
+    StaleOffline {
+        users: Vec<String>,
+        cutoff: NaiveDateTime,
+        now: NaiveDateTime,
     },
 }
 
@@ -120,6 +129,8 @@ pub enum WriteResult {
     Insert(InsertOutcome),
     Mark(MarkOutcome),
     User(UserOutcome),
+    /// How many users the sweep set offline (`None`: the write failed).
+    Swept(Option<usize>),
 }
 
 impl WriteResult {
@@ -130,6 +141,7 @@ impl WriteResult {
             WriteOp::Presence(_) | WriteOp::Heartbeats { .. } => {
                 WriteResult::User(UserOutcome::Failed)
             }
+            WriteOp::StaleOffline { .. } => WriteResult::Swept(None),
         }
     }
 }
@@ -259,10 +271,6 @@ impl Persistence {
     }
 }
 
-/// The most writes one batch may hold: PostgreSQL takes at most 65535 parameters in a
-/// statement, SQLite 32766.
-pub const MAX_BATCH: usize = 32766 / sql::INSERT_PARAMS_PER_ROW;
-
 /// Sends every result to its room, grouped per room, in the batch's order (which is each
 /// room's sequence order); releases the writes' permits.
 fn answer(batch: Vec<Write>, results: Vec<WriteResult>) {
@@ -315,43 +323,6 @@ async fn commit(db: &DatabaseConnection, batch: &[Write], retry_for: Duration) -
     }
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or `retry_for` has passed since the
-/// first attempt: failures of the connection ([`is_transient`]) are retried with backoff
-/// (50 ms doubling up to 1 s). A write whose outcome was unknown (the connection broke after
-/// its commit was sent) is safe to run again: ids are made once and inserts skip rows that
-/// exist; the classification tells such a row of ours from a client's retry.
-pub async fn retrying<T, F, Fut>(retry_for: Duration, mut attempt: F) -> Result<T, DbErr>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DbErr>>,
-{
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(50);
-    let mut failures = 0u32;
-    loop {
-        match attempt().await {
-            Ok(value) => {
-                if failures > 0 {
-                    warn!(
-                        "database: back after {failures} failed attempts ({:?})",
-                        started.elapsed()
-                    );
-                }
-                return Ok(value);
-            }
-            Err(e) if is_transient(&e) && started.elapsed() + backoff <= retry_for => {
-                if failures == 0 {
-                    warn!("database: unavailable ({e}); retrying for up to {retry_for:?}");
-                }
-                failures += 1;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Writes `ops` in one transaction; one result per op, in order.
 async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<WriteResult>, DbErr> {
     let mut batch = Batch::default();
@@ -363,6 +334,9 @@ async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<Writ
             WriteOp::Heartbeats { users, at } => {
                 batch.heartbeats.extend(users.iter());
                 batch.heartbeat_at = Some(*at);
+            }
+            WriteOp::StaleOffline { users, cutoff, now } => {
+                batch.stale.push((users, *cutoff, *now))
             }
         }
     }
@@ -380,6 +354,7 @@ async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<Writ
     let mut marks = classify_marks(db, &batch.marks, written.marked)
         .await?
         .into_iter();
+    let mut swept = written.swept.into_iter();
     Ok(ops
         .iter()
         .map(|op| match op {
@@ -395,6 +370,7 @@ async fn write_all(db: &DatabaseConnection, ops: &[&WriteOp]) -> Result<Vec<Writ
                 UserOutcome::NoSuchUser
             }),
             WriteOp::Heartbeats { .. } => WriteResult::User(UserOutcome::Updated),
+            WriteOp::StaleOffline { .. } => WriteResult::Swept(swept.next()),
         })
         .collect())
 }
@@ -407,6 +383,8 @@ struct Batch<'a> {
     presence: Vec<&'a PresenceRow>,
     heartbeats: Vec<&'a String>,
     heartbeat_at: Option<NaiveDateTime>,
+    /// The presence sweep's: users, cutoff, now.
+    stale: Vec<(&'a [String], NaiveDateTime, NaiveDateTime)>,
 }
 
 /// What a batch's statements wrote.
@@ -414,6 +392,8 @@ struct BatchWritten {
     inserted: Vec<String>,
     marked: Vec<(String, String)>,
     users: Vec<String>,
+    /// How many users each sweep set offline.
+    swept: Vec<usize>,
 }
 
 impl Batch<'_> {
@@ -428,19 +408,26 @@ impl Batch<'_> {
         .iter()
         .filter(|n| **n > 0)
         .count()
+            // A sweep is an update and its history rows: in a transaction even alone.
+            + 2 * self.stale.len()
     }
 
     async fn write<C: ConnectionTrait>(&self, db: &C) -> Result<BatchWritten, DbErr> {
-        let inserted = sql::insert_messages(db, &self.inserts).await?;
-        let marked = sql::mark_read(db, &self.marks).await?;
-        let users = sql::write_presence(db, &self.presence).await?;
+        let inserted = message_rows::insert_messages(db, &self.inserts).await?;
+        let marked = message_rows::mark_read(db, &self.marks).await?;
+        let users = user_rows::write_presence(db, &self.presence).await?;
         if let Some(at) = self.heartbeat_at {
-            sql::write_heartbeats(db, &self.heartbeats, at).await?;
+            user_rows::write_heartbeats(db, &self.heartbeats, at).await?;
+        }
+        let mut swept = Vec::with_capacity(self.stale.len());
+        for (users, cutoff, now) in &self.stale {
+            swept.push(user_rows::set_stale_offline(db, users, *cutoff, *now).await?);
         }
         Ok(BatchWritten {
             inserted,
             marked,
             users,
+            swept,
         })
     }
 }
@@ -470,7 +457,7 @@ async fn classify_inserts<C: ConnectionTrait>(
             }
         }
     }
-    let found: HashMap<String, messages::Model> = sql::find_messages(db, &missing)
+    let found: HashMap<String, messages::Model> = message_rows::find_messages(db, &missing)
         .await?
         .into_iter()
         .map(|m| (m.id.clone(), m))
@@ -513,11 +500,12 @@ async fn classify_marks<C: ConnectionTrait>(
             }
         }
     }
-    let states: HashMap<String, sql::ReadState> = sql::find_read_states(db, &missing)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect();
+    let states: HashMap<String, message_rows::ReadState> =
+        message_rows::find_read_states(db, &missing)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
     Ok(rows
         .iter()
         .zip(outcomes)
@@ -531,7 +519,7 @@ async fn classify_marks<C: ConnectionTrait>(
                         }
                     } else if s.is_read {
                         MarkOutcome::AlreadyRead
-                    } else if s.status.as_deref() != Some(sql::ACTIVE) {
+                    } else if s.status.as_deref() != Some(crate::db::connections::ACTIVE) {
                         MarkOutcome::NotActive
                     } else {
                         MarkOutcome::NotAllowed

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 
 use super::push::ChatPush;
-use super::users::shard_of;
-use super::ChatMetrics;
+use crate::chat::metrics::ChatMetrics;
+use crate::ids::shard_of;
 
 /// A live socket carrying a stream.
 #[derive(Clone)]
@@ -216,16 +216,8 @@ impl PidSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix::{Actor, Context, Handler};
-
-    struct Sink;
-    impl Actor for Sink {
-        type Context = Context<Self>;
-    }
-    impl Handler<ChatPush> for Sink {
-        type Result = ();
-        fn handle(&mut self, _: ChatPush, _: &mut Context<Self>) {}
-    }
+    use crate::chat::push::Sink;
+    use actix::Actor;
 
     #[actix::test]
     async fn a_pid_is_live_then_gone_then_forgotten_and_taken_over_when_live() {

@@ -4,18 +4,11 @@
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
-use bytestring::ByteString;
-use serde_json::json;
 
-use super::recovery::StreamKey;
-use crate::socketio::packet::{ack_frame, event_frame};
+use super::protocol::server::{ack_of, error_frames};
+pub use super::protocol::server::{Frame, CHAT_NAMESPACE};
+pub use super::recovery::Mark;
 use crate::socketio::Packet;
-
-/// The only namespace the chat serves.
-pub const CHAT_NAMESPACE: &str = "/";
-
-/// A complete Engine.IO frame (`42[…]`, `43…[…]`).
-pub type Frame = ByteString;
 
 /// A message for a chat socket.
 #[derive(Debug, Clone, Message)]
@@ -74,34 +67,6 @@ impl std::fmt::Debug for AckReply {
     }
 }
 
-/// Where an event stands in its conversation's stream.
-#[derive(Debug, Clone)]
-pub struct Mark {
-    /// The conversation.
-    pub conversation: Arc<str>,
-    /// Its stamp (milliseconds since the epoch; see `chat::recovery`).
-    pub at: i64,
-    /// Tells it apart from a replayed event.
-    pub key: StreamKey,
-}
-
-/// `frame` (a complete `42[…]` event) with `offset` as one more, last argument.
-pub fn with_offset(frame: &Frame, offset: &str) -> Frame {
-    let text: &str = frame;
-    let body = text.strip_suffix(']').unwrap_or(text);
-    let mut out = String::with_capacity(body.len() + offset.len() + 4);
-    out.push_str(body);
-    out.push(',');
-    out.push_str(&serde_json::Value::from(offset).to_string());
-    out.push(']');
-    out.into()
-}
-
-/// The event `name` on the chat namespace with arguments that are JSON texts already.
-pub fn event(name: &str, json_args: &[&str]) -> Frame {
-    event_frame(CHAT_NAMESPACE, name, json_args).into()
-}
-
 /// The socket that made a request, and the ack it asked for.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -117,9 +82,7 @@ impl Caller {
     /// The request is done: `event` (if any) and, if asked for, an ack whose argument is the
     /// JSON text `ack_json`.
     pub fn done(&self, event: Option<Frame>, ack_json: &str) {
-        let ack = self
-            .ack
-            .map(|id| ack_frame(CHAT_NAMESPACE, id, &[ack_json]).into());
+        let ack = self.ack.map(|id| ack_of(id, ack_json));
         self.push.do_send(ChatPush::Done {
             event,
             ack,
@@ -129,9 +92,7 @@ impl Caller {
 
     /// Like [`Caller::done`], for an event of a conversation's stream.
     pub fn done_marked(&self, event: Frame, mark: Mark, ack_json: &str) {
-        let ack = self
-            .ack
-            .map(|id| ack_frame(CHAT_NAMESPACE, id, &[ack_json]).into());
+        let ack = self.ack.map(|id| ack_of(id, ack_json));
         self.push.do_send(ChatPush::Done {
             event: Some(event),
             ack,
@@ -151,38 +112,17 @@ impl Caller {
     }
 }
 
-/// The frames of a failed request: `error` `{message}` and the ack `{error: message}`.
-pub fn error_frames(message: &str, ack: Option<u64>) -> (Frame, Option<Frame>) {
-    let event = event("error", &[&json!({ "message": message }).to_string()]);
-    let ack = ack.map(|id| {
-        ack_frame(
-            CHAT_NAMESPACE,
-            id,
-            &[&json!({ "error": message }).to_string()],
-        )
-        .into()
-    });
-    (event, ack)
+/// An actor that takes every push and drops it: a socket's recipient in unit tests.
+#[cfg(test)]
+pub struct Sink;
+
+#[cfg(test)]
+impl actix::Actor for Sink {
+    type Context = actix::Context<Self>;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_frames_carry_the_message_in_the_event_and_the_ack() {
-        let (event, ack) = error_frames("Invalid payload.", Some(4));
-        assert_eq!(&*event, r#"42["error",{"message":"Invalid payload."}]"#);
-        assert_eq!(ack.as_deref(), Some(r#"434[{"error":"Invalid payload."}]"#));
-        assert_eq!(error_frames("x", None).1, None);
-    }
-
-    #[test]
-    fn an_offset_is_the_last_argument() {
-        let frame: Frame = event("receive_message", &[r#"{"id":"m1"}"#]);
-        assert_eq!(
-            &*with_offset(&frame, "b2Zm"),
-            r#"42["receive_message",{"id":"m1"},"b2Zm"]"#
-        );
-    }
+impl actix::Handler<ChatPush> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: ChatPush, _: &mut actix::Context<Self>) {}
 }

@@ -1,5 +1,5 @@
 //! Connection state recovery, replayed from the database: what a socket that comes back
-//! missed, once, in order (README, "Delivery guarantees").
+//! missed, once, in order (docs/delivery-guarantees.md).
 //!
 //! **Positions.** Each conversation's room stamps every write with a time that strictly
 //! increases in the room's order, starting above the newest stamp the database holds for
@@ -25,17 +25,14 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, NaiveDateTime};
 use entity::messages;
 use hmac::{Hmac, Mac};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::args::MAX_ID_CHARS;
+use super::protocol::args::MAX_ID_CHARS;
+use crate::db::messages::{missed, Positions};
 
 /// How recovery works (`[recovery]`).
 #[derive(Debug, Clone, Copy)]
@@ -65,17 +62,7 @@ impl RecoveryOptions {
     }
 }
 
-/// Milliseconds since the epoch of a database time (UTC).
-pub fn millis(t: &NaiveDateTime) -> i64 {
-    t.and_utc().timestamp_millis()
-}
-
-/// The database time of `ms` milliseconds since the epoch.
-pub fn from_millis(ms: i64) -> NaiveDateTime {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .naive_utc()
-}
+pub use crate::db::time::{from_millis, millis};
 
 /// The key pids are signed with, derived from the shared secret.
 #[derive(Clone)]
@@ -84,14 +71,7 @@ pub struct PidKey(Hmac<Sha256>);
 impl PidKey {
     /// The key for `secret`.
     pub fn new(secret: &str) -> Self {
-        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        derive.update(b"courier recovery pid v1");
-        let key = derive.finalize().into_bytes();
-        PidKey(
-            <Hmac<Sha256> as Mac>::new_from_slice(&key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length")),
-        )
+        PidKey(super::keys::derive(secret, b"courier recovery pid v1"))
     }
 }
 
@@ -320,6 +300,17 @@ impl Replayed {
     }
 }
 
+/// Where an event stands in its conversation's stream.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// The conversation.
+    pub conversation: Arc<str>,
+    /// Its stamp (milliseconds since the epoch; see `chat::recovery`).
+    pub at: i64,
+    /// Tells it apart from a replayed event.
+    pub key: StreamKey,
+}
+
 /// What tells two events of a stream apart: the kind and the message id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamKey(Arc<str>);
@@ -349,28 +340,6 @@ impl StreamKey {
     }
 }
 
-/// The condition "`column` is after the offset's position for the row's conversation".
-fn after(column: messages::Column, offset: &Offset) -> Condition {
-    let mut any = Condition::any();
-    let named: Vec<String> = offset
-        .conversations
-        .iter()
-        .map(|(c, _)| c.to_string())
-        .collect();
-    for (c, at) in &offset.conversations {
-        any = any.add(
-            Condition::all()
-                .add(messages::Column::ConnectionId.eq(c.to_string()))
-                .add(column.gt(from_millis(*at))),
-        );
-    }
-    let mut rest = Condition::all().add(column.gt(from_millis(offset.base)));
-    if !named.is_empty() {
-        rest = rest.add(messages::Column::ConnectionId.is_not_in(named));
-    }
-    any.add(rest)
-}
-
 /// What `user` missed after `offset`, oldest first: the messages they received and the read
 /// receipts of their messages. `None` if there are more than `max`.
 pub async fn replay<C: ConnectionTrait>(
@@ -379,24 +348,11 @@ pub async fn replay<C: ConnectionTrait>(
     offset: &Offset,
     max: usize,
 ) -> Result<Option<Vec<Replayed>>, DbErr> {
-    let limit = max as u64 + 1;
-    let received = messages::Entity::find()
-        .filter(messages::Column::ReceiverId.eq(user))
-        .filter(after(messages::Column::CreatedAt, offset))
-        .order_by_asc(messages::Column::CreatedAt)
-        .order_by_asc(messages::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?;
-    let read = messages::Entity::find()
-        .filter(messages::Column::SenderId.eq(user))
-        .filter(messages::Column::IsRead.eq(true))
-        .filter(after(messages::Column::UpdatedAt, offset))
-        .order_by_asc(messages::Column::UpdatedAt)
-        .order_by_asc(messages::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?;
+    let positions = Positions {
+        base: offset.base,
+        conversations: &offset.conversations,
+    };
+    let (received, read) = missed(db, user, positions, max as u64 + 1).await?;
     if received.len() + read.len() > max {
         return Ok(None);
     }
@@ -416,43 +372,17 @@ pub async fn replay<C: ConnectionTrait>(
     Ok(Some(all))
 }
 
-/// The newest stamp of a conversation: its newest `"createdAt"` or `"updatedAt"`.
-pub async fn newest_stamp<C: ConnectionTrait>(
-    db: &C,
-    connection_id: &str,
-) -> Result<Option<NaiveDateTime>, DbErr> {
-    let row: Option<(Option<NaiveDateTime>, Option<NaiveDateTime>)> = messages::Entity::find()
-        .select_only()
-        .column_as(messages::Column::CreatedAt.max(), "created")
-        .column_as(messages::Column::UpdatedAt.max(), "updated")
-        .filter(messages::Column::ConnectionId.eq(connection_id))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(row.and_then(|(c, u)| c.max(u)))
-}
-
 /// Where a `receive_message` frame that came from another node stands in its conversation's
 /// stream, read from the saved message it carries (`id`, `connectionId`, `createdAt`), so
 /// that a socket's offset follows what other nodes deliver to it too. `None` for any other
 /// frame (`message_read` carries no stamp: a receipt delivered across nodes may be replayed
 /// again after a reconnect).
-pub fn mark_of_remote(frame: &str) -> Option<super::push::Mark> {
-    let body = frame.strip_prefix("42")?;
-    if !body.starts_with(r#"["receive_message","#) {
-        return None;
-    }
-    let (_, message): (String, Value) = serde_json::from_str(body).ok()?;
-    let id = message.get("id")?.as_str()?;
-    let conversation = message.get("connectionId")?.as_str()?;
-    let created = message.get("createdAt")?.as_str()?;
-    let at = DateTime::parse_from_rfc3339(created)
-        .ok()?
-        .timestamp_millis();
-    Some(super::push::Mark {
+pub fn mark_of_remote(frame: &str) -> Option<Mark> {
+    let (id, conversation, at) = super::protocol::server::received_message(frame)?;
+    Some(Mark {
         conversation: Arc::from(conversation),
         at,
-        key: StreamKey::received(id),
+        key: StreamKey::received(&id),
     })
 }
 
@@ -530,8 +460,6 @@ mod tests {
         assert_eq!(mark.at, 1_768_712_378_123);
         assert_eq!(mark.key, StreamKey::received("m1"));
         assert!(mark_of_remote(r#"42["message_read",{"messageId":"m1"}]"#).is_none());
-        assert!(mark_of_remote(r#"42["receive_message",{"id":"m1"}]"#).is_none());
-        assert!(mark_of_remote("42[").is_none());
     }
 
     #[test]

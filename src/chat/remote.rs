@@ -16,7 +16,6 @@ use actix::Recipient;
 use futures_util::future::BoxFuture;
 
 use super::push::{ChatPush, Frame, Mark};
-use super::users::Users;
 
 /// What the chat asks of the other nodes. Every call returns at once; what goes out keeps
 /// the order of the calls.
@@ -286,71 +285,11 @@ impl SocketIndex {
     }
 }
 
-impl Users {
-    /// Delivers a broadcast from another node to this node's sockets in `rooms` (every socket
-    /// when empty) and not in `except`; `mark`: where it stands in its conversation's stream
-    /// (a Node server's `receive_message` has it in the saved message it carries). The
-    /// number of sockets reached.
-    pub fn deliver_local(
-        &self,
-        rooms: &[Arc<str>],
-        except: &[Arc<str>],
-        frame: Frame,
-        mark: Option<Mark>,
-    ) -> usize {
-        let Some(index) = self.index() else {
-            return 0;
-        };
-        let mark = mark.or_else(|| super::recovery::mark_of_remote(&frame));
-        let reached = index.reach(rooms, except);
-        for socket in &reached {
-            socket.push.do_send(match &mark {
-                Some(mark) => ChatPush::Stream(frame.clone(), mark.clone()),
-                None => ChatPush::Deliver(frame.clone()),
-            });
-        }
-        reached.len()
-    }
-
-    /// Delivers a packet from another server that is not a text event (a binary event) to
-    /// this node's sockets in `rooms` (every socket when empty) and not in `except`.
-    pub fn deliver_packet(
-        &self,
-        rooms: &[Arc<str>],
-        except: &[Arc<str>],
-        packet: crate::socketio::Packet,
-    ) -> usize {
-        let Some(index) = self.index() else {
-            return 0;
-        };
-        let packet = Arc::new(packet);
-        let reached = index.reach(rooms, except);
-        for socket in &reached {
-            socket.push.do_send(ChatPush::Packet(packet.clone()));
-        }
-        reached.len()
-    }
-
-    /// This node's sockets in `rooms` (all when empty) and not in `except`.
-    pub fn local_sockets(&self, rooms: &[Arc<str>], except: &[Arc<str>]) -> Vec<Reached> {
-        self.index()
-            .map_or_else(Vec::new, |index| index.reach(rooms, except))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix::{Actor, Context, Handler};
-
-    struct Sink;
-    impl Actor for Sink {
-        type Context = Context<Self>;
-    }
-    impl Handler<ChatPush> for Sink {
-        type Result = ();
-        fn handle(&mut self, _: ChatPush, _: &mut Context<Self>) {}
-    }
+    use crate::chat::push::Sink;
+    use actix::Actor;
 
     fn sids(reached: Vec<Reached>) -> Vec<String> {
         let mut v: Vec<String> = reached.into_iter().map(|r| r.sid.to_string()).collect();

@@ -17,7 +17,7 @@ pub struct ClientInfo {
     /// The `User-Agent` header, if any (at most [`MAX_USER_AGENT`] bytes kept).
     pub user_agent: Option<String>,
     /// The session was opened from one of the endpoint's restricted origins
-    /// ([`super::EndpointOptions::restricted_origins`]): the layer above decides what such a
+    /// ([`crate::engineio::endpoint::EndpointOptions::restricted_origins`]): the layer above decides what such a
     /// session may do.
     pub restricted: bool,
 }

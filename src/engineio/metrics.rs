@@ -2,7 +2,7 @@
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use super::TransportKind;
+use super::transport::TransportKind;
 
 /// Engine.IO's series.
 #[derive(Clone)]

@@ -9,12 +9,33 @@
 //!
 //! Channels are `Send`, so a transport opened on one actix-web worker can feed a session
 //! that lives on another (the polling → WebSocket upgrade does exactly that).
+//!
+//! [`TransportKind`] names the two transports (the `transport=` query parameter).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// The transports a client may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Polling,
+    Websocket,
+}
+
+impl TransportKind {
+    /// The name used on the wire (`transport=` query parameter).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Polling => "polling",
+            TransportKind::Websocket => "websocket",
+        }
+    }
+}
 
 /// Something that reached the session.
 #[derive(Debug)]

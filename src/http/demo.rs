@@ -22,11 +22,11 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::AuthSettings;
 use crate::auth::Authenticator;
-use crate::chat::message_json::iso_millis;
-use crate::chat::sql::ACTIVE;
+use crate::chat::protocol::message_json::iso_millis;
 use crate::chat::users::Users;
-use crate::config::Settings;
+use crate::db::connections::ACTIVE;
 use crate::db::seed::{self, EMAIL_DOMAIN};
 
 /// The page: HTML with inline CSS and JavaScript (its own small Engine.IO / Socket.IO client,
@@ -48,27 +48,14 @@ pub struct Demo {
     users: Users,
 }
 
-/// The demo's state when `settings` use the built-in development secret; `None` (and no
-/// demo routes) with any other secret.
-pub fn enabled(
-    settings: &Settings,
-    db: &DatabaseConnection,
-    users: &Users,
-) -> Option<web::Data<Demo>> {
-    settings.uses_development_secret().then(|| {
-        web::Data::new(Demo {
-            db: db.clone(),
-            auth: Authenticator::new(&settings.auth.secret, settings.auth.leeway),
-            users: users.clone(),
-        })
+/// The demo's state, signing with `auth` (the built-in development secret: the caller
+/// serves the demo with it only; with any other secret, no demo routes).
+pub fn enabled(auth: &AuthSettings, db: &DatabaseConnection, users: &Users) -> web::Data<Demo> {
+    web::Data::new(Demo {
+        db: db.clone(),
+        auth: Authenticator::new(&auth.secret, auth.leeway),
+        users: users.clone(),
     })
-}
-
-/// Whether the server makes the demo users itself when they are missing: with the built-in
-/// development secret on `config/default.toml`'s own database (the embedded SQLite file,
-/// never a database someone named, so never a Prisma-managed or production one).
-pub fn seeds_itself(settings: &Settings) -> bool {
-    settings.uses_development_secret() && settings.database_is_default()
 }
 
 /// Makes the demo users and their connection when `db` has no demo pair; `Some` with what

@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod ops;
+pub mod settings;
 
 use std::net::Ipv6Addr;
 

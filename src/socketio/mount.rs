@@ -1,10 +1,10 @@
-//! What the socket layer offers besides the main [`super::SocketHandler`]: a namespace of its
-//! own for another application ([`Mount`], [`Namespace`]: the admin UI's `/admin`), and a
-//! [`SocketObserver`] told of every socket (connections, rooms, events, traffic), which may
-//! send commands back to a socket ([`SocketControl`]).
+//! A namespace of its own for another application beside the main
+//! [`SocketHandler`](super::SocketHandler) ([`Mount`], [`Namespace`]: the admin UI's
+//! `/admin`), and what its sockets can do with their connection ([`NamespaceIo`], through
+//! [`ErasedIo`], the socket layer whatever the main handler is).
 //!
-//! Neither knows anything of the application on the main handler: a socket is a namespace,
-//! an id, its Engine.IO session and its client.
+//! It knows nothing of the application on the main handler: a socket is a namespace, an
+//! id, its Engine.IO session and its client.
 
 use std::any::Any;
 use std::future::Future;
@@ -12,11 +12,10 @@ use std::pin::Pin;
 
 use bytestring::ByteString;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
-use super::layer::Event;
+use super::event::Event;
 use super::packet::{Packet, PacketData};
-use crate::engineio::{ClientInfo, TransportKind};
+use crate::engineio::client::ClientInfo;
 
 /// The `connect_error` message for a session from a restricted origin
 /// ([`ClientInfo::restricted`]) that CONNECTs to a namespace other than the mounted one.
@@ -40,79 +39,6 @@ pub trait Namespace: Any {
     fn on_event(&mut self, event: Event, io: &mut NamespaceIo<'_>);
     /// The socket is gone (`reason` is Socket.IO's string).
     fn on_disconnect(&mut self, _reason: &str) {}
-}
-
-/// A socket as an observer sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct SocketInfo<'a> {
-    pub nsp: &'a str,
-    /// The socket's id in its namespace.
-    pub sid: &'a str,
-    /// The Engine.IO session's id (the "client").
-    pub engine_sid: &'a str,
-    pub client: &'a ClientInfo,
-    pub transport: Option<TransportKind>,
-}
-
-/// Which way an event went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// From the client.
-    Received,
-    /// To the client.
-    Sent,
-}
-
-/// Told of every socket of the server. Called on the sessions' threads: keep it short.
-pub trait SocketObserver: Send + Sync + 'static {
-    /// An Engine.IO session opened.
-    fn session_opened(&self) {}
-    /// An Engine.IO session closed (`reason`: Socket.IO's disconnect reason).
-    fn session_closed(&self, _reason: &str) {}
-    /// A message of `bytes` came in (`incoming`) or went out.
-    fn traffic(&self, _incoming: bool, _bytes: usize) {}
-    /// Whether sockets are to be told one by one (connections with a [`SocketControl`],
-    /// rooms, events); otherwise only counted.
-    fn tracks_sockets(&self) -> bool;
-    /// Whether events are to be told now ([`SocketObserver::event`]): reading a sent frame's
-    /// name costs a parse, skipped while nobody would see it.
-    fn wants_events(&self) -> bool {
-        self.tracks_sockets()
-    }
-    /// A socket connected; `control` reaches it while [`SocketObserver::tracks_sockets`].
-    fn connected(&self, socket: &SocketInfo<'_>, control: Option<SocketControl>);
-    /// A socket left (`reason`: Socket.IO's string).
-    fn disconnected(&self, nsp: &str, sid: &str, reason: &str);
-    /// A socket's session moved to another transport.
-    fn transport_changed(&self, _nsp: &str, _sid: &str, _transport: TransportKind) {}
-    /// A socket is in `room` now (the application's notion of a room).
-    fn room_joined(&self, _nsp: &str, _sid: &str, _room: &str) {}
-    /// An event `name` whose arguments take `arg_sizes` bytes (as JSON) each.
-    fn event(&self, _dir: Direction, _nsp: &str, _sid: &str, _name: &str, _arg_sizes: &[usize]) {}
-}
-
-/// What can be done to a socket from outside.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SocketCommand {
-    /// Emits the event `name` with `args` to the socket.
-    Emit { name: String, args: Vec<Value> },
-    /// Disconnects the socket (`server namespace disconnect`); with `close`, its whole
-    /// Engine.IO session too.
-    Disconnect { close: bool },
-}
-
-/// Commands queued per socket at most; more are dropped.
-pub const CONTROL_QUEUE: usize = 16;
-
-/// Sends commands to one socket (dropped when the socket is gone or its queue is full).
-#[derive(Debug, Clone)]
-pub struct SocketControl(pub(super) mpsc::Sender<SocketCommand>);
-
-impl SocketControl {
-    /// Queues `command`; `false` if the socket is gone or too many commands wait.
-    pub fn send(&self, command: SocketCommand) -> bool {
-        self.0.try_send(command).is_ok()
-    }
 }
 
 /// A boxed future of any output.

@@ -307,6 +307,25 @@ impl TestDb {
             .expect("read messages")
     }
 
+    /// The contents of a connection's messages, oldest first.
+    pub async fn contents(&self, connection_id: &str) -> Vec<String> {
+        self.messages(connection_id)
+            .await
+            .into_iter()
+            .map(|m| m.content)
+            .collect()
+    }
+
+    /// A user's presence columns: `(isOnline, connectionCount)`.
+    pub async fn presence(&self, user: &str) -> (bool, i32) {
+        let row = users::Entity::find_by_id(user.to_string())
+            .one(&self.conn)
+            .await
+            .expect("read users")
+            .expect("the user's row");
+        (row.is_online, row.connection_count)
+    }
+
     /// A connection pool of its own to this database (at most `max` sessions).
     pub async fn connect(&self, max: u32) -> DatabaseConnection {
         open(&self.url, Some(max)).await
@@ -382,25 +401,21 @@ impl Drop for TestDb {
                 vec![format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")]
             }
         };
-        // Drop needs async I/O: do it on a thread of its own.
-        let base = self.base.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let (options, _) = courier::db::options(&base);
-                if let Ok(admin) = Database::connect(options).await {
-                    for sql in &statements {
-                        let _ = admin.execute_unprepared(sql).await;
-                    }
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
+        execute_on(self.base.clone(), statements);
     }
+}
+
+/// Runs `statements` on the server at `url` (errors ignored), from a thread and runtime of
+/// its own: for a `Drop`, which cannot await.
+pub fn execute_on(url: String, statements: Vec<String>) {
+    let done = super::on_own_runtime(async move {
+        let (options, _) = courier::db::options(&url);
+        if let Ok(admin) = Database::connect(options).await {
+            for sql in &statements {
+                let _ = admin.execute_unprepared(sql).await;
+            }
+            let _ = admin.close().await;
+        }
+    });
+    let _ = done.join();
 }

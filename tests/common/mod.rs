@@ -1,9 +1,18 @@
-//! Test helpers: start the app on 127.0.0.1:0 and talk raw WebSocket to it.
+//! Test helpers, shared by every test file (each its own crate: what one of them does not
+//! use is no warning here): start the app on 127.0.0.1:0 and talk raw WebSocket or
+//! long-polling to it, the one token helper, and the modules below — the backend macro
+//! ([`backends`]), the one world of users ([`world`]), test databases ([`db`]), waiting for
+//! a condition ([`wait`]), the `courier` binary as a process ([`process`]), a TCP proxy for
+//! database faults ([`proxy`]), the protocol test server's handlers ([`conformance`]).
 #![allow(dead_code)]
 
+pub mod backends;
 pub mod conformance;
 pub mod db;
+pub mod process;
 pub mod proxy;
+pub mod wait;
+pub mod world;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,7 +27,70 @@ use courier::auth::Authenticator;
 use courier::config::{LoadOptions, Settings};
 use futures_util::{SinkExt, StreamExt};
 
+#[allow(unused_imports)]
+pub use wait::eventually;
+
+/// The secret the tests' servers verify tokens with (`SOCKET_SECRET`).
 pub const SECRET: &str = "integration-test-secret";
+
+/// A token for `user`, signed with [`SECRET`], valid for ten minutes.
+pub fn token(user: &str) -> String {
+    token_signed(SECRET, user)
+}
+
+/// A token for `user` signed with `secret` (a server started with another secret), valid
+/// for ten minutes.
+pub fn token_signed(secret: &str, user: &str) -> String {
+    Authenticator::new(secret, 0)
+        .issue(user, Duration::from_secs(600))
+        .expect("signing works")
+}
+
+/// Opens a WebSocket to the server on `port`, reads the open packet and completes a
+/// Socket.IO CONNECT as `user`.
+pub async fn connect_to(port: u16, user: &str) -> WsClient {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let mut client = WsClient::connect(&url).await;
+    let open = client.recv_text().await;
+    let handshake = open
+        .strip_prefix('0')
+        .unwrap_or_else(|| panic!("expected an open packet, got {open:?}"));
+    serde_json::from_str::<serde_json::Value>(handshake).expect("handshake is JSON");
+    client
+        .send_text(&format!(r#"40{{"token":"{}"}}"#, token(user)))
+        .await;
+    let reply = client.recv_text().await;
+    assert!(
+        reply.starts_with(r#"40{"sid":""#),
+        "connect failed: {reply}"
+    );
+    client
+}
+
+/// A free port on the loopback interface (for a server started as a process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Runs `future` on a new thread with a tokio runtime of its own (a `Drop` that needs I/O, a
+/// server the test's own runtime must not carry); join the handle to wait for it.
+pub fn on_own_runtime<F>(future: F) -> std::thread::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(future);
+    })
+}
 
 /// A running server; stopped when dropped.
 pub struct TestApp {
@@ -129,11 +201,9 @@ impl TestApp {
         )
     }
 
-    /// A valid token for `user`.
+    /// A valid token for `user` ([`token`]).
     pub fn token(&self, user: &str) -> String {
-        Authenticator::new(SECRET, 0)
-            .issue(user, Duration::from_secs(60))
-            .expect("signing works")
+        token(user)
     }
 
     /// Opens a WebSocket and reads the open packet.
@@ -147,17 +217,15 @@ impl TestApp {
         (client, handshake)
     }
 
-    /// Opens a WebSocket and completes a Socket.IO CONNECT as `user`.
+    /// Opens a WebSocket and completes a Socket.IO CONNECT as `user` ([`connect_to`]).
     pub async fn connect_user(&self, user: &str) -> WsClient {
-        let (mut client, _) = self.connect_ws().await;
-        client
-            .send_text(&format!(r#"40{{"token":"{}"}}"#, self.token(user)))
-            .await;
-        let reply = client.recv_text().await;
-        assert!(
-            reply.starts_with(r#"40{"sid":""#),
-            "connect failed: {reply}"
-        );
+        connect_to(self.port, user).await
+    }
+
+    /// [`TestApp::connect_user`], for a socket that sees presence events.
+    pub async fn watcher(&self, user: &str) -> WsClient {
+        let mut client = self.connect_user(user).await;
+        client.skip_presence = false;
         client
     }
 }
@@ -348,6 +416,44 @@ impl WsClient {
         self.expect_event(&format!("ack:{id}")).await
     }
 
+    /// The next event named `name`, others skipped (pings answered): its arguments. Panics
+    /// on anything but a text frame, or after `wait`.
+    pub async fn next_event(&mut self, name: &str, wait: Duration) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_within(left).await {
+                Received::Text(t) if t == "2" => self.send_text("3").await,
+                Received::Text(t) => {
+                    if let Some(rest) = t.strip_prefix("42") {
+                        let v: serde_json::Value = serde_json::from_str(rest).expect("an event");
+                        if v[0] == serde_json::json!(name) {
+                            return v.as_array().map(|a| a[1..].to_vec()).unwrap_or_default();
+                        }
+                    }
+                }
+                other => panic!("waiting for {name}: {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts no event named `name` arrives within `wait` (others are skipped, pings
+    /// answered).
+    pub async fn no_event(&mut self, name: &str, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_within(left).await {
+                Received::Timeout => return,
+                Received::Text(t) if t == "2" => self.send_text("3").await,
+                Received::Text(t) => {
+                    assert!(!t.starts_with(&format!(r#"42["{name}""#)), "unexpected {t}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     /// Asserts nothing arrives within `wait`.
     pub async fn expect_silence(&mut self, wait: Duration) {
         let until = tokio::time::Instant::now() + wait;
@@ -361,6 +467,14 @@ impl WsClient {
             }
         }
     }
+}
+
+/// The frame of a `send_message` of `content` to `connection_id`, its `tempId` the content.
+pub fn send_message(connection_id: &str, content: &str) -> String {
+    format!(
+        "42{}",
+        serde_json::json!(["send_message", {"connectionId": connection_id, "content": content, "tempId": content}])
+    )
 }
 
 /// Raw HTTP long-polling against a test app.

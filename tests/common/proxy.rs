@@ -2,9 +2,11 @@
 //! touching the machine's shared server: it can drop every connection it carries and refuse
 //! new ones for a while.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -18,71 +20,91 @@ pub struct DbProxy {
     /// Bumped to drop every connection carried.
     cut: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
+    /// Stops accepting when dropped.
+    listening: Listening,
+}
+
+/// A loopback TCP listener served on a thread and runtime of its own: every connection
+/// accepted is handed to a task of its own. Stops accepting when dropped.
+pub struct Listening {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
     stop: Option<std::sync::mpsc::Sender<()>>,
 }
 
-impl DbProxy {
-    /// A proxy to `upstream` on a thread and runtime of its own.
-    pub fn start(upstream: SocketAddr) -> DbProxy {
+impl Listening {
+    /// Listens on a free port; `each` makes the task for every connection accepted.
+    pub fn start<F, Fut>(mut each: F) -> Listening
+    where
+        F: FnMut(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let std_listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("the proxy binds a free port");
         std_listener
             .set_nonblocking(true)
             .expect("a non-blocking listener");
         let port = std_listener.local_addr().expect("an address").port();
+        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
+        super::on_own_runtime(async move {
+            let Ok(listener) = TcpListener::from_std(std_listener) else {
+                return;
+            };
+            while stop_rx.try_recv().is_err() {
+                let accept =
+                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+                if let Ok(Ok((client, _))) = accept {
+                    tokio::spawn(each(client));
+                }
+            }
+        });
+        Listening {
+            port,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl DbProxy {
+    /// A proxy to `upstream` on a thread and runtime of its own.
+    pub fn start(upstream: SocketAddr) -> DbProxy {
         let refuse = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
         let (cut, cut_rx) = watch::channel(0u64);
-        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
         let (refusing, counting) = (refuse.clone(), accepted.clone());
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(std_listener) else {
+        let listening = Listening::start(move |mut client| {
+            counting.fetch_add(1, Ordering::SeqCst);
+            let refused = refusing.load(Ordering::SeqCst);
+            let mut cut = cut_rx.clone();
+            cut.mark_unchanged();
+            async move {
+                if refused {
+                    let _ = client.shutdown().await;
+                    return;
+                }
+                let Ok(mut server) = TcpStream::connect(upstream).await else {
                     return;
                 };
-                loop {
-                    if stop_rx.try_recv().is_ok() {
-                        return;
-                    }
-                    let accept = tokio::time::timeout(
-                        std::time::Duration::from_millis(50),
-                        listener.accept(),
-                    )
-                    .await;
-                    let Ok(Ok((mut client, _))) = accept else {
-                        continue;
-                    };
-                    counting.fetch_add(1, Ordering::SeqCst);
-                    if refusing.load(Ordering::SeqCst) {
-                        let _ = client.shutdown().await;
-                        continue;
-                    }
-                    let mut cut = cut_rx.clone();
-                    cut.mark_unchanged();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(upstream).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = cut.changed() => {}
-                        }
-                    });
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    _ = cut.changed() => {}
                 }
-            });
+            }
         });
         DbProxy {
-            port,
+            port: listening.port,
             refuse,
             cut,
             accepted,
-            stop: Some(stop),
+            listening,
         }
     }
 
@@ -110,9 +132,6 @@ impl DbProxy {
 
 impl Drop for DbProxy {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
         self.cut();
     }
 }

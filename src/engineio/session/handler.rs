@@ -9,9 +9,12 @@ use actix::{ActorFutureExt, AsyncContext, Context, Message, Recipient, SpawnHand
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use super::{Core, EngineSession, SessionClose};
+use super::actor::EngineSession;
+use super::close::SessionClose;
+use super::state::Core;
+use crate::engineio::client::ClientInfo;
 use crate::engineio::packet::message_frame;
-use crate::engineio::transport::Outbound;
+use crate::engineio::transport::{Outbound, TransportKind};
 
 /// A message carried by Engine.IO `message` packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +69,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     }
 
     /// What the request that opened the session tells about the client.
-    pub fn client(&self) -> &crate::engineio::ClientInfo {
+    pub fn client(&self) -> &ClientInfo {
         &self.core.client
     }
 
@@ -159,7 +162,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     }
 
     /// The transport the session is on now (none once it closed).
-    pub fn transport(&self) -> Option<crate::engineio::TransportKind> {
+    pub fn transport(&self) -> Option<TransportKind> {
         self.core.transport_kind()
     }
 }

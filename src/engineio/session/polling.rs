@@ -1,30 +1,19 @@
-//! HTTP long-polling: output waits in a buffer for the client's GET; POSTs bring packets.
-//!
-//! One GET may be pending at a time (a second one is refused with 400 and closes the
-//! session, the first being answered with a close packet). A POST is answered `ok` once all
-//! its packets have been taken; while the handler has paused reading, the rest of a POST's
-//! packets are held, and so is its answer, so that the client sends nothing more.
-//!
-//! A client's close packet answers the pending GET with a noop; when no GET is pending, the
-//! first GET that arrives within a short while gets the noop (the client may send its GET
-//! and its close at the same moment), later ones get 400.
+//! Long-polling's state: output waiting in a buffer for the client's GET, the pending GET,
+//! the answer of a POST whose packets are held, and a WebSocket probing an upgrade
+//! ([`Probe`]). What requests do with it is in [`super::inbound`] and [`super::upgrade`].
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
-use actix::{AsyncContext, Context};
-use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
-use super::upgrade::{schedule_upgrade_noop, Probe};
-use super::{EngineHandler, EngineSession, SessionClose, Transport};
-use crate::engineio::packet::{decode_payload, Packet, RECORD_SEPARATOR};
-use crate::engineio::transport::{Outbound, PollReply};
+use super::close::KILL_GRACE;
+use crate::engineio::packet::{Packet, RECORD_SEPARATOR};
+use crate::engineio::transport::{Kill, Outbound, PollReply, CLOSE_PROTOCOL};
 
 /// Long-polling state.
 pub(super) struct Polling {
     /// Output waiting for a GET, oldest first.
-    buffer: VecDeque<Outbound>,
+    pub(super) buffer: VecDeque<Outbound>,
     /// Most packets `buffer` may hold before the client counts as not reading.
     limit: usize,
     /// The pending GET, if any.
@@ -35,6 +24,17 @@ pub(super) struct Polling {
     pub(super) probe: Option<Probe>,
     /// The answer to a POST whose packets are not all taken yet (reading is paused).
     pub(super) held_reply: Option<oneshot::Sender<PollReply>>,
+}
+
+/// What [`Polling::push`] did with an item.
+pub(super) enum Pushed {
+    /// Buffered.
+    Buffered,
+    /// Buffered, and a GET is waiting: the caller schedules [`Polling::flush`] for the end
+    /// of this turn.
+    FlushDue,
+    /// The buffer is full (the client is not reading); nothing was buffered.
+    Full,
 }
 
 impl Polling {
@@ -49,39 +49,33 @@ impl Polling {
         }
     }
 
-    /// Buffers `item` (and schedules a flush into a pending GET); `false` when the buffer
-    /// is full (the client is not reading).
-    pub(super) fn push<H: EngineHandler>(
-        &mut self,
-        item: Outbound,
-        ctx: &mut Context<EngineSession<H>>,
-    ) -> bool {
+    /// Buffers `item`, unless the buffer is full.
+    pub(super) fn push(&mut self, item: Outbound) -> Pushed {
         if self.buffer.len() >= self.limit {
-            return false;
+            return Pushed::Full;
         }
         self.buffer.push_back(item);
         if self.get.as_ref().is_some_and(|get| !get.is_closed()) && !self.flush_scheduled {
-            // Flush at the end of this turn, so packets queued together go together.
             self.flush_scheduled = true;
-            ctx.run_later(Duration::ZERO, |act, _ctx| {
-                if let Transport::Polling(polling) = &mut act.core.transport {
-                    polling.flush_scheduled = false;
-                    if !polling.buffer.is_empty() {
-                        if let Some(get) = polling.get.take() {
-                            let _ = get.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
-                        }
-                    }
-                }
-            });
+            return Pushed::FlushDue;
         }
-        true
+        Pushed::Buffered
+    }
+
+    /// The scheduled flush: what is buffered goes to the pending GET.
+    pub(super) fn flush(&mut self) {
+        self.flush_scheduled = false;
+        if !self.buffer.is_empty() {
+            if let Some(get) = self.get.take() {
+                let _ = get.send(PollReply::Ok(drain_payload(&mut self.buffer)));
+            }
+        }
     }
 
     /// The pending GET, unless its client went away.
-    fn take_live_get(&mut self) -> Option<oneshot::Sender<PollReply>> {
+    pub(super) fn take_live_get(&mut self) -> Option<oneshot::Sender<PollReply>> {
         self.get.take().filter(|get| !get.is_closed())
     }
-
     /// The session closes with `code`: the probe is abandoned, a held POST answered (as
     /// Node does when a packet of the POST closed the session), the pending GET answered
     /// with what is buffered and the close packet. Returns that answer when no GET was there
@@ -110,109 +104,20 @@ impl Polling {
     }
 }
 
-impl<H: EngineHandler> EngineSession<H> {
-    pub(super) fn on_poll_get(
-        &mut self,
-        reply: oneshot::Sender<PollReply>,
-        ctx: &mut Context<Self>,
-    ) {
-        let Transport::Polling(polling) = &mut self.core.transport else {
-            let _ = reply.send(PollReply::BadRequest);
-            return;
-        };
-        if polling.get.as_ref().is_some_and(|get| get.is_closed()) {
-            // The previous GET's client went away (its notice is on its way): a cancelled
-            // long-poll closes the session, as Engine.IO specifies.
-            polling.get = None;
-            let _ = reply.send(PollReply::BadRequest);
-            self.core.close(
-                SessionClose::TransportError("polling request cancelled".into()),
-                ctx,
-            );
-            return;
-        }
-        if polling.get.is_some() {
-            // Two GETs at once: the second is refused and the session closes (the first
-            // is answered with a close packet).
-            let _ = reply.send(PollReply::BadRequest);
-            self.core.close(
-                SessionClose::ProtocolError("concurrent polling requests".into()),
-                ctx,
-            );
-            return;
-        }
-        if polling.probe.as_ref().is_some_and(|probe| probe.probed) {
-            // Upgrading: keep the client paused (a noop shortly, or a refusal if the upgrade
-            // completes first); the buffer goes out over the WebSocket.
-            polling.get = Some(reply);
-            schedule_upgrade_noop(ctx);
-            return;
-        }
-        if polling.buffer.is_empty() {
-            polling.get = Some(reply);
-        } else {
-            let _ = reply.send(PollReply::Ok(drain_payload(&mut polling.buffer)));
-        }
-    }
+/// A WebSocket that asked to take a polling session over.
+pub(super) struct Probe {
+    pub(super) id: u64,
+    pub(super) out: mpsc::Sender<Outbound>,
+    pub(super) kill: Kill,
+    /// `2probe` was answered.
+    pub(super) probed: bool,
+}
 
-    pub(super) fn on_poll_post(
-        &mut self,
-        body: Bytes,
-        reply: oneshot::Sender<PollReply>,
-        ctx: &mut Context<Self>,
-    ) {
-        if !matches!(self.core.transport, Transport::Polling(_)) {
-            let _ = reply.send(PollReply::BadRequest);
-            return;
-        }
-        let packets = std::str::from_utf8(&body)
-            .map_err(|e| e.to_string())
-            .and_then(|text| decode_payload(text).map_err(|e| e.to_string()));
-        let packets = match packets {
-            Ok(packets) => packets,
-            Err(e) => {
-                // An undecodable body: refused, and the session is gone at once (no last
-                // packets kept for a client that does not speak the protocol).
-                let _ = reply.send(PollReply::BadRequest);
-                self.core.close(
-                    SessionClose::TransportError(format!("bad payload: {e}")),
-                    ctx,
-                );
-                return;
-            }
-        };
-        if let Transport::Polling(polling) = &mut self.core.transport {
-            polling.held_reply = Some(reply);
-        }
-        self.core.held.extend(packets);
-        self.drain_held(ctx);
-    }
-
-    /// The client's close packet.
-    pub(super) fn on_client_close(&mut self, ctx: &mut Context<Self>) {
-        let Transport::Polling(polling) = &mut self.core.transport else {
-            self.core.close(SessionClose::TransportClose, ctx);
-            return;
-        };
-        if let Some(reply) = polling.held_reply.take() {
-            // The POST that carried the close is answered; nothing after the close counts.
-            let _ = reply.send(PollReply::Ok("ok".into()));
-        }
-        self.core.held.clear();
-        match polling.take_live_get() {
-            Some(get) => {
-                let _ = get.send(PollReply::Ok("6".into()));
-                self.core.close(SessionClose::TransportClose, ctx);
-            }
-            None => {
-                // The client's GET may be on its way: the first one gets the noop.
-                if let Some(probe) = polling.probe.take() {
-                    probe.abandon();
-                }
-                self.core
-                    .drain("6".to_string(), SessionClose::TransportClose, ctx);
-            }
-        }
+impl Probe {
+    /// Ends the probe's WebSocket (the session stays on polling).
+    pub(super) fn abandon(self) {
+        let _ = self.out.try_send(Outbound::Close(CLOSE_PROTOCOL));
+        self.kill.fire_after(KILL_GRACE);
     }
 }
 

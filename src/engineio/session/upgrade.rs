@@ -13,8 +13,11 @@ use bytestring::ByteString;
 use log::debug;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{EngineHandler, EngineSession, Transport, KILL_GRACE};
-use crate::engineio::transport::{Kill, Outbound, PollReply, WsEvent, CLOSE_PROTOCOL};
+use super::actor::EngineSession;
+use super::handler::EngineHandler;
+use super::polling::Probe;
+use super::state::Transport;
+use crate::engineio::transport::{Kill, Outbound, PollReply, WsEvent};
 
 /// How long a probing WebSocket may take to complete the upgrade (Engine.IO's default
 /// `upgradeTimeout`).
@@ -22,23 +25,6 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Node's interval for answering a paused polling client during an upgrade.
 const UPGRADE_NOOP_DELAY: Duration = Duration::from_millis(100);
-
-/// A WebSocket that asked to take a polling session over.
-pub(super) struct Probe {
-    id: u64,
-    pub(super) out: mpsc::Sender<Outbound>,
-    kill: Kill,
-    /// `2probe` was answered.
-    pub(super) probed: bool,
-}
-
-impl Probe {
-    /// Ends the probe's WebSocket (the session stays on polling).
-    pub(super) fn abandon(self) {
-        let _ = self.out.try_send(Outbound::Close(CLOSE_PROTOCOL));
-        self.kill.fire_after(KILL_GRACE);
-    }
-}
 
 impl<H: EngineHandler> EngineSession<H> {
     /// A WebSocket asks to take this session over.

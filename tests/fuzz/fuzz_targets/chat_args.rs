@@ -10,7 +10,7 @@
 
 use courier_fuzz::chat::{
     args::{ArgError, MAX_ID_CHARS},
-    call, clear_conversation, delete_messages, fetch_messages, join_chat, mark_message_read,
+    call, clear_conversation, delete_messages, fetch_messages, join_chat, mark_read,
     send_message,
 };
 use libfuzzer_sys::fuzz_target;
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(m.media.size.is_none_or(|n| n >= 0));
     }));
-    check(mark_message_read::parse(&args).map(|r| {
+    check(mark_read::parse(&args).map(|r| {
         assert_id(&r.message_id);
         assert_id(&r.connection_id);
     }));

@@ -1,0 +1,265 @@
+//! The session's state below its handler: its parameters ([`EngineConfig`]) and [`Core`]
+//! (the transport it sends through, the heartbeat's deadline, whether reading is paused,
+//! who the client is, how it is counted), and what is done to it whatever the transport:
+//! queuing output, pausing and resuming reading, closing.
+//!
+//! The core does not know the handler: what its timers come back to is the [`CoreOwner`],
+//! the session actor.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, AsyncContext, Context, SpawnHandle};
+use log::{debug, info, warn};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::close::{SessionClose, KILL_GRACE};
+use super::flow::Flow;
+use super::polling::{Polling, Pushed};
+use crate::engineio::admission::Ticket;
+use crate::engineio::client::ClientInfo;
+use crate::engineio::metrics::EngineMetrics;
+use crate::engineio::packet::Packet;
+use crate::engineio::transport::{Kill, Outbound, TransportKind};
+
+/// Engine.IO parameters of a session.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Time between server pings.
+    pub ping_interval: Duration,
+    /// Time the client has to answer a ping.
+    pub ping_timeout: Duration,
+    /// Largest accepted message, in bytes (announced in the handshake).
+    pub max_payload: usize,
+}
+
+/// The transport a session currently sends through.
+pub(super) enum Transport {
+    /// A WebSocket; `id` tells its frames apart from those of any other WebSocket.
+    WebSocket {
+        id: u64,
+        out: mpsc::Sender<Outbound>,
+        kill: Kill,
+    },
+    /// HTTP long-polling (boxed: most sessions are WebSockets).
+    Polling(Box<Polling>),
+    /// Closed, with one last answer for the client's next long-polling GET (for at most
+    /// [`DRAIN_WAIT`]): what was buffered and the close packet when the server closed, a
+    /// noop when the client did.
+    Draining(String),
+    /// The session has closed.
+    Closed,
+}
+
+/// What a session is, below its handler.
+pub(super) struct Core {
+    pub(super) sid: Arc<str>,
+    pub(super) config: EngineConfig,
+    pub(super) transport: Transport,
+    pub(super) pong_deadline: Option<SpawnHandle>,
+    /// When the outstanding ping times out, counted from when it was due (timers fire a
+    /// little late; the deadline does not move with them).
+    pub(super) pong_due: Option<Instant>,
+    pub(super) flow: Flow,
+    /// Packets the client sent that wait for reading to resume, oldest first (the rest of
+    /// a long-polling POST).
+    pub(super) held: VecDeque<Packet>,
+    /// Held packets are to be handled at the end of the current turn (reading resumed).
+    pub(super) resume_scheduled: bool,
+    /// The server is shutting down: reading stays paused.
+    pub(super) draining: bool,
+    /// Who the client is.
+    pub(super) client: ClientInfo,
+    /// The session's place among the endpoint's sessions (given back when it stops).
+    pub(super) ticket: Option<Ticket>,
+    /// Where the session is counted, if anywhere.
+    pub(super) metrics: Option<Arc<EngineMetrics>>,
+    /// The transport this session is counted on as established.
+    pub(super) counted: Option<TransportKind>,
+    pub(super) closed: Option<SessionClose>,
+}
+
+/// How long a closed polling session keeps its last answer for the client's next GET.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// The actor that owns a [`Core`] (the session): what the core's timers come back to.
+pub(super) trait CoreOwner: Actor<Context = Context<Self>> {
+    /// The owner's core.
+    fn core(&mut self) -> &mut Core;
+
+    /// Handles what was held while reading was paused, until it is paused again; a held
+    /// long-polling POST is answered once all its packets are taken.
+    fn drain_held(&mut self, ctx: &mut Context<Self>);
+
+    /// Once the session has closed: the handler learns of it (at once, even while a
+    /// long-polling session waits for its client's last GET).
+    fn notify_close(&mut self);
+}
+
+impl Core {
+    /// Queues an item for the client; a full queue means the client stopped reading.
+    pub(super) fn queue<A: CoreOwner>(&mut self, item: Outbound, ctx: &mut Context<A>) {
+        match &mut self.transport {
+            Transport::WebSocket { out, .. } => match out.try_send(item) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    warn!("session {}: outgoing queue full, disconnecting", self.sid);
+                    if let Some(m) = &self.metrics {
+                        m.slow_clients.inc();
+                    }
+                    self.close(SessionClose::SlowClient, ctx);
+                }
+                Err(TrySendError::Closed(_)) => self.close(SessionClose::TransportClose, ctx),
+            },
+            Transport::Polling(polling) => match polling.push(item) {
+                Pushed::Buffered => {}
+                Pushed::FlushDue => {
+                    // Flush at the end of this turn, so packets queued together go together.
+                    ctx.run_later(Duration::ZERO, |act, _ctx| {
+                        if let Transport::Polling(polling) = &mut act.core().transport {
+                            polling.flush();
+                        }
+                    });
+                }
+                Pushed::Full => {
+                    warn!("session {}: polling buffer full, disconnecting", self.sid);
+                    if let Some(m) = &self.metrics {
+                        m.slow_clients.inc();
+                    }
+                    self.close(SessionClose::SlowClient, ctx);
+                }
+            },
+            Transport::Draining(_) | Transport::Closed => {}
+        }
+    }
+
+    /// Whether the client's pong may be unread through no fault of its own: reading is
+    /// paused, or a long-polling POST is held (the client sends nothing more until it is
+    /// answered).
+    pub(super) fn pong_may_wait(&self) -> bool {
+        self.flow.paused
+            || matches!(&self.transport, Transport::Polling(p) if p.held_reply.is_some())
+    }
+
+    /// The inbound stream is held back while a WebSocket session is paused or still has
+    /// held packets to handle first; long-polling requests always get through (GETs must
+    /// take output; POSTs are held by the session itself).
+    pub(super) fn update_gate(&self) {
+        let hold = matches!(self.transport, Transport::WebSocket { .. })
+            && (self.flow.paused || !self.held.is_empty());
+        self.flow.gate.set_closed(hold);
+    }
+
+    pub(super) fn pause(&mut self) {
+        if !self.flow.paused {
+            if let Some(m) = &self.metrics {
+                m.pauses.inc();
+            }
+        }
+        self.flow.paused = true;
+        self.update_gate();
+    }
+
+    /// The transport the session is on, if it is open.
+    pub(super) fn transport_kind(&self) -> Option<TransportKind> {
+        match self.transport {
+            Transport::WebSocket { .. } => Some(TransportKind::Websocket),
+            Transport::Polling(_) => Some(TransportKind::Polling),
+            Transport::Draining(_) | Transport::Closed => None,
+        }
+    }
+
+    /// The session is established: counted on its transport (once).
+    pub(super) fn count_established(&mut self) {
+        if self.counted.is_some() {
+            return;
+        }
+        if let (Some(m), Some(kind)) = (&self.metrics, self.transport_kind()) {
+            m.sockets_on(kind).inc();
+            self.counted = Some(kind);
+        }
+    }
+
+    /// Moves the session's count to the transport it is on now (none once it closed).
+    pub(super) fn recount(&mut self) {
+        let Some(was) = self.counted else {
+            return;
+        };
+        let now = self.transport_kind();
+        if now != Some(was) {
+            if let Some(m) = &self.metrics {
+                m.sockets_on(was).dec();
+                if let Some(now) = now {
+                    m.sockets_on(now).inc();
+                }
+            }
+            self.counted = now;
+        }
+    }
+
+    pub(super) fn resume<A: CoreOwner>(&mut self, ctx: &mut Context<A>) {
+        if !self.flow.paused || self.draining {
+            return;
+        }
+        self.flow.paused = false;
+        self.update_gate();
+        // Held packets are handled at the end of this turn, outside the handler's call.
+        if !self.resume_scheduled {
+            self.resume_scheduled = true;
+            ctx.run_later(Duration::ZERO, |act, ctx| act.drain_held(ctx));
+        }
+    }
+
+    pub(super) fn close<A: CoreOwner>(&mut self, reason: SessionClose, ctx: &mut Context<A>) {
+        if self.closed.is_some() {
+            return;
+        }
+        match &reason {
+            SessionClose::TransportClose | SessionClose::ServerClose(_) => {
+                debug!("session {} closed: {:?}", self.sid, reason)
+            }
+            _ => info!("session {} closed: {:?}", self.sid, reason),
+        }
+        let transport = std::mem::replace(&mut self.transport, Transport::Closed);
+        self.recount();
+        self.update_gate();
+        match transport {
+            Transport::WebSocket { out, kill, .. } => {
+                // After what is queued, close with a code that says why; a client that does
+                // not read that within the grace period (or whose queue is full) is cut off.
+                if out.try_send(Outbound::Close(reason.close_code())).is_ok() {
+                    kill.fire_after(KILL_GRACE);
+                } else {
+                    kill.fire();
+                }
+            }
+            Transport::Polling(polling) => {
+                if let Some(payload) = polling.close(reason.close_code()) {
+                    if reason.client_may_poll_again() {
+                        // Keep the last packets (and the close) for the client's next GET.
+                        self.drain(payload, reason, ctx);
+                        return;
+                    }
+                }
+            }
+            Transport::Draining(_) | Transport::Closed => {}
+        }
+        self.closed = Some(reason);
+        ctx.stop();
+    }
+
+    /// Closed, with `payload` kept for the client's next long-polling GET.
+    pub(super) fn drain<A: CoreOwner>(
+        &mut self,
+        payload: String,
+        reason: SessionClose,
+        ctx: &mut Context<A>,
+    ) {
+        self.transport = Transport::Draining(payload);
+        self.update_gate();
+        self.closed = Some(reason);
+        ctx.run_later(Duration::ZERO, |act, _ctx| act.notify_close());
+        ctx.run_later(DRAIN_WAIT, |_act, ctx| ctx.stop());
+    }
+}
