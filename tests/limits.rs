@@ -191,7 +191,6 @@ async fn a_trickling_post_is_cut_off() {
     let polling = Polling::new(&app);
     let sid = polling.connect_user(&app, "u1").await;
     // Headers and the start of a body that then stops coming.
-    let started = std::time::Instant::now();
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
         .await
         .expect("connects");
@@ -211,12 +210,8 @@ async fn a_trickling_post_is_cut_off() {
     .expect("answered in time")
     .expect("read");
     let answer = String::from_utf8_lossy(&answer[..n]);
+    // Without the request timeout nothing would answer: the body never completes.
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
     // The session is closed.
     let (status, body) = polling.get(&sid).await;
     assert!(status == 400 || body.ends_with('1'), "{status} {body}");
