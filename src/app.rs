@@ -65,7 +65,7 @@ impl std::error::Error for AppError {}
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The Engine.IO parameters of `settings`.
-pub fn engine_config(settings: &Settings) -> EngineConfig {
+pub(crate) fn engine_config(settings: &Settings) -> EngineConfig {
     EngineConfig {
         ping_interval: settings.engineio.ping_interval(),
         ping_timeout: settings.engineio.ping_timeout(),
@@ -74,7 +74,7 @@ pub fn engine_config(settings: &Settings) -> EngineConfig {
 }
 
 /// The chat's options from `settings`, counting in `metrics`, on a single node.
-pub fn chat_options(
+pub(crate) fn chat_options(
     settings: &Settings,
     presence_writes: bool,
     metrics: Arc<ChatMetrics>,
@@ -119,7 +119,7 @@ pub async fn start_chat(
 }
 
 /// [`start_chat`], reaching the other nodes of a cluster through `remote`.
-pub async fn start_chat_with(
+pub(crate) async fn start_chat_with(
     database: DatabaseConnection,
     settings: &Settings,
     metrics: Arc<ChatMetrics>,
@@ -444,7 +444,7 @@ impl Application {
     }
 
     /// Shuts down gracefully on SIGINT or SIGTERM (see [`ShutdownHandle`]).
-    pub fn handle_signals(&self) {
+    pub(crate) fn handle_signals(&self) {
         let shutdown = self.shutdown_handle();
         actix_web::rt::spawn(async move {
             wait_for_signal().await;

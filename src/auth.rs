@@ -32,7 +32,7 @@ impl fmt::Debug for AuthSettings {
 
 impl AuthSettings {
     /// Whether the secret can be used (production's rules on it are the composer's).
-    pub fn validate(&self) -> crate::setting::Checked {
+    pub(crate) fn validate(&self) -> crate::setting::Checked {
         if self.secret.trim().is_empty() {
             return Err(crate::setting::invalid("auth.secret", "must not be empty"));
         }
@@ -43,7 +43,7 @@ impl AuthSettings {
 /// The error message the Node server sends when no token is given.
 pub const NO_TOKEN: &str = "Authentication error: No token";
 /// The error message the Node server sends when the token does not verify.
-pub const INVALID_TOKEN: &str = "Authentication error: Invalid token";
+pub(crate) const INVALID_TOKEN: &str = "Authentication error: Invalid token";
 
 /// The log reason of a token whose `exp` has passed.
 const EXPIRED: &str = "token expired";
@@ -59,7 +59,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// The message sent to the client, the Node server's strings.
-    pub fn client_message(&self) -> &'static str {
+    pub(crate) fn client_message(&self) -> &'static str {
         match self {
             AuthError::NoToken => NO_TOKEN,
             AuthError::InvalidToken(_) => INVALID_TOKEN,
@@ -116,7 +116,7 @@ impl Authenticator {
     }
 
     /// Reads `auth.token` from a CONNECT payload and verifies it; returns the user id.
-    pub fn authenticate(&self, auth: Option<&Value>) -> Result<String, AuthError> {
+    pub(crate) fn authenticate(&self, auth: Option<&Value>) -> Result<String, AuthError> {
         let token = match auth.and_then(|a| a.get("token")) {
             None | Some(Value::Null) => return Err(AuthError::NoToken),
             Some(Value::String(s)) if s.is_empty() => return Err(AuthError::NoToken),
@@ -130,7 +130,7 @@ impl Authenticator {
     /// Like [`Authenticator::authenticate`], but a genuine token that has expired is
     /// accepted too, telling so: `(userId, expired)`. Only for connection state recovery,
     /// where a valid `pid` of the same user must stand beside it.
-    pub fn authenticate_allowing_expiry(
+    pub(crate) fn authenticate_allowing_expiry(
         &self,
         auth: Option<&Value>,
     ) -> Result<(String, bool), AuthError> {

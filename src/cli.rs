@@ -34,7 +34,7 @@ options:
 ";
 
 /// What `--version` prints.
-pub const VERSION: &str = concat!("courier ", env!("CARGO_PKG_VERSION"), "\n");
+pub(crate) const VERSION: &str = concat!("courier ", env!("CARGO_PKG_VERSION"), "\n");
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,11 +219,11 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
 }
 
 /// bcrypt's cost for `hash-password` (the `bcrypt` crate's default, 2^12 rounds).
-pub const HASH_COST: u32 = bcrypt::DEFAULT_COST;
+pub(crate) const HASH_COST: u32 = bcrypt::DEFAULT_COST;
 
 /// `hash-password`: one line from stdin, hashed. Needs no settings (the binary runs it
 /// before loading them, so that a half-done `[admin]` section does not stand in the way).
-pub fn hash_password_from_stdin() -> Outcome {
+pub(crate) fn hash_password_from_stdin() -> Outcome {
     let mut line = String::new();
     match std::io::stdin().read_line(&mut line) {
         Ok(_) => match hash_password(&line) {
@@ -235,7 +235,7 @@ pub fn hash_password_from_stdin() -> Outcome {
 }
 
 /// The bcrypt hash of `line` (a password as read from stdin: the line end is not part of it).
-pub fn hash_password(line: &str) -> Result<String, String> {
+pub(crate) fn hash_password(line: &str) -> Result<String, String> {
     let password = line.strip_suffix('\n').unwrap_or(line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {

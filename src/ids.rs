@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 /// Fills `buf` from the operating system's cryptographically secure generator.
-pub fn secure_bytes(buf: &mut [u8]) {
+pub(crate) fn secure_bytes(buf: &mut [u8]) {
     // Failure means the OS has no entropy source at all; nothing sensible can run then.
     getrandom::fill(buf).expect("the operating system's random number generator failed");
 }
@@ -17,14 +17,14 @@ pub fn secure_bytes(buf: &mut [u8]) {
 /// A 20-character URL-safe id with 120 bits of entropy (Engine.IO and Socket.IO sids).
 ///
 /// A polling sid is a bearer credential for its session, so it must not be guessable.
-pub fn session_id() -> String {
+pub(crate) fn session_id() -> String {
     let mut buf = [0u8; 15];
     secure_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
 }
 
 /// Length of an id made by [`cuid`].
-pub const CUID_LEN: usize = 25;
+pub(crate) const CUID_LEN: usize = 25;
 
 /// Number of distinct values of the counter block (4 base36 digits).
 const COUNTER_SPAN: u32 = 36 * 36 * 36 * 36;
@@ -111,7 +111,7 @@ fn hostname() -> String {
 
 /// Which of `n` shards `key` belongs to (the same on every call and every thread): how
 /// users, conversations, pids and rate-limit buckets are spread over shards.
-pub fn shard_of<K: std::hash::Hash + ?Sized>(key: &K, n: usize) -> usize {
+pub(crate) fn shard_of<K: std::hash::Hash + ?Sized>(key: &K, n: usize) -> usize {
     use std::hash::Hasher;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut hasher);

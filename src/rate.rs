@@ -19,7 +19,7 @@ pub struct RateSettings {
 
 impl RateSettings {
     /// Whether the limit is on.
-    pub fn is_on(&self) -> bool {
+    pub(crate) fn is_on(&self) -> bool {
         self.per_second > 0.0
     }
 
@@ -42,7 +42,7 @@ impl RateSettings {
 
 /// A bucket of `burst` tokens refilled at `per_second`.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     last: Instant,
 }
@@ -74,7 +74,7 @@ impl TokenBucket {
     }
 
     /// Whether a token could be taken at `now` (none is).
-    pub fn has_token(&self, rate: RateSettings, now: Instant) -> bool {
+    pub(crate) fn has_token(&self, rate: RateSettings, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         !rate.is_on() || self.tokens + elapsed * rate.per_second >= 1.0
     }
@@ -91,7 +91,7 @@ const PRUNE_AT: usize = 4096;
 
 /// One bucket per key (a user, a client address), in a few locked maps: a check is a hash
 /// and a short lock. Full buckets are forgotten, so memory follows the active keys.
-pub struct KeyedLimiter<K> {
+pub(crate) struct KeyedLimiter<K> {
     rate: RateSettings,
     maps: Vec<Mutex<HashMap<K, TokenBucket>>>,
 }

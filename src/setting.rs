@@ -10,7 +10,7 @@ pub struct Invalid {
 }
 
 /// What a layer's settings check returns.
-pub type Checked = Result<(), Invalid>;
+pub(crate) type Checked = Result<(), Invalid>;
 
 /// The setting `key` cannot be used, because of `message`.
 pub fn invalid(key: &str, message: impl Into<String>) -> Invalid {
@@ -21,7 +21,7 @@ pub fn invalid(key: &str, message: impl Into<String>) -> Invalid {
 }
 
 /// Each of `values` (a key and its value) must be greater than 0.
-pub fn positive(values: &[(&str, u64)]) -> Checked {
+pub(crate) fn positive(values: &[(&str, u64)]) -> Checked {
     match values.iter().find(|(_, value)| *value == 0) {
         Some((key, _)) => Err(invalid(key, "must be greater than 0")),
         None => Ok(()),
@@ -29,7 +29,7 @@ pub fn positive(values: &[(&str, u64)]) -> Checked {
 }
 
 /// Each of `origins` (the setting `key`) must be an http(s) origin.
-pub fn http_origins(key: &str, origins: &[String]) -> Checked {
+pub(crate) fn http_origins(key: &str, origins: &[String]) -> Checked {
     match origins
         .iter()
         .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))

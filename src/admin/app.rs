@@ -60,7 +60,7 @@ impl Admin {
 
     /// Starts sending `server_stats` every `interval` (on the current actix system), for as
     /// long as the admin application exists.
-    pub fn start_stats(self: &Arc<Self>, interval: Duration) {
+    pub(crate) fn start_stats(self: &Arc<Self>, interval: Duration) {
         let admin: Weak<Admin> = Arc::downgrade(self);
         actix_web::rt::spawn(async move {
             let mut ticks = tokio::time::interval(interval);

@@ -23,10 +23,10 @@ use crate::socketio::packet::event_frame;
 use crate::socketio::{Direction, SocketCommand, SocketControl, SocketInfo, SocketObserver};
 
 /// Rooms kept per tracked socket at most (besides its own).
-pub const MAX_ROOMS_PER_SOCKET: usize = 64;
+pub(crate) const MAX_ROOMS_PER_SOCKET: usize = 64;
 
 /// Longest room name kept, in bytes.
-pub const MAX_ROOM_NAME: usize = 256;
+pub(crate) const MAX_ROOM_NAME: usize = 256;
 
 /// The Engine.IO numbers the hub cannot see: `(sessions, sessions on long-polling)`.
 pub type EngineStats = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
@@ -219,7 +219,7 @@ impl Hub {
     }
 
     /// Sends `server_stats` to every admin socket (the interval's counts are taken anyway).
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let stats = self.server_stats(true);
         self.broadcast("server_stats", || vec![stats]);
     }
@@ -257,7 +257,7 @@ impl Hub {
 
     /// The sockets on `nsp` (`filter` as in [`Hub::select`]) join (`join`) or leave `room`,
     /// as the admin sees them (rooms the admin emits to).
-    pub fn join_or_leave(&self, nsp: &str, filter: Option<&str>, room: &str, join: bool) {
+    pub(crate) fn join_or_leave(&self, nsp: &str, filter: Option<&str>, room: &str, join: bool) {
         if room.is_empty() || room.len() > MAX_ROOM_NAME {
             return;
         }

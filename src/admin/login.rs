@@ -22,7 +22,7 @@ use crate::rate::{RateSettings, TokenBucket};
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Password checks: their concurrency, their queue and the failure budget.
-pub struct LoginGate {
+pub(crate) struct LoginGate {
     checks: Arc<Semaphore>,
     /// Logins queued or being checked.
     queued: Arc<AtomicUsize>,
@@ -39,7 +39,7 @@ struct Budget {
 }
 
 /// A login's place in the queue (given back when dropped).
-pub struct Queued(Arc<AtomicUsize>);
+pub(crate) struct Queued(Arc<AtomicUsize>);
 
 impl Drop for Queued {
     fn drop(&mut self) {
@@ -71,7 +71,7 @@ impl LoginGate {
     }
 
     /// A place in the queue; `None` when it is full.
-    pub fn enter(&self) -> Option<Queued> {
+    pub(crate) fn enter(&self) -> Option<Queued> {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_queued).then_some(n + 1)

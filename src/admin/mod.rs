@@ -14,7 +14,7 @@
 //! them CONNECT to `/admin` only.
 
 pub mod app;
-pub mod hub;
+pub(crate) mod hub;
 pub mod login;
 pub mod mount;
 pub mod protocol;

@@ -54,7 +54,7 @@ impl Sessions {
     }
 
     /// Whether `id` is a live session (an expired one is forgotten).
-    pub fn is_valid(&self, id: &str) -> bool {
+    pub(crate) fn is_valid(&self, id: &str) -> bool {
         self.is_valid_at(id, Instant::now())
     }
 

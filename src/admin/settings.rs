@@ -79,7 +79,7 @@ impl fmt::Debug for AdminSettings {
 
 impl AdminSettings {
     /// Whether every value can be used (when the admin UI is on, its login too).
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         positive(&[
             ("admin.session_ttl", self.session_ttl),
             ("admin.max_sessions", self.max_sessions as u64),

@@ -44,7 +44,7 @@ impl Drop for Slot {
 }
 
 /// One admin UI's socket.
-pub struct AdminSocket {
+pub(crate) struct AdminSocket {
     admin: Arc<Admin>,
     epoch: u64,
     slot: Option<Slot>,

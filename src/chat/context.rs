@@ -59,7 +59,7 @@ pub struct ChatContext {
 
 impl ChatContext {
     /// Writes queued or being committed now.
-    pub fn write_queue_depth(&self) -> usize {
+    pub(crate) fn write_queue_depth(&self) -> usize {
         self.write_queue
             .saturating_sub(self.write_permits.available_permits())
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The event names counted by name; any other name is counted as `other`.
-pub const KNOWN_EVENTS: [&str; 12] = super::protocol::client::NAMES;
+pub(crate) const KNOWN_EVENTS: [&str; 12] = super::protocol::client::NAMES;
 
 /// Why a message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Refusal {
 
 /// Which limit a rate-limited request went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limited {
+pub(crate) enum Limited {
     /// `chat.rate_limit` (messages per user).
     Message,
     /// `chat.call_rate` (call signalling per socket).
@@ -268,7 +268,7 @@ impl ChatMetrics {
     }
 
     /// A message was marked read.
-    pub fn read_receipt(&self) {
+    pub(crate) fn read_receipt(&self) {
         if let Some(s) = &self.series {
             s.read_receipts.inc();
         }
@@ -283,7 +283,7 @@ impl ChatMetrics {
     }
 
     /// Writes queued or being committed now (set when scraped).
-    pub fn set_write_queue(&self, depth: usize) {
+    pub(crate) fn set_write_queue(&self, depth: usize) {
         if let Some(s) = &self.series {
             s.write_queue.set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
@@ -297,7 +297,7 @@ impl ChatMetrics {
     }
 
     /// A request went over a rate limit.
-    pub fn rate_limited(&self, limit: Limited) {
+    pub(crate) fn rate_limited(&self, limit: Limited) {
         if let Some(s) = &self.series {
             s.rate_limited[limit as usize].inc();
         }
@@ -315,14 +315,14 @@ impl ChatMetrics {
     }
 
     /// Disconnected recovery records kept: `delta` more.
-    pub fn recovery_records(&self, delta: i64) {
+    pub(crate) fn recovery_records(&self, delta: i64) {
         if let Some(s) = &self.series {
             s.recovery_records.add(delta);
         }
     }
 
     /// A room started (`true`) or stopped.
-    pub fn room_alive(&self, alive: bool) {
+    pub(crate) fn room_alive(&self, alive: bool) {
         if let Some(s) = &self.series {
             if alive {
                 s.rooms_alive.inc();

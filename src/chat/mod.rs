@@ -28,7 +28,7 @@ pub mod context;
 pub mod keys;
 pub mod metrics;
 pub mod persistence;
-pub mod pids;
+pub(crate) mod pids;
 pub mod protocol;
 pub mod push;
 pub mod rate_limit;

@@ -166,7 +166,7 @@ impl PidSessions {
     /// Another node's socket carries `nonce` now: the socket here that did, if any (to be
     /// closed); the record is forgotten (the stream's disconnect is the other node's to
     /// record).
-    pub fn taken_elsewhere(&self, nonce: &str) -> Option<Recipient<ChatPush>> {
+    pub(crate) fn taken_elsewhere(&self, nonce: &str) -> Option<Recipient<ChatPush>> {
         let mut map = self.map(nonce);
         match map.get(nonce).map(|r| &r.state) {
             Some(State::Live(_)) => match map.remove(nonce).map(|r| r.state) {
@@ -178,7 +178,7 @@ impl PidSessions {
     }
 
     /// Forgets the records disconnected longer than they are kept.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         for map in &self.maps {
             let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
             let mut forgotten = 0;
@@ -208,7 +208,7 @@ impl PidSessions {
     }
 
     /// How often [`PidSessions::sweep`] should run.
-    pub fn sweep_every(&self) -> Duration {
+    pub(crate) fn sweep_every(&self) -> Duration {
         (self.keep / 4).max(Duration::from_millis(50))
     }
 }

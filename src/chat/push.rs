@@ -91,7 +91,7 @@ impl Caller {
     }
 
     /// Like [`Caller::done`], for an event of a conversation's stream.
-    pub fn done_marked(&self, event: Frame, mark: Mark, ack_json: &str) {
+    pub(crate) fn done_marked(&self, event: Frame, mark: Mark, ack_json: &str) {
         let ack = self.ack.map(|id| ack_of(id, ack_json));
         self.push.do_send(ChatPush::Done {
             event: Some(event),
@@ -114,7 +114,7 @@ impl Caller {
 
 /// An actor that takes every push and drops it: a socket's recipient in unit tests.
 #[cfg(test)]
-pub struct Sink;
+pub(crate) struct Sink;
 
 #[cfg(test)]
 impl actix::Actor for Sink {

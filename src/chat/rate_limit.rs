@@ -18,10 +18,10 @@ use super::remote::RemoteNodes;
 use crate::rate::{KeyedLimiter, RateSettings};
 
 /// The `error` event's message when a user sends too fast (the Node server's string).
-pub const TOO_FAST: &str = "You are sending messages too fast. Please wait a moment.";
+pub(crate) const TOO_FAST: &str = "You are sending messages too fast. Please wait a moment.";
 
 /// How long the Node server's counter lives (its window).
-pub const CLUSTER_WINDOW: Duration = Duration::from_secs(1);
+pub(crate) const CLUSTER_WINDOW: Duration = Duration::from_secs(1);
 
 /// One bucket per user, and the cluster's count.
 pub struct UserRateLimiter {
@@ -40,7 +40,7 @@ pub enum RateCheck {
 
 /// The limiter for `rate` (off when `rate.per_second` is 0), counting across the cluster's
 /// nodes through `remote`.
-pub fn user_rate_limiter(
+pub(crate) fn user_rate_limiter(
     rate: RateSettings,
     remote: Option<Arc<dyn RemoteNodes>>,
 ) -> Arc<UserRateLimiter> {

@@ -83,7 +83,7 @@ impl std::fmt::Debug for PidKey {
 
 /// A recovery session: whose it is, its stream nonce and where its stream started.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pid {
+pub(crate) struct Pid {
     pub user: String,
     pub nonce: String,
     /// Milliseconds since the epoch: the position of every conversation the offset does not
@@ -131,7 +131,7 @@ impl Pid {
     }
 
     /// The signed token: `payload.signature`, both base64url.
-    pub fn sign(&self, key: &PidKey) -> String {
+    pub(crate) fn sign(&self, key: &PidKey) -> String {
         let payload = json!([self.user, self.nonce, self.base]).to_string();
         let payload = URL_SAFE_NO_PAD.encode(payload);
         let tag = key.tag(&payload);
@@ -152,7 +152,7 @@ impl Pid {
 
 /// Where a socket is in its stream: per conversation, the stamp of the last event it got.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Offset {
+pub(crate) struct Offset {
     /// The stream's nonce (its pid's).
     pub nonce: String,
     /// The position of every conversation not in `conversations`.
@@ -177,17 +177,9 @@ impl Offset {
         }
     }
 
-    /// The position of `conversation`.
-    pub fn position(&self, conversation: &str) -> i64 {
-        self.conversations
-            .iter()
-            .find(|(c, _)| **c == *conversation)
-            .map_or(self.base, |(_, at)| *at)
-    }
-
     /// The socket got an event of `conversation` stamped `at`; positions never go back.
     /// Tracking more than `max` conversations overflows the offset.
-    pub fn advance(&mut self, conversation: &Arc<str>, at: i64, max: usize) {
+    pub(crate) fn advance(&mut self, conversation: &Arc<str>, at: i64, max: usize) {
         if self.overflow {
             return;
         }
@@ -275,7 +267,7 @@ impl Offset {
 
 /// A replayed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replayed {
+pub(crate) enum Replayed {
     /// A message the user received: `receive_message`.
     Received(messages::Model),
     /// A message of the user's that the receiver read: `message_read`.
@@ -342,7 +334,7 @@ impl StreamKey {
 
 /// What `user` missed after `offset`, oldest first: the messages they received and the read
 /// receipts of their messages. `None` if there are more than `max`.
-pub async fn replay<C: ConnectionTrait>(
+pub(crate) async fn replay<C: ConnectionTrait>(
     db: &C,
     user: &str,
     offset: &Offset,
@@ -377,13 +369,24 @@ pub async fn replay<C: ConnectionTrait>(
 /// that a socket's offset follows what other nodes deliver to it too. `None` for any other
 /// frame (`message_read` carries no stamp: a receipt delivered across nodes may be replayed
 /// again after a reconnect).
-pub fn mark_of_remote(frame: &str) -> Option<Mark> {
+pub(crate) fn mark_of_remote(frame: &str) -> Option<Mark> {
     let (id, conversation, at) = super::protocol::server::received_message(frame)?;
     Some(Mark {
         conversation: Arc::from(conversation),
         at,
         key: StreamKey::received(&id),
     })
+}
+
+#[cfg(test)]
+impl Offset {
+    /// The position of `conversation`.
+    fn position(&self, conversation: &str) -> i64 {
+        self.conversations
+            .iter()
+            .find(|(c, _)| **c == *conversation)
+            .map_or(self.base, |(_, at)| *at)
+    }
 }
 
 #[cfg(test)]

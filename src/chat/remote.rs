@@ -51,7 +51,7 @@ pub trait RemoteNodes: Send + Sync + std::fmt::Debug + 'static {
 
 /// The room a `REMOTE_DISCONNECT` names to close the socket that carries a recovery stream
 /// (followed by the stream's nonce): no socket is in it, so a Node server does nothing.
-pub const PID_ROOM: &str = "courier#pid#";
+pub(crate) const PID_ROOM: &str = "courier#pid#";
 
 /// A socket of this node, as the index has it.
 struct Indexed {
@@ -71,7 +71,7 @@ pub struct Reached {
 }
 
 /// A room that got its first socket of this node (`true`) or lost its last (`false`).
-pub type RoomChange = (Arc<str>, bool);
+pub(crate) type RoomChange = (Arc<str>, bool);
 
 #[derive(Default)]
 struct Index {
@@ -246,7 +246,7 @@ impl SocketIndex {
     }
 
     /// Every room of socket `sid`: its id, its user's, those it joined.
-    pub fn rooms_of(&self, sid: &str) -> Vec<Arc<str>> {
+    pub(crate) fn rooms_of(&self, sid: &str) -> Vec<Arc<str>> {
         let index = self.lock();
         let Some((sid, socket)) = index.sockets.get_key_value(sid) else {
             return Vec::new();
@@ -257,7 +257,7 @@ impl SocketIndex {
     }
 
     /// Every room that has a socket of this node.
-    pub fn all_rooms(&self) -> Vec<Arc<str>> {
+    pub(crate) fn all_rooms(&self) -> Vec<Arc<str>> {
         let index = self.lock();
         index
             .sockets
@@ -270,16 +270,19 @@ impl SocketIndex {
     /// Tells `watch` of every room (besides the sockets' own) that gets its first socket here
     /// or loses its last, in order, starting with those there are now (sharded pub/sub
     /// subscribes to each room's channel).
-    pub fn watch_rooms(&self, watch: tokio::sync::mpsc::UnboundedSender<RoomChange>) {
+    pub(crate) fn watch_rooms(&self, watch: tokio::sync::mpsc::UnboundedSender<RoomChange>) {
         let mut index = self.lock();
         for room in index.rooms.keys() {
             let _ = watch.send((room.clone(), true));
         }
         index.watch = Some(watch);
     }
+}
 
+#[cfg(test)]
+impl SocketIndex {
     /// Whether any socket of this node is in `room`.
-    pub fn has_room(&self, room: &str) -> bool {
+    fn has_room(&self, room: &str) -> bool {
         let index = self.lock();
         index.sockets.contains_key(room) || index.rooms.contains_key(room)
     }

@@ -63,7 +63,7 @@ pub struct RecoverySettings {
 }
 
 /// Whether the chat's settings can be used.
-pub fn validate(
+pub(crate) fn validate(
     chat: &ChatSettings,
     presence: &PresenceSettings,
     recovery: &RecoverySettings,

@@ -68,14 +68,14 @@ impl ClusterMetrics {
     }
 
     /// `n` messages were published.
-    pub fn published(&self, n: usize) {
+    pub(crate) fn published(&self, n: usize) {
         if let Some(s) = &self.series {
             s.published.inc_by(n as u64);
         }
     }
 
     /// `n` messages could not be published.
-    pub fn publish_failed(&self, n: usize) {
+    pub(crate) fn publish_failed(&self, n: usize) {
         if let Some(s) = &self.series {
             s.publish_failed.inc_by(n as u64);
         }

@@ -48,7 +48,7 @@ mod settings;
 mod sharded;
 mod start;
 mod subscriber;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use flags::{MARK_FLAG, MISSED_FLAG, MISSED_ROOM};
 pub use keys::ONLINE_USERS;

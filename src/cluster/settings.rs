@@ -48,7 +48,7 @@ impl RedisSettings {
     }
 
     /// Whether every value can be used.
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         positive(&[
             ("redis.presence_ttl", self.presence_ttl),
             ("redis.refresh", self.refresh),

@@ -86,7 +86,7 @@ impl Cluster {
 
     /// Starts receiving from the other nodes, delivering to `users`, and keeping this
     /// node's presence keys.
-    pub fn attach(self: &Arc<Self>, users: Users) {
+    pub(crate) fn attach(self: &Arc<Self>, users: Users) {
         if self.attached.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -24,20 +24,20 @@ pub const EVENT: u64 = 2;
 pub const BINARY_EVENT: u64 = 5;
 
 /// The adapter's request types.
-pub mod request_type {
-    pub const SOCKETS: u64 = 0;
-    pub const ALL_ROOMS: u64 = 1;
-    pub const REMOTE_JOIN: u64 = 2;
-    pub const REMOTE_LEAVE: u64 = 3;
-    pub const REMOTE_DISCONNECT: u64 = 4;
-    pub const REMOTE_FETCH: u64 = 5;
-    pub const SERVER_SIDE_EMIT: u64 = 6;
-    pub const BROADCAST: u64 = 7;
+pub(crate) mod request_type {
+    pub(crate) const SOCKETS: u64 = 0;
+    pub(crate) const ALL_ROOMS: u64 = 1;
+    pub(crate) const REMOTE_JOIN: u64 = 2;
+    pub(crate) const REMOTE_LEAVE: u64 = 3;
+    pub(crate) const REMOTE_DISCONNECT: u64 = 4;
+    pub(crate) const REMOTE_FETCH: u64 = 5;
+    pub(crate) const SERVER_SIDE_EMIT: u64 = 6;
+    pub(crate) const BROADCAST: u64 = 7;
 }
 
 /// The channels of one namespace under the prefix `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Channels {
+pub(crate) struct Channels {
     /// `<key>#<nsp>#`: broadcasts without a single room; the prefix of every broadcast.
     pub broadcast: String,
     /// `<key>-request#<nsp>#`.
@@ -57,7 +57,7 @@ impl Channels {
     }
 
     /// The channel of a broadcast to `rooms`: its own channel for a single room.
-    pub fn broadcast_to(&self, rooms: &[&str]) -> String {
+    pub(crate) fn broadcast_to(&self, rooms: &[&str]) -> String {
         match rooms {
             [room] => format!("{}{room}#", self.broadcast),
             _ => self.broadcast.clone(),
@@ -65,14 +65,14 @@ impl Channels {
     }
 
     /// The pattern that matches every broadcast of the namespace.
-    pub fn pattern(&self) -> String {
+    pub(crate) fn pattern(&self) -> String {
         format!("{}*", self.broadcast)
     }
 }
 
 /// A broadcast between nodes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Broadcast {
+pub(crate) struct Broadcast {
     /// The sending node.
     pub uid: String,
     /// The Socket.IO packet type ([`EVENT`], [`BINARY_EVENT`]).
@@ -94,7 +94,7 @@ pub struct Broadcast {
 
 /// Why a message from Redis could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireError(pub String);
+pub(crate) struct WireError(pub String);
 
 impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,7 +107,7 @@ impl std::error::Error for WireError {}
 /// Encodes the broadcast of the event `data` (`[name, ...args]`) from node `uid` to `rooms`
 /// (none: everyone) on namespace `nsp`, with no exceptions and the `flags` given (a Node
 /// server ignores flags it does not know), as the adapter does.
-pub fn encode_broadcast(
+pub(crate) fn encode_broadcast(
     uid: &str,
     nsp: &str,
     data: &Value,
@@ -135,7 +135,7 @@ pub fn encode_broadcast(
 }
 
 /// Decodes a broadcast.
-pub fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, WireError> {
+pub(crate) fn decode_broadcast(bytes: &[u8]) -> Result<Broadcast, WireError> {
     let value = rmpv::decode::read_value(&mut Cursor::new(bytes))
         .map_err(|e| WireError(format!("not MessagePack: {e}")))?;
     let Mp::Array(items) = value else {
@@ -202,7 +202,7 @@ fn strings(value: Option<&Mp>) -> Vec<String> {
 }
 
 /// JSON to MessagePack, as `notepack.io` encodes what `JSON.parse` gives.
-pub fn to_msgpack(value: &Value) -> Mp {
+pub(crate) fn to_msgpack(value: &Value) -> Mp {
     match value {
         Value::Null => Mp::Nil,
         Value::Bool(b) => Mp::Boolean(*b),
@@ -228,7 +228,7 @@ pub fn to_msgpack(value: &Value) -> Mp {
 /// MessagePack to JSON, as `JSON.stringify` would write what `notepack.io` decodes: a
 /// timestamp (a `Date`) as its ISO string, nil as `null`, a non-finite float as `null`, a
 /// binary as Node's `Buffer.toJSON()` (`{"type": "Buffer", "data": [...]}`).
-pub fn to_json(value: &Mp) -> Value {
+pub(crate) fn to_json(value: &Mp) -> Value {
     match value {
         Mp::Nil => Value::Null,
         Mp::Boolean(b) => Value::Bool(*b),
@@ -261,10 +261,23 @@ pub fn to_json(value: &Mp) -> Value {
     }
 }
 
+/// A message of another server: JSON, or MessagePack (its binary values as attachments,
+/// see [`to_json_with_attachments`]).
+pub(crate) fn read_message(payload: &[u8]) -> Option<(Value, Vec<Bytes>)> {
+    let mut attachments = Vec::new();
+    let value = if payload.first() == Some(&b'{') {
+        serde_json::from_slice(payload).ok()?
+    } else {
+        let mp = rmpv::decode::read_value(&mut Cursor::new(payload)).ok()?;
+        to_json_with_attachments(&mp, &mut attachments)
+    };
+    Some((value, attachments))
+}
+
 /// MessagePack to JSON as [`to_json`], but each binary value becomes a Socket.IO placeholder
 /// `{"_placeholder": true, "num": n}` and its bytes go to `attachments` (how a Socket.IO
 /// server sends a Buffer: a binary packet).
-pub fn to_json_with_attachments(value: &Mp, attachments: &mut Vec<Bytes>) -> Value {
+pub(crate) fn to_json_with_attachments(value: &Mp, attachments: &mut Vec<Bytes>) -> Value {
     match value {
         Mp::Binary(bytes) => {
             attachments.push(Bytes::copy_from_slice(bytes));
@@ -293,7 +306,7 @@ pub fn to_json_with_attachments(value: &Mp, attachments: &mut Vec<Bytes>) -> Val
 
 /// JSON to MessagePack as [`to_msgpack`], each Socket.IO placeholder replaced by its
 /// attachment as a binary value (a client's binary acknowledgement, for a Node server).
-pub fn to_msgpack_with_attachments(value: &Value, attachments: &[Bytes]) -> Mp {
+pub(crate) fn to_msgpack_with_attachments(value: &Value, attachments: &[Bytes]) -> Mp {
     match value {
         Value::Object(map)
             if map.len() == 2 && map.get("_placeholder") == Some(&Value::Bool(true)) =>

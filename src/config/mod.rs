@@ -22,7 +22,7 @@
 //! Courier is started from.
 
 pub mod error;
-pub mod layers;
+pub(crate) mod layers;
 pub mod load;
 pub mod settings;
 

@@ -62,7 +62,7 @@ pub struct LogSettings {
 
 impl Settings {
     /// Whether `COURIER_ENV=production`.
-    pub fn is_production(&self) -> bool {
+    pub(crate) fn is_production(&self) -> bool {
         self.environment.as_deref() == Some("production")
     }
 
@@ -98,19 +98,19 @@ impl Settings {
 
     /// Whether `database.url` is `config/default.toml`'s (the embedded SQLite file), set by
     /// no deployer.
-    pub fn database_is_default(&self) -> bool {
+    pub(crate) fn database_is_default(&self) -> bool {
         self.database_url_source.is_none()
     }
 
     /// Whether the built-in development secret is in use.
-    pub fn uses_development_secret(&self) -> bool {
+    pub(crate) fn uses_development_secret(&self) -> bool {
         self.auth.secret == DEVELOPMENT_SECRET
     }
 
     /// The interface to bind: `server.host`, except with the development secret, when
     /// anyone could forge tokens: then loopback only (`::1` if `server.host` is IPv6,
     /// `127.0.0.1` otherwise), whatever `server.host` says.
-    pub fn bind_host(&self) -> &str {
+    pub(crate) fn bind_host(&self) -> &str {
         if !self.uses_development_secret() {
             return &self.server.host;
         }

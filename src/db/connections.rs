@@ -10,12 +10,12 @@ use sea_orm::{
 pub const ACTIVE: &str = "ACTIVE";
 
 /// Whether the members of `connection` may chat.
-pub fn is_active(connection: &connections::Model) -> bool {
+pub(crate) fn is_active(connection: &connections::Model) -> bool {
     connection.status == ACTIVE
 }
 
 /// Reads a connection.
-pub async fn find_connection<C: ConnectionTrait>(
+pub(crate) async fn find_connection<C: ConnectionTrait>(
     db: &C,
     id: &str,
 ) -> Result<Option<connections::Model>, DbErr> {
@@ -26,7 +26,7 @@ pub async fn find_connection<C: ConnectionTrait>(
 
 /// A user's connections, as the other member and whether the connection is ACTIVE (one
 /// entry per other user, ACTIVE if any of theirs is), and the user's name and image.
-pub async fn relations<C: ConnectionTrait>(
+pub(crate) async fn relations<C: ConnectionTrait>(
     db: &C,
     user: &str,
 ) -> Result<(Vec<(String, bool)>, Option<String>, Option<String>), DbErr> {

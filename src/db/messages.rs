@@ -36,11 +36,11 @@ use super::time::from_millis;
 
 /// Columns bound per message by [`insert_messages`] (PostgreSQL allows 65535 parameters in
 /// a statement, SQLite 32766).
-pub const INSERT_PARAMS_PER_ROW: usize = 11;
+pub(crate) const INSERT_PARAMS_PER_ROW: usize = 11;
 
 /// The most writes one batch may hold: PostgreSQL takes at most 65535 parameters in a
 /// statement, SQLite 32766.
-pub const MAX_BATCH: usize = 32766 / INSERT_PARAMS_PER_ROW;
+pub(crate) const MAX_BATCH: usize = 32766 / INSERT_PARAMS_PER_ROW;
 
 /// The rows of [`insert_messages`]: `v.id`, `v.conn`, `v.sender`, `v.receiver`,
 /// `v.content`, `v.created`, then the media columns.
@@ -51,7 +51,7 @@ const INSERT_HEAD: &str = r#"INSERT INTO "messages" ("id","connectionId","sender
 const INSERT_TAIL: &str = r#" JOIN "connections" AS c ON c."id" = v.conn WHERE c."status" = 'ACTIVE' AND ((c."user1Id" = v.sender AND c."user2Id" = v.receiver) OR (c."user2Id" = v.sender AND c."user1Id" = v.receiver)) ON CONFLICT ("id") DO NOTHING RETURNING "id""#;
 
 /// Inserts `rows` in one statement (see the module doc); returns the ids written.
-pub async fn insert_messages<C: ConnectionTrait>(
+pub(crate) async fn insert_messages<C: ConnectionTrait>(
     db: &C,
     rows: &[&messages::Model],
 ) -> Result<Vec<String>, DbErr> {
@@ -216,7 +216,7 @@ pub async fn mark_read<C: ConnectionTrait>(
 }
 
 /// The messages with these ids that exist.
-pub async fn find_messages<C: ConnectionTrait>(
+pub(crate) async fn find_messages<C: ConnectionTrait>(
     db: &C,
     ids: &[String],
 ) -> Result<Vec<messages::Model>, DbErr> {
@@ -232,7 +232,7 @@ pub async fn find_messages<C: ConnectionTrait>(
 /// What decides a mark-read that changed nothing: the message's receiver, connection,
 /// whether it is read, and its connection's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadState {
+pub(crate) struct ReadState {
     pub id: String,
     pub connection_id: String,
     pub sender_id: String,
@@ -243,7 +243,7 @@ pub struct ReadState {
 }
 
 /// The read states of the messages with these ids that exist.
-pub async fn find_read_states<C: ConnectionTrait>(
+pub(crate) async fn find_read_states<C: ConnectionTrait>(
     db: &C,
     ids: &[String],
 ) -> Result<Vec<ReadState>, DbErr> {
@@ -276,7 +276,7 @@ const IDS_PER_QUERY: usize = 1000;
 /// `None` unless the connection is ACTIVE; else, of `deleted` (a deletion's message ids),
 /// those that were deleted: the ids still in the conversation that `caller` did not send
 /// are left out (the app deletes a user's own messages before it tells).
-pub async fn notice_check<C: ConnectionTrait>(
+pub(crate) async fn notice_check<C: ConnectionTrait>(
     db: &C,
     connection_id: &str,
     caller: &str,
@@ -314,7 +314,7 @@ pub async fn notice_check<C: ConnectionTrait>(
 /// `before` (`createdAt` in milliseconds and the id, ties broken by id), newest first, and
 /// whether there are more; `None` if `user` is not a member of the connection (whatever its
 /// status). One query on the app's `messages_connectionId_idx`.
-pub async fn history_page<C: ConnectionTrait>(
+pub(crate) async fn history_page<C: ConnectionTrait>(
     db: &C,
     user: &str,
     connection_id: &str,
@@ -409,7 +409,7 @@ pub async fn missed<C: ConnectionTrait>(
 }
 
 /// The newest stamp of a conversation: its newest `"createdAt"` or `"updatedAt"`.
-pub async fn newest_stamp<C: ConnectionTrait>(
+pub(crate) async fn newest_stamp<C: ConnectionTrait>(
     db: &C,
     connection_id: &str,
 ) -> Result<Option<NaiveDateTime>, DbErr> {

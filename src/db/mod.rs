@@ -17,7 +17,7 @@ pub mod connect;
 pub mod connections;
 pub mod messages;
 pub mod migrate;
-pub mod params;
+pub(crate) mod params;
 pub mod retry;
 pub mod seed;
 pub mod settings;

@@ -8,7 +8,7 @@ use crate::ids;
 
 /// The domain of the demo users' emails: `alice.<id>@demo.courier.invalid`, `bob.<id>@…`
 /// (`.invalid` is reserved: no such address can exist).
-pub const EMAIL_DOMAIN: &str = "demo.courier.invalid";
+pub(crate) const EMAIL_DOMAIN: &str = "demo.courier.invalid";
 
 /// What `seed-demo` created.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,7 +69,7 @@ impl fmt::Debug for DatabaseSettings {
 
 impl DatabaseSettings {
     /// Whether every value can be used.
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         positive(&[
             ("database.write_queue", self.write_queue as u64),
             ("database.batch_max", self.batch_max as u64),

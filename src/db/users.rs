@@ -45,7 +45,7 @@ pub struct HistoryRow {
 
 /// Writes `rows` (one per user at most) in two statements; returns the users whose row
 /// exists. History rows are added only for users that exist.
-pub async fn write_presence<C: ConnectionTrait>(
+pub(crate) async fn write_presence<C: ConnectionTrait>(
     db: &C,
     rows: &[&PresenceRow],
 ) -> Result<Vec<String>, DbErr> {
@@ -96,7 +96,7 @@ pub async fn write_presence<C: ConnectionTrait>(
 }
 
 /// `"lastHeartbeatAt"` (and `"updatedAt"`) = `at` for `users`, in one statement.
-pub async fn write_heartbeats<C: ConnectionTrait>(
+pub(crate) async fn write_heartbeats<C: ConnectionTrait>(
     db: &C,
     users: &[&String],
     at: NaiveDateTime,
@@ -114,7 +114,7 @@ pub async fn write_heartbeats<C: ConnectionTrait>(
 }
 
 /// Users marked online whose `"lastHeartbeatAt"` is before `cutoff` (at most 1000).
-pub async fn stale_online_users<C: ConnectionTrait>(
+pub(crate) async fn stale_online_users<C: ConnectionTrait>(
     db: &C,
     cutoff: NaiveDateTime,
 ) -> Result<Vec<String>, DbErr> {
@@ -131,7 +131,7 @@ pub async fn stale_online_users<C: ConnectionTrait>(
 
 /// Sets `users` offline if they are still online with a heartbeat before `cutoff`, with a
 /// history row each; returns how many changed.
-pub async fn set_stale_offline<C: ConnectionTrait>(
+pub(crate) async fn set_stale_offline<C: ConnectionTrait>(
     db: &C,
     users: &[String],
     cutoff: NaiveDateTime,
@@ -190,7 +190,7 @@ pub async fn set_stale_offline<C: ConnectionTrait>(
 
 /// Whether the database has the presence columns and the history table (an app older than
 /// its presence migration does not).
-pub async fn has_presence_columns<C: ConnectionTrait>(db: &C) -> bool {
+pub(crate) async fn has_presence_columns<C: ConnectionTrait>(db: &C) -> bool {
     let backend = db.get_database_backend();
     let probes = [
         r#"SELECT "isOnline", "lastSeenAt", "connectionCount", "lastHeartbeatAt" FROM "users" WHERE 1 = 0"#,

@@ -81,7 +81,7 @@ impl Refusal {
     }
 
     /// The `cause` label of `courier_handshakes_refused_total`: the limit's setting.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Refusal::TooManySessions => "max_sessions",
             Refusal::TooManyPending => "max_pending_sessions",
@@ -105,7 +105,7 @@ struct Counts {
 }
 
 /// The admission of one endpoint.
-pub struct Admission {
+pub(crate) struct Admission {
     limits: AdmissionLimits,
     counts: Mutex<Counts>,
     rate: KeyedLimiter<IpAddr>,
@@ -129,7 +129,7 @@ impl Admission {
     }
 
     /// A ticket for a new session from `address`, or why not.
-    pub fn admit(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Ticket, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Ticket, Refusal> {
         let refusal = self.check(address);
         if let Err(refusal) = refusal {
             self.log.refused(refusal.as_str(), address);
@@ -198,7 +198,7 @@ pub struct Ticket {
 
 impl Ticket {
     /// The session is established: it no longer counts as pending.
-    pub fn established(&mut self) {
+    pub(crate) fn established(&mut self) {
         if self.pending {
             self.pending = false;
             let admission = self.admission.clone();
@@ -229,7 +229,7 @@ impl fmt::Debug for Ticket {
 }
 
 /// How often a kind of refusal is logged at most.
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Refusals logged at info, at most once per cause every [`LOG_EVERY`]; the others are
 /// counted and summed up in the next line.

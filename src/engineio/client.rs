@@ -23,7 +23,7 @@ pub struct ClientInfo {
 }
 
 /// Longest `User-Agent` kept, in bytes.
-pub const MAX_USER_AGENT: usize = 512;
+pub(crate) const MAX_USER_AGENT: usize = 512;
 
 /// An address or a network (`10.0.0.0/8`, `::1`) of proxies whose `X-Forwarded-For` is
 /// believed.
@@ -98,7 +98,7 @@ impl fmt::Display for IpNet {
 /// The client of `req`: the peer address, or, when the peer is a trusted proxy, the last
 /// address in `X-Forwarded-For` that is not itself a trusted proxy (the right-most entries
 /// are the ones the trusted proxies added).
-pub fn client_info(req: &HttpRequest, trusted_proxies: &[IpNet]) -> ClientInfo {
+pub(crate) fn client_info(req: &HttpRequest, trusted_proxies: &[IpNet]) -> ClientInfo {
     let peer = req.peer_addr().map(|a| normalize(a.ip()));
     let forwarded = req
         .headers()

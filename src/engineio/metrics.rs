@@ -72,7 +72,7 @@ impl EngineMetrics {
     }
 
     /// The gauge of established sessions on `transport`.
-    pub fn sockets_on(&self, transport: TransportKind) -> IntGauge {
+    pub(crate) fn sockets_on(&self, transport: TransportKind) -> IntGauge {
         self.sockets.with_label_values(&[transport.as_str()])
     }
 }

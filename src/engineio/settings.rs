@@ -38,7 +38,7 @@ impl EngineIoSettings {
 
 impl EngineIoSettings {
     /// Whether every value can be used.
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         if self.transports.is_empty() {
             return Err(invalid(
                 "engineio.transports",
@@ -78,7 +78,7 @@ pub struct CorsSettings {
 
 impl CorsSettings {
     /// Whether every origin is one.
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         http_origins("cors.origins", &self.origins)
     }
 }

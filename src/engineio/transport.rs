@@ -107,25 +107,25 @@ pub enum Outbound {
 }
 
 /// WebSocket close code: normal closure.
-pub const CLOSE_NORMAL: u16 = 1000;
+pub(crate) const CLOSE_NORMAL: u16 = 1000;
 /// WebSocket close code: protocol error.
-pub const CLOSE_PROTOCOL: u16 = 1002;
+pub(crate) const CLOSE_PROTOCOL: u16 = 1002;
 /// WebSocket close code: message too big.
-pub const CLOSE_TOO_BIG: u16 = 1009;
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 /// WebSocket close code: policy violation (e.g. a client that stopped reading).
-pub const CLOSE_POLICY: u16 = 1008;
+pub(crate) const CLOSE_POLICY: u16 = 1008;
 
 /// How many inbound items may wait for the session before the transport stops reading.
-pub const INBOUND_QUEUE: usize = 64;
+pub(crate) const INBOUND_QUEUE: usize = 64;
 
 /// A new transport id (unique in this process).
-pub fn next_id() -> u64 {
+pub(crate) fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// The session's inbound channel.
-pub fn inbound() -> (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>) {
+pub(crate) fn inbound() -> (mpsc::Sender<Inbound>, mpsc::Receiver<Inbound>) {
     mpsc::channel(INBOUND_QUEUE)
 }
 
@@ -144,20 +144,20 @@ pub struct Kill(watch::Sender<bool>);
 pub struct KillSwitch(watch::Receiver<bool>);
 
 /// A connected kill pair.
-pub fn kill_switch() -> (Kill, KillSwitch) {
+pub(crate) fn kill_switch() -> (Kill, KillSwitch) {
     let (tx, rx) = watch::channel(false);
     (Kill(tx), KillSwitch(rx))
 }
 
 impl Kill {
     /// Kills the transport now.
-    pub fn fire(&self) {
+    pub(crate) fn fire(&self) {
         self.0.send_replace(true);
     }
 
     /// Kills the transport after `grace`, unless it has ended by itself (a writer that is
     /// not stuck finishes what is queued and closes long before).
-    pub fn fire_after(self, grace: std::time::Duration) {
+    pub(crate) fn fire_after(self, grace: std::time::Duration) {
         actix_web::rt::spawn(async move {
             tokio::time::sleep(grace).await;
             self.fire();
@@ -167,7 +167,7 @@ impl Kill {
 
 impl KillSwitch {
     /// Resolves when the transport must end.
-    pub async fn fired(&mut self) {
+    pub(crate) async fn fired(&mut self) {
         // A dropped `Kill` counts as fired.
         let _ = self.0.wait_for(|killed| *killed).await;
     }

@@ -30,7 +30,7 @@ const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// reads the next message only once the previous one was handed to the session (the
 /// session's bounded channel is the back-pressure: a paused or busy session stops the
 /// reading, never the writing).
-pub fn attach(
+pub(crate) fn attach(
     ws: Session,
     stream: MessageStream,
     link: TransportLink,

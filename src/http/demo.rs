@@ -31,13 +31,13 @@ use crate::db::seed::{self, EMAIL_DOMAIN};
 
 /// The page: HTML with inline CSS and JavaScript (its own small Engine.IO / Socket.IO client,
 /// WebSocket only), no external resources.
-pub const PAGE: &str = include_str!("demo.html");
+pub(crate) const PAGE: &str = include_str!("demo.html");
 
 /// How long the tokens handed to the page are valid (it fetches new ones to reconnect).
-pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// What the page tells the user when there are no demo users yet.
-pub const NOT_SEEDED: &str =
+pub(crate) const NOT_SEEDED: &str =
     "No demo users yet: run `cargo run --release -- seed-demo` first, then reload this page.";
 
 /// What the demo routes need.
@@ -60,7 +60,7 @@ pub fn enabled(auth: &AuthSettings, db: &DatabaseConnection, users: &Users) -> w
 
 /// Makes the demo users and their connection when `db` has no demo pair; `Some` with what
 /// was made, `None` when there was one already.
-pub async fn seed_if_missing(db: &DatabaseConnection) -> Result<Option<seed::Demo>, DbErr> {
+pub(crate) async fn seed_if_missing(db: &DatabaseConnection) -> Result<Option<seed::Demo>, DbErr> {
     if latest_pair(db).await?.is_some() {
         return Ok(None);
     }
@@ -167,7 +167,10 @@ async fn session(demo: web::Data<Demo>) -> HttpResponse {
 
 /// The id of the demo user called `name` (`alice` or `bob`, any case) of the latest demo
 /// pair, if there is one.
-pub async fn demo_user(db: &DatabaseConnection, name: &str) -> Result<Option<String>, DbErr> {
+pub(crate) async fn demo_user(
+    db: &DatabaseConnection,
+    name: &str,
+) -> Result<Option<String>, DbErr> {
     let Some(pair) = latest_pair(db).await? else {
         return Ok(None);
     };

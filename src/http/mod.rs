@@ -24,14 +24,14 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The body of the answer to a request for another host name under the development secret.
-pub const NOT_LOOPBACK: &str = "This Courier runs with the built-in development secret and \
+pub(crate) const NOT_LOOPBACK: &str = "This Courier runs with the built-in development secret and \
     answers only requests for localhost, 127.0.0.1 or [::1] (any port): this request names \
     another host (a defence against DNS rebinding). Open the page as http://localhost:<port>/, \
     or set SOCKET_SECRET to the app's secret to serve other host names.\n";
 
 /// Whether a `Host` header (`name[:port]`) names this machine's loopback as the
 /// development mode allows: `localhost`, `127.0.0.1` or `[::1]`, with any port or none.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let port_ok = |port: Option<&str>| {
         port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
     };
@@ -60,7 +60,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// 421 Misdirected Request, on every route. The listener is bound to loopback in that mode,
 /// but a page on another site whose name an attacker resolves to 127.0.0.1 (DNS rebinding)
 /// would otherwise be same-origin with this server.
-pub async fn loopback_host_only(
+pub(crate) async fn loopback_host_only(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

@@ -18,7 +18,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use serde_json::{json, Map, Value};
 
 /// A dependency's check: `Ok` when it answered, `Err(why)` otherwise.
-pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub(crate) type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A named dependency `/readyz` checks.
 pub struct ReadinessCheck {

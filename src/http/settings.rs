@@ -40,7 +40,7 @@ pub struct MetricsSettings {
 }
 
 /// Whether the server's settings can be used.
-pub fn validate(server: &ServerSettings, metrics: &MetricsSettings) -> Checked {
+pub(crate) fn validate(server: &ServerSettings, metrics: &MetricsSettings) -> Checked {
     positive(&[("metrics.ready_timeout", metrics.ready_timeout)])?;
     if metrics.enabled {
         use std::net::ToSocketAddrs;

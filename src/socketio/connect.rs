@@ -96,7 +96,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// later, with [`SocketIo::accept_connect`] or [`SocketIo::refuse_connect`] (e.g. once a
     /// database read is done). Until then the namespace is not connected; a repeated CONNECT
     /// is ignored and the connect timeout keeps running.
-    pub fn defer_connect(&mut self) {
+    pub(crate) fn defer_connect(&mut self) {
         self.state.defer = true;
     }
 
@@ -110,13 +110,13 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// Adds `pid` (connection state recovery's private session id) to the CONNECT answer
     /// being made: `{sid, pid}`.
-    pub fn set_pid(&mut self, pid: String) {
+    pub(crate) fn set_pid(&mut self, pid: String) {
         self.state.pid = Some(pid);
     }
 
     /// Accepts the deferred CONNECT to `nsp` (with the pid set by [`SocketIo::set_pid`], if
     /// any); `false` if there is none.
-    pub fn accept_connect(&mut self, nsp: &str) -> bool {
+    pub(crate) fn accept_connect(&mut self, nsp: &str) -> bool {
         if self.state.pending_connect.as_deref() != Some(nsp) {
             return false;
         }
@@ -126,7 +126,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     }
 
     /// Refuses the deferred CONNECT to `nsp` with a CONNECT_ERROR carrying `data`.
-    pub fn refuse_connect(&mut self, nsp: &str, data: Value) {
+    pub(crate) fn refuse_connect(&mut self, nsp: &str, data: Value) {
         if self.state.pending_connect.as_deref() != Some(nsp) {
             return;
         }
@@ -185,7 +185,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// The socket's id on `nsp` (what the client sees as `socket.id`): once connected there,
     /// or, while its CONNECT is being answered, the id it will have.
-    pub fn reserve_socket_id(&mut self, nsp: &str) -> String {
+    pub(crate) fn reserve_socket_id(&mut self, nsp: &str) -> String {
         if let Some(sid) = self.state.namespaces.get(nsp) {
             return sid.to_string();
         }

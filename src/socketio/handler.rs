@@ -115,7 +115,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     }
 
     /// The socket is in `room` on `nsp` now (for the observer: the application's rooms).
-    pub fn joined_room(&mut self, nsp: &str, room: &str) {
+    pub(crate) fn joined_room(&mut self, nsp: &str, room: &str) {
         if let Some(tracker) = self.state.tracker() {
             if let Some(sid) = self.state.namespaces.get(nsp) {
                 tracker.room_joined(nsp, sid, room);
@@ -137,7 +137,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// Sends `packet` (an event or a binary event, on a namespace of the application) asking
     /// the client to acknowledge it: its id, which [`SocketHandler::on_ack`] gets back.
-    pub fn ask(&mut self, mut packet: Packet) -> u64 {
+    pub(crate) fn ask(&mut self, mut packet: Packet) -> u64 {
         let id = self.state.next_ack;
         self.state.next_ack += 1;
         match &mut packet.data {
@@ -166,7 +166,7 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
 
     /// Sends a text message already framed for Engine.IO (`42[...]` preceded by `4`),
     /// e.g. one encoded once for many recipients.
-    pub fn send_framed(&mut self, frame: ByteString) {
+    pub(crate) fn send_framed(&mut self, frame: ByteString) {
         if let Some(observer) = self.state.observer() {
             observer.traffic(false, frame.len());
             if observer.tracks_sockets() && observer.wants_events() {
@@ -189,12 +189,12 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
     /// Stops taking packets from the client until [`SocketIo::resume_reading`] (see
     /// [`EngineIo::pause_reading`]): back-pressure for a client that sends faster than its
     /// requests are done.
-    pub fn pause_reading(&mut self) {
+    pub(crate) fn pause_reading(&mut self) {
         self.eio.pause_reading();
     }
 
     /// Takes packets from the client again.
-    pub fn resume_reading(&mut self) {
+    pub(crate) fn resume_reading(&mut self) {
         self.eio.resume_reading();
     }
 

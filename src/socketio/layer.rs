@@ -10,7 +10,7 @@ use super::packet::Decoder;
 use super::state::{LayerExt, Namespaces, SocketState};
 
 /// How long a binary packet's attachments may take by default.
-pub const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Socket.IO protocol as an Engine.IO handler.
 pub struct SocketLayer<A> {
@@ -51,7 +51,7 @@ impl<A> SocketLayer<A> {
 
     /// Closes a client whose binary packet's attachments do not all arrive within
     /// `timeout` of its header (default [`ATTACHMENT_TIMEOUT`]).
-    pub fn attachment_timeout(mut self, timeout: Duration) -> Self {
+    pub(crate) fn attachment_timeout(mut self, timeout: Duration) -> Self {
         self.state.attachment_timeout = timeout;
         self
     }

@@ -19,7 +19,7 @@ use crate::engineio::client::ClientInfo;
 
 /// The `connect_error` message for a session from a restricted origin
 /// ([`ClientInfo::restricted`]) that CONNECTs to a namespace other than the mounted one.
-pub const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed for this namespace";
+pub(crate) const ORIGIN_NOT_ALLOWED: &str = "Origin not allowed for this namespace";
 
 /// Where another application is mounted, and how its sockets are made.
 pub trait Mount: Send + Sync + 'static {
@@ -111,7 +111,7 @@ impl NamespaceIo<'_> {
     }
 
     /// Sends a frame already encoded for Engine.IO (`42/nsp,[…]` preceded by `4`).
-    pub fn send_framed(&mut self, frame: ByteString) {
+    pub(crate) fn send_framed(&mut self, frame: ByteString) {
         self.io.send_framed(frame);
     }
 

@@ -69,7 +69,7 @@ pub enum SocketCommand {
 }
 
 /// Commands queued per socket at most; more are dropped.
-pub const CONTROL_QUEUE: usize = 16;
+pub(crate) const CONTROL_QUEUE: usize = 16;
 
 /// Sends commands to one socket (dropped when the socket is gone or its queue is full).
 #[derive(Debug, Clone)]

@@ -256,7 +256,7 @@ impl<A: SocketHandler> EngineHandler for SocketLayer<A> {
 }
 
 /// The reason string Socket.IO gives a disconnect caused by the Engine.IO session closing.
-pub fn disconnect_reason(close: &SessionClose) -> &'static str {
+pub(crate) fn disconnect_reason(close: &SessionClose) -> &'static str {
     match close {
         SessionClose::TransportClose => "transport close",
         SessionClose::TransportError(_) | SessionClose::TooLarge | SessionClose::SlowClient => {

@@ -22,7 +22,7 @@ impl SocketIoSettings {
 
 impl SocketIoSettings {
     /// Whether every value can be used.
-    pub fn validate(&self) -> Checked {
+    pub(crate) fn validate(&self) -> Checked {
         positive(&[
             ("socketio.connect_timeout", self.connect_timeout),
             ("socketio.attachment_timeout", self.attachment_timeout),

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// `senderId`, `receiverId`, `content`, `isRead`, `createdAt`, `updatedAt`, `mediaUrl`,
 /// `mediaType`, `mediaName`, `mediaSize`, `mediaThumbnail`; timestamps as [`iso_millis`],
 /// absent media fields as `null`. Its `Display` is the JSON text.
-pub struct MessageJson<'a>(pub &'a Model);
+pub(crate) struct MessageJson<'a>(pub &'a Model);
 
 impl Serialize for MessageJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -35,11 +35,11 @@ const CALL_FAILED: &str = "call:failed";
 const ERROR: &str = "error";
 /// The event that tells a client its stream could not be caught up: its last argument, the
 /// offset `"-"`, makes its next reconnect a fresh connection (`socket.recovered` false).
-pub const RESYNC: &str = "courier:resync";
+pub(crate) const RESYNC: &str = "courier:resync";
 /// The event that refreshes a client's offset (its stamp) when it got no stream event for a
 /// while, and before a graceful shutdown closes it: socket.io-client keeps any event's last
 /// string argument as its offset, and the app has no listener for it.
-pub const OFFSET: &str = "courier:offset";
+pub(crate) const OFFSET: &str = "courier:offset";
 
 /// An event for a client.
 #[derive(Clone, Copy, Debug)]
@@ -261,7 +261,7 @@ pub fn sent(temp_id: &str, saved: &str) -> String {
 }
 
 /// `message_read`'s body (also the `mark_message_read` acknowledgement).
-pub fn read_notice(message_id: &str, connection_id: &str, read_by: &str) -> String {
+pub(crate) fn read_notice(message_id: &str, connection_id: &str, read_by: &str) -> String {
     json!({
         "messageId": message_id,
         "connectionId": connection_id,
@@ -275,7 +275,7 @@ pub mod ack {
     use serde_json::json;
 
     /// A request done: `{ok: true}`.
-    pub const OK: &str = r#"{"ok":true}"#;
+    pub(crate) const OK: &str = r#"{"ok":true}"#;
 
     /// `join_chat` done: `{ok: true, connectionId}`.
     pub fn joined(connection_id: &str) -> String {
@@ -298,20 +298,20 @@ pub mod ack {
 }
 
 /// An acknowledgement of request `id` whose argument is the JSON text `body`.
-pub fn ack_of(id: u64, body: &str) -> Frame {
+pub(crate) fn ack_of(id: u64, body: &str) -> Frame {
     ack_frame(CHAT_NAMESPACE, id, &[body]).into()
 }
 
 /// The frames of a refused request: `error` `{message}` and, if an acknowledgement was asked
 /// for, the ack `{error: message}`, so the client never waits out its timeout.
-pub fn error_frames(message: &str, ack: Option<u64>) -> (Frame, Option<Frame>) {
+pub(crate) fn error_frames(message: &str, ack: Option<u64>) -> (Frame, Option<Frame>) {
     let event = ServerEvent::Error { message }.frame();
     (event, ack.map(|id| ack_of(id, &ack::error(message))))
 }
 
 /// `frame` (a complete `42[…]` event of a conversation's stream) with `offset` as one more,
 /// last argument (connection state recovery: socket.io-client keeps it).
-pub fn with_offset(frame: &Frame, offset: &str) -> Frame {
+pub(crate) fn with_offset(frame: &Frame, offset: &str) -> Frame {
     let text: &str = frame;
     let body = text.strip_suffix(']').unwrap_or(text);
     let mut out = String::with_capacity(body.len() + offset.len() + 4);
@@ -324,7 +324,7 @@ pub fn with_offset(frame: &Frame, offset: &str) -> Frame {
 
 /// The saved message a `receive_message` frame carries (one from another node): its `id`,
 /// `connectionId` and `createdAt` (milliseconds since the epoch); `None` for any other frame.
-pub fn received_message(frame: &str) -> Option<(String, String, i64)> {
+pub(crate) fn received_message(frame: &str) -> Option<(String, String, i64)> {
     let body = frame.strip_prefix("42")?;
     let (name, message): (String, Value) = serde_json::from_str(body).ok()?;
     if name != RECEIVE_MESSAGE {

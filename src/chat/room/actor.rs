@@ -105,7 +105,7 @@ pub struct RoomIdle {
 pub struct StopRoom;
 
 /// What a room does once a write is committed (or failed), in sequence order.
-pub type Completion = Box<dyn FnOnce(&mut ChatRoom, WriteResult)>;
+pub(crate) type Completion = Box<dyn FnOnce(&mut ChatRoom, WriteResult)>;
 
 /// Something a room does in its turn.
 type Turn = Box<dyn FnOnce(&mut ChatRoom)>;
@@ -114,8 +114,6 @@ type Turn = Box<dyn FnOnce(&mut ChatRoom)>;
 enum Step {
     /// A write: completed with its result.
     Write(Completion),
-    /// Something to do once the steps before it are done.
-    Then(Turn),
     /// A read, and what to do with its result once it is in (`None` until then).
     Read(Option<Turn>),
 }
@@ -192,7 +190,7 @@ impl ChatRoom {
     }
 
     /// The member who is not `user`.
-    pub fn other_member(&self, user: &str) -> &Arc<str> {
+    pub(crate) fn other_member(&self, user: &str) -> &Arc<str> {
         if *self.members[0] == *user {
             &self.members[1]
         } else {
@@ -201,7 +199,7 @@ impl ChatRoom {
     }
 
     /// What rooms share.
-    pub fn deps(&self) -> &RoomDeps {
+    pub(crate) fn deps(&self) -> &RoomDeps {
         &self.deps
     }
 
@@ -213,7 +211,7 @@ impl ChatRoom {
 
     /// `msg` back if the room's clock is ready; otherwise it is held and handled once the
     /// clock is read, in the order it came.
-    pub fn unless_loading<M>(&mut self, msg: M, _ctx: &mut Context<Self>) -> Option<M>
+    pub(crate) fn unless_loading<M>(&mut self, msg: M, _ctx: &mut Context<Self>) -> Option<M>
     where
         M: actix::Message<Result = ()> + 'static,
         Self: Handler<M>,
@@ -231,7 +229,7 @@ impl ChatRoom {
 
     /// The stamp for the next write (a message's `createdAt`, a receipt's `updatedAt`):
     /// now, or one millisecond after the previous one if the clock has not moved past it.
-    pub fn next_stamp(&mut self) -> NaiveDateTime {
+    pub(crate) fn next_stamp(&mut self) -> NaiveDateTime {
         let now = entity::now_utc_ms();
         let at = match self.last_created {
             Some(last) if now <= last => last + chrono::Duration::milliseconds(1),
@@ -243,7 +241,7 @@ impl ChatRoom {
 
     /// Hands `op` to persistence with the next sequence number; `complete` runs when its
     /// result and every earlier one are in.
-    pub fn persist(
+    pub(crate) fn persist(
         &mut self,
         op: WriteOp,
         permit: Option<OwnedSemaphorePermit>,
@@ -264,18 +262,9 @@ impl ChatRoom {
         });
     }
 
-    /// Runs `then` once every write given a place before it is done.
-    pub fn after_pending(&mut self, then: Box<dyn FnOnce(&mut ChatRoom)>) {
-        self.pending.push_back(Pending {
-            result: None,
-            step: Step::Then(then),
-        });
-        self.complete_ready();
-    }
-
     /// Runs `read` now and `then` with its result once every step before it is done (the
     /// steps after it wait for it).
-    pub fn after_read<T: 'static>(
+    pub(crate) fn after_read<T: 'static>(
         &mut self,
         read: impl std::future::Future<Output = T> + 'static,
         then: impl FnOnce(&mut ChatRoom, T) + 'static,
@@ -306,7 +295,6 @@ impl ChatRoom {
         while let Some(front) = self.pending.front() {
             let ready = match &front.step {
                 Step::Write(_) => front.result.is_some(),
-                Step::Then(_) => true,
                 Step::Read(done) => done.is_some(),
             };
             if !ready {
@@ -318,7 +306,7 @@ impl ChatRoom {
             self.first_seq += 1;
             match (step, result) {
                 (Step::Write(complete), Some(result)) => complete(self, result),
-                (Step::Then(then), _) | (Step::Read(Some(then)), _) => then(self),
+                (Step::Read(Some(then)), _) => then(self),
                 (Step::Write(_), None) | (Step::Read(None), _) => {}
             }
         }
@@ -327,7 +315,7 @@ impl ChatRoom {
 
     /// Delivers `frame`, an event of the conversation's stream, to every connected socket of
     /// `user`, on every node (the mark crosses with it).
-    pub fn deliver_marked(&self, user: &str, frame: &Frame, mark: &Mark) {
+    pub(crate) fn deliver_marked(&self, user: &str, frame: &Frame, mark: &Mark) {
         self.deps.users.to_remote_user(user, frame, Some(mark));
         if let Some(i) = self.member_index(user) {
             for push in self.sockets[i].values() {
@@ -337,7 +325,7 @@ impl ChatRoom {
     }
 
     /// Delivers `frame` to every connected socket of `user`, on every node.
-    pub fn deliver(&self, user: &str, frame: &Frame) {
+    pub(crate) fn deliver(&self, user: &str, frame: &Frame) {
         self.deps.users.to_remote_user(user, frame, None);
         if let Some(i) = self.member_index(user) {
             for push in self.sockets[i].values() {

@@ -30,15 +30,15 @@ use crate::ids::shard_of;
 
 /// How long a connection id that does not exist, or whose members are others, is
 /// remembered as such.
-pub const UNKNOWN_TTL: Duration = Duration::from_secs(10);
+pub(crate) const UNKNOWN_TTL: Duration = Duration::from_secs(10);
 
 /// Most connection ids a shard remembers as unknown or foreign.
-pub const MAX_REMEMBERED: usize = 10_000;
+pub(crate) const MAX_REMEMBERED: usize = 10_000;
 
 /// A request from `user` for the room of `connection_id`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Route {
+pub(crate) struct Route {
     pub connection_id: Arc<str>,
     pub user: Arc<str>,
     pub request: Box<dyn RoomRequest>,
@@ -301,7 +301,7 @@ impl Handler<RoomIdle> for RoomShard {
 /// How many rooms a shard runs (for tests and metrics).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "usize")]
-pub struct RoomCount;
+pub(crate) struct RoomCount;
 
 impl Handler<RoomCount> for RoomShard {
     type Result = usize;

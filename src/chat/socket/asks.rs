@@ -7,7 +7,7 @@ use crate::chat::push::AckReply;
 
 /// The acknowledgements a socket waits on, by event id.
 #[derive(Default)]
-pub struct Asked(HashMap<u64, AckReply>);
+pub(crate) struct Asked(HashMap<u64, AckReply>);
 
 /// Most events asking for an acknowledgement a socket waits on; past it an event is sent
 /// without asking (its sender waits out its timeout, as for a client that does not answer).
@@ -15,7 +15,7 @@ pub(super) const MAX_ASKED: usize = 256;
 
 impl Asked {
     /// Whether as many are awaited as a socket may wait on.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.0.len() >= MAX_ASKED
     }
 

@@ -30,7 +30,7 @@ use crate::socketio::{Event, SocketIo};
 
 /// A socket tells its user's shard at most this often that the user is alive (a
 /// `heartbeat`, an Engine.IO pong keep `"lastHeartbeatAt"` fresh, in batches).
-pub const HEARD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const HEARD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The message of a history read that failed.
 const READ_FAILED: &str = "Messages could not be read.";

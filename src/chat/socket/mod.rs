@@ -18,11 +18,11 @@
 //! - [`asks`]: events from other servers that ask for the client's acknowledgement.
 
 pub mod asks;
-pub mod chat_socket;
+pub(crate) mod chat_socket;
 pub mod connect;
 pub mod events;
 pub mod flow;
-pub mod replay;
+pub(crate) mod replay;
 pub mod stream;
 pub mod window;
 

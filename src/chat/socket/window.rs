@@ -39,7 +39,7 @@ impl<T> Default for Window<T> {
 impl<T> Window<T> {
     /// Whether the client should be read no further: `send_window` requests in flight, or
     /// one waiting for a write permit.
-    pub fn is_full(&self, send_window: usize) -> bool {
+    pub(crate) fn is_full(&self, send_window: usize) -> bool {
         self.blocked || self.in_flight >= send_window
     }
 
@@ -74,7 +74,7 @@ impl<T> Window<T> {
     }
 
     /// The first waiting request, if its check is back (it no longer counts as in flight).
-    pub fn next_checked(&mut self) -> Option<(bool, T)> {
+    pub(crate) fn next_checked(&mut self) -> Option<(bool, T)> {
         let ordered = self
             .ordered
             .as_mut()

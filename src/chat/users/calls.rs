@@ -28,7 +28,7 @@ fn fail(caller: &Caller, why: Failure) {
 /// A call event from `from`'s socket, for `from`'s user shard.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CallRequest {
+pub(crate) struct CallRequest {
     pub from: Arc<str>,
     pub caller: Caller,
     pub call: Call,

@@ -20,7 +20,7 @@
 
 pub mod calls;
 pub mod presence;
-pub mod relations;
+pub(crate) mod relations;
 pub mod shard;
 pub mod slots;
 pub mod state;

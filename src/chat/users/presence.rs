@@ -56,7 +56,7 @@ use crate::ids;
 /// socket here or on another node.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct NodeGone(pub Arc<str>);
+pub(crate) struct NodeGone(pub Arc<str>);
 
 impl Handler<NodeGone> for UserShard {
     type Result = ();
@@ -73,7 +73,7 @@ impl Handler<NodeGone> for UserShard {
 
 impl Users {
     /// A node of the cluster died while `user` had sockets there.
-    pub fn node_gone(&self, user: &str) {
+    pub(crate) fn node_gone(&self, user: &str) {
         self.shard(user).do_send(NodeGone(user.into()));
     }
 }
@@ -81,7 +81,7 @@ impl Users {
 /// The user was heard from (a `heartbeat` event, an Engine.IO pong).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Heard(pub Arc<str>);
+pub(crate) struct Heard(pub Arc<str>);
 
 impl UserShard {
     /// Starts the heartbeat flush (every shard) and the stale sweep (shard 0).
@@ -436,7 +436,12 @@ fn shard_key(index: usize) -> u64 {
 }
 
 /// The presence events of `user` going online or offline at `at`.
-pub fn presence_frames(user: &str, online: bool, at: NaiveDateTime, legacy: bool) -> Vec<Frame> {
+pub(crate) fn presence_frames(
+    user: &str,
+    online: bool,
+    at: NaiveDateTime,
+    legacy: bool,
+) -> Vec<Frame> {
     let at = iso_millis(&at);
     let mut frames = vec![ServerEvent::Presence {
         user,

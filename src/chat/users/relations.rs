@@ -23,7 +23,7 @@ struct RelationsRead {
 impl UserShard {
     /// Runs `then` with `user`'s relations: at once if they were read within
     /// `presence.peers_ttl`, else once they are read again (one read for every waiter).
-    pub fn with_relations(
+    pub(crate) fn with_relations(
         &mut self,
         user: &Arc<str>,
         then: RelationsWaiter,
@@ -35,7 +35,7 @@ impl UserShard {
 
     /// Runs `then` with `user`'s relations as read within `max_age` (zero: read now, or by
     /// the read already under way).
-    pub fn with_relations_within(
+    pub(crate) fn with_relations_within(
         &mut self,
         user: &Arc<str>,
         max_age: Duration,

@@ -26,7 +26,7 @@ pub type SocketSlot = (Arc<str>, Recipient<ChatPush>);
 /// A socket of `user` connected.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct RegisterSocket {
+pub(crate) struct RegisterSocket {
     pub user: Arc<str>,
     pub sid: Arc<str>,
     pub push: Recipient<ChatPush>,
@@ -36,7 +36,7 @@ pub struct RegisterSocket {
 /// A socket went away.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct UnregisterSocket {
+pub(crate) struct UnregisterSocket {
     pub user: Arc<str>,
     pub sid: Arc<str>,
 }
@@ -44,7 +44,7 @@ pub struct UnregisterSocket {
 /// Deliver `frame` to every socket of `user`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct ToUser {
+pub(crate) struct ToUser {
     pub user: Arc<str>,
     pub frame: Frame,
 }
@@ -52,12 +52,12 @@ pub struct ToUser {
 /// Deliver `frame` to every socket on this shard.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Broadcast(pub Frame);
+pub(crate) struct Broadcast(pub Frame);
 
 /// A room wants `user`'s sockets, now and as they change.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Subscribe {
+pub(crate) struct Subscribe {
     pub user: Arc<str>,
     pub room: u64,
     pub updates: Recipient<MemberUpdate>,
@@ -66,7 +66,7 @@ pub struct Subscribe {
 /// A room no longer wants `user`'s sockets.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Unsubscribe {
+pub(crate) struct Unsubscribe {
     pub user: Arc<str>,
     pub room: u64,
 }
@@ -74,13 +74,13 @@ pub struct Unsubscribe {
 /// How many sockets `user` has connected.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "usize")]
-pub struct SocketCount(pub Arc<str>);
+pub(crate) struct SocketCount(pub Arc<str>);
 
 /// Whether a user is online as their peers were told: a socket on this node, or the last
 /// one gone within `presence.offline_grace`.
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "bool")]
-pub struct IsOnline(pub Arc<str>);
+pub(crate) struct IsOnline(pub Arc<str>);
 
 /// What changed in a member's sockets.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub struct MemberUpdate {
 
 /// One user, on their shard.
 #[derive(Default)]
-pub struct UserEntry {
+pub(crate) struct UserEntry {
     pub(super) sockets: HashMap<Arc<str>, Recipient<ChatPush>>,
     pub(super) rooms: HashMap<u64, Recipient<MemberUpdate>>,
     pub(super) presence: Presence,
@@ -172,7 +172,7 @@ pub struct UserShard {
 /// Gives a shard the whole registry (it needs the other shards to reach users there).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Wire(pub Users);
+pub(crate) struct Wire(pub Users);
 
 impl UserShard {
     /// Shard number `index`.
@@ -327,7 +327,7 @@ pub(super) fn cancel(ctx: &mut Context<UserShard>, handle: SpawnHandle) {
 }
 
 /// Something to do with a user's relations once they are read (`None`: the read failed).
-pub type RelationsWaiter =
+pub(crate) type RelationsWaiter =
     Box<dyn FnOnce(&mut UserShard, &Arc<str>, Option<Arc<Relations>>, &mut Context<UserShard>)>;
 
 impl Handler<IsOnline> for UserShard {
@@ -381,13 +381,13 @@ impl Users {
     }
 
     /// The recovery pids of this node's sockets.
-    pub fn pids(&self) -> &Arc<crate::chat::pids::PidSessions> {
+    pub(crate) fn pids(&self) -> &Arc<crate::chat::pids::PidSessions> {
         &self.pids
     }
 
     /// Another node's socket took the stream `nonce` over: the socket here that carried it,
     /// if any, is closed.
-    pub fn pid_taken_elsewhere(&self, nonce: &str) {
+    pub(crate) fn pid_taken_elsewhere(&self, nonce: &str) {
         if let Some(old) = self.pids.taken_elsewhere(nonce) {
             old.do_send(ChatPush::TakenOver);
         }
@@ -401,7 +401,7 @@ impl Users {
     /// This node lost (`up == false`) or got back its link to the other nodes: every
     /// socket here is told ([`ChatPush::RemoteLink`]). Called by the task that delivers what
     /// the other nodes send, so each socket gets it in order with those deliveries.
-    pub fn remote_link(&self, up: bool) {
+    pub(crate) fn remote_link(&self, up: bool) {
         use std::sync::atomic::Ordering;
         if self.link_down.swap(!up, Ordering::SeqCst) != up {
             return;
@@ -417,7 +417,7 @@ impl Users {
     }
 
     /// Whether the link to the other nodes is down now.
-    pub fn remote_link_down(&self) -> bool {
+    pub(crate) fn remote_link_down(&self) -> bool {
         self.link_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
@@ -451,7 +451,7 @@ impl Users {
     }
 
     /// Delivers `frame` to every socket of `user`, on every node.
-    pub fn to_user(&self, user: &Arc<str>, frame: Frame) {
+    pub(crate) fn to_user(&self, user: &Arc<str>, frame: Frame) {
         self.to_remote_user(user, &frame, None);
         self.shard(user).do_send(ToUser {
             user: user.clone(),
@@ -461,7 +461,7 @@ impl Users {
 
     /// Delivers `frame` to every socket of `user` on the other nodes (none on a single node);
     /// `mark`: where it stands in its conversation's stream.
-    pub fn to_remote_user(&self, user: &str, frame: &Frame, mark: Option<&Mark>) {
+    pub(crate) fn to_remote_user(&self, user: &str, frame: &Frame, mark: Option<&Mark>) {
         if let Some(remote) = &self.remote {
             remote.to_user(user, frame, mark);
         }
@@ -487,7 +487,7 @@ impl Users {
     }
 
     /// Stops what [`Users::subscribe`] started.
-    pub fn unsubscribe(&self, user: &Arc<str>, room: u64) {
+    pub(crate) fn unsubscribe(&self, user: &Arc<str>, room: u64) {
         self.shard(user).do_send(Unsubscribe {
             user: user.clone(),
             room,
@@ -517,7 +517,7 @@ impl Users {
     /// when empty) and not in `except`; `mark`: where it stands in its conversation's stream
     /// (a Node server's `receive_message` has it in the saved message it carries). The
     /// number of sockets reached.
-    pub fn deliver_local(
+    pub(crate) fn deliver_local(
         &self,
         rooms: &[Arc<str>],
         except: &[Arc<str>],
@@ -540,7 +540,7 @@ impl Users {
 
     /// Delivers a packet from another server that is not a text event (a binary event) to
     /// this node's sockets in `rooms` (every socket when empty) and not in `except`.
-    pub fn deliver_packet(
+    pub(crate) fn deliver_packet(
         &self,
         rooms: &[Arc<str>],
         except: &[Arc<str>],
@@ -558,7 +558,7 @@ impl Users {
     }
 
     /// This node's sockets in `rooms` (all when empty) and not in `except`.
-    pub fn local_sockets(&self, rooms: &[Arc<str>], except: &[Arc<str>]) -> Vec<Reached> {
+    pub(crate) fn local_sockets(&self, rooms: &[Arc<str>], except: &[Arc<str>]) -> Vec<Reached> {
         self.index()
             .map_or_else(Vec::new, |index| index.reach(rooms, except))
     }

@@ -58,7 +58,7 @@ impl SocketSlots {
     }
 
     /// Gives back the slot of a socket of `user` that went.
-    pub fn give_back(&self, user: &Arc<str>) {
+    pub(crate) fn give_back(&self, user: &Arc<str>) {
         let mut map = self.map(user);
         if let Some(n) = map.get_mut(user) {
             *n = n.saturating_sub(1);

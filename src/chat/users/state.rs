@@ -33,7 +33,7 @@ pub enum Presence {
 
 /// A change to write, then to tell.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(crate) enum Change {
     /// The first socket came.
     Online { count: i32, at: NaiveDateTime },
     /// The last socket went (and the grace period passed).
@@ -46,7 +46,7 @@ impl Change {
     /// The change as the cluster sees it when the other nodes have `elsewhere` sockets of
     /// the user: going online here or offline here while they have sockets elsewhere is
     /// only a new count (the cluster's total). `None`: nothing to write.
-    pub fn in_cluster(self, elsewhere: usize) -> Option<Change> {
+    pub(crate) fn in_cluster(self, elsewhere: usize) -> Option<Change> {
         let more = i32::try_from(elsewhere).unwrap_or(i32::MAX);
         match self {
             Change::Online { count, at } if elsewhere > 0 => Some(Change::Count {
@@ -79,17 +79,17 @@ pub struct Relations {
 
 impl Relations {
     /// Whether the user shares an ACTIVE connection with `other`.
-    pub fn active_with(&self, other: &str) -> bool {
+    pub(crate) fn active_with(&self, other: &str) -> bool {
         self.peers.get(other).copied().unwrap_or(false)
     }
 
     /// How long ago the relations were read.
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         self.loaded.map_or(Duration::MAX, |at| at.elapsed())
     }
 
     /// The users who share an ACTIVE connection with the user.
-    pub fn active_peers(&self) -> impl Iterator<Item = &Arc<str>> {
+    pub(crate) fn active_peers(&self) -> impl Iterator<Item = &Arc<str>> {
         self.peers
             .iter()
             .filter(|(_, active)| **active)

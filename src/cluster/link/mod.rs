@@ -59,7 +59,7 @@ impl ClusterLink {
 }
 
 /// A builder for a client of the cluster at `url`.
-pub fn cluster_builder(
+pub(crate) fn cluster_builder(
     url: &ClusterUrl,
     timeout: Duration,
 ) -> redis::cluster::ClusterClientBuilder {
@@ -80,7 +80,7 @@ pub enum Conn {
 
 impl Conn {
     /// Whether this is a Redis Cluster's (a pipeline goes to one hash slot).
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Conn::Cluster(_))
     }
 }
@@ -148,16 +148,15 @@ impl ConnectionLike for Conn {
 }
 
 /// A node's way to Redis: its commands' connection and how its subscriber connects.
-pub enum Link {
+// One per node: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Link {
     Single {
         client: Client,
         conn: ConnectionManager,
     },
     Sentinel(Arc<SentinelLink>),
-    Cluster {
-        url: ClusterUrl,
-        link: Arc<ClusterLink>,
-    },
+    Cluster(Arc<ClusterLink>),
 }
 
 impl Link {
@@ -176,25 +175,22 @@ impl Link {
                 Link::Single { client, conn }
             }
             Target::Sentinel(url) => Link::Sentinel(Arc::new(SentinelLink::new(url, timeout)?)),
-            Target::Cluster(url) => Link::Cluster {
-                link: Arc::new(ClusterLink::new(&url, timeout)?),
-                url,
-            },
+            Target::Cluster(url) => Link::Cluster(Arc::new(ClusterLink::new(&url, timeout)?)),
         })
     }
 
     /// The commands' connection.
-    pub fn commands(&self) -> Conn {
+    pub(crate) fn commands(&self) -> Conn {
         match self {
             Link::Single { conn, .. } => Conn::Single(conn.clone()),
             Link::Sentinel(link) => Conn::Sentinel(link.clone()),
-            Link::Cluster { link, .. } => Conn::Cluster(link.clone()),
+            Link::Cluster(link) => Conn::Cluster(link.clone()),
         }
     }
 
     /// A new pub/sub connection (one server, or the sentinels' master) and the server's
     /// address. Not for a cluster (sharded pub/sub has its own).
-    pub async fn pubsub(&self) -> RedisResult<(redis::aio::PubSub, String)> {
+    pub(crate) async fn pubsub(&self) -> RedisResult<(redis::aio::PubSub, String)> {
         match self {
             Link::Single { client, .. } => Ok((
                 client.get_async_pubsub().await?,
@@ -204,7 +200,7 @@ impl Link {
                 let (client, addr) = link.master().await?;
                 Ok((client.get_async_pubsub().await?, addr))
             }
-            Link::Cluster { .. } => Err(RedisError::from((
+            Link::Cluster(_) => Err(RedisError::from((
                 ErrorKind::InvalidClientConfig,
                 "a cluster has no single pub/sub connection",
             ))),
@@ -213,7 +209,7 @@ impl Link {
 
     /// Behind sentinels: whether the master the sentinels name now is no longer `addr`
     /// (then the master's connection is dropped too). `false` when they cannot be asked.
-    pub async fn master_moved_from(&self, addr: &str) -> bool {
+    pub(crate) async fn master_moved_from(&self, addr: &str) -> bool {
         let Link::Sentinel(link) = self else {
             return false;
         };
@@ -227,15 +223,7 @@ impl Link {
     }
 
     /// Whether the subscriber should ask, every `redis.refresh`, whether the master moved.
-    pub fn watches_master(&self) -> bool {
+    pub(crate) fn watches_master(&self) -> bool {
         matches!(self, Link::Sentinel(_))
-    }
-
-    /// The cluster's URL, for a cluster.
-    pub fn cluster(&self) -> Option<&ClusterUrl> {
-        match self {
-            Link::Cluster { url, .. } => Some(url),
-            _ => None,
-        }
     }
 }

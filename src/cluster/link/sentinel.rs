@@ -14,7 +14,7 @@ use super::url::SentinelUrl;
 
 /// Whether a failure of the master's connection means asking the sentinels again: the
 /// connection is gone or silent, or the server is no longer the master.
-pub fn wants_new_master(e: &RedisError) -> bool {
+pub(crate) fn wants_new_master(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
@@ -191,7 +191,7 @@ impl SentinelLink {
     }
 
     /// Forgets the master's connection: the next command asks the sentinels.
-    pub fn forget(&self) {
+    pub(crate) fn forget(&self) {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

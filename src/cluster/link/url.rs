@@ -61,7 +61,7 @@ impl std::fmt::Debug for ClusterUrl {
 
 impl ClusterUrl {
     /// Each node as a `redis://` (`rediss://`) URL the redis crate reads.
-    pub fn node_urls(&self) -> Vec<String> {
+    pub(crate) fn node_urls(&self) -> Vec<String> {
         let scheme = if self.tls.is_some() {
             "rediss"
         } else {
@@ -262,9 +262,12 @@ impl Target {
             tls,
         }))
     }
+}
 
-    /// Whether this is a Redis Cluster (sharded pub/sub).
-    pub fn is_cluster(&self) -> bool {
+/// Whether this is a Redis Cluster (sharded pub/sub).
+#[cfg(test)]
+impl Target {
+    fn is_cluster(&self) -> bool {
         matches!(self, Target::Cluster(_))
     }
 }

@@ -10,9 +10,9 @@ use crate::cluster::wire;
 use crate::socketio::{Packet, PacketData};
 
 /// `BROADCAST_CLIENT_COUNT`: how many sockets a broadcast with acks reached here.
-pub const BROADCAST_CLIENT_COUNT: u64 = 8;
+pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 8;
 /// `BROADCAST_ACK`: one socket's acknowledgement.
-pub const BROADCAST_ACK: u64 = 9;
+pub(crate) const BROADCAST_ACK: u64 = 9;
 
 /// How long a broadcast's acknowledgements are awaited when its flags name no timeout.
 pub(super) const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,10 +20,10 @@ pub(super) const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Sockets selected by rooms: those in any of the first, in none of the second.
-pub type Selection = (Vec<Arc<str>>, Vec<Arc<str>>);
+pub(crate) type Selection = (Vec<Arc<str>>, Vec<Arc<str>>);
 
 /// A socket in a `fetchSockets()` answer: its id, its user, its rooms.
-pub type Fetched = (Arc<str>, Arc<str>, Vec<Arc<str>>);
+pub(crate) type Fetched = (Arc<str>, Arc<str>, Vec<Arc<str>>);
 
 /// A request's body, as far as it is read.
 #[derive(Debug, Default, PartialEq)]
@@ -64,13 +64,7 @@ fn room(v: &Value) -> Option<Arc<str>> {
 
 /// Reads a request: JSON, or MessagePack (a broadcast with acks).
 pub fn parse(payload: &[u8]) -> Option<Request> {
-    let mut attachments = Vec::new();
-    let v: Value = if payload.first() == Some(&b'{') {
-        serde_json::from_slice(payload).ok()?
-    } else {
-        let mp = rmpv::decode::read_value(&mut std::io::Cursor::new(payload)).ok()?;
-        wire::to_json_with_attachments(&mp, &mut attachments)
-    };
+    let (v, attachments) = wire::read_message(payload)?;
     if !v.is_object() {
         return None;
     }
@@ -101,7 +95,7 @@ pub fn parse(payload: &[u8]) -> Option<Request> {
 
 /// The Socket.IO packet of an event's `data` (`[name, ...args]`) on `/`: a binary event when
 /// it has attachments. `None` if `data` is not an event.
-pub fn event_packet(data: Value, attachments: Vec<Bytes>) -> Option<Packet> {
+pub(crate) fn event_packet(data: Value, attachments: Vec<Bytes>) -> Option<Packet> {
     let Value::Array(mut items) = data else {
         return None;
     };
@@ -132,7 +126,7 @@ pub fn event_packet(data: Value, attachments: Vec<Bytes>) -> Option<Packet> {
 }
 
 /// The answer to `REMOTE_FETCH` with this node's `sockets` (sid, user, rooms).
-pub fn fetch_response(request_id: &str, sockets: &[Fetched]) -> String {
+pub(crate) fn fetch_response(request_id: &str, sockets: &[Fetched]) -> String {
     let sockets: Vec<Value> = sockets
         .iter()
         .map(|(sid, user, rooms)| {

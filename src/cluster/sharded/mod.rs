@@ -22,5 +22,5 @@
 //! and one order across channels (each channel is ordered, a user's deliveries all go to
 //! their room's channel; broadcasts to everyone may arrive before or after them).
 
-pub mod subscriber;
-pub mod wire;
+pub(crate) mod subscriber;
+pub(crate) mod wire;

@@ -14,28 +14,28 @@ use crate::cluster::wire::{self, request_type as classic};
 
 /// The message types of `socket.io-adapter`'s `ClusterAdapter`.
 pub mod kind {
-    pub const BROADCAST: u64 = 3;
-    pub const SOCKETS_JOIN: u64 = 4;
-    pub const SOCKETS_LEAVE: u64 = 5;
-    pub const DISCONNECT_SOCKETS: u64 = 6;
+    pub(crate) const BROADCAST: u64 = 3;
+    pub(crate) const SOCKETS_JOIN: u64 = 4;
+    pub(crate) const SOCKETS_LEAVE: u64 = 5;
+    pub(crate) const DISCONNECT_SOCKETS: u64 = 6;
     pub const FETCH_SOCKETS: u64 = 7;
-    pub const FETCH_SOCKETS_RESPONSE: u64 = 8;
-    pub const SERVER_SIDE_EMIT: u64 = 9;
-    pub const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
-    pub const BROADCAST_CLIENT_COUNT: u64 = 11;
-    pub const BROADCAST_ACK: u64 = 12;
+    pub(crate) const FETCH_SOCKETS_RESPONSE: u64 = 8;
+    pub(crate) const SERVER_SIDE_EMIT: u64 = 9;
+    pub(crate) const SERVER_SIDE_EMIT_RESPONSE: u64 = 10;
+    pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 11;
+    pub(crate) const BROADCAST_ACK: u64 = 12;
 }
 
 /// The channels of one namespace under the prefix `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardedChannels {
+pub(crate) struct ShardedChannels {
     /// `<key>#<nsp>#`: what goes to every server; the prefix of the others.
     pub main: String,
 }
 
 /// Whether `room` looks like a socket id to the adapter (`room.length === 20` in JavaScript:
 /// UTF-16 units).
-pub fn looks_like_a_socket_id(room: &str) -> bool {
+pub(crate) fn looks_like_a_socket_id(room: &str) -> bool {
     room.encode_utf16().count() == 20
 }
 
@@ -52,7 +52,7 @@ impl ShardedChannels {
     }
 
     /// Where a broadcast to `rooms` goes (`with_ack`: a broadcast with acks).
-    pub fn broadcast_to(&self, rooms: &[&str], with_ack: bool) -> String {
+    pub(crate) fn broadcast_to(&self, rooms: &[&str], with_ack: bool) -> String {
         match rooms {
             [room] if !with_ack && !looks_like_a_socket_id(room) => self.of(room),
             _ => self.main.clone(),
@@ -73,13 +73,7 @@ pub struct Message {
 
 /// Reads a message: JSON, or MessagePack (with binary values).
 pub fn decode(payload: &[u8]) -> Option<Message> {
-    let mut attachments = Vec::new();
-    let v: Value = if payload.first() == Some(&b'{') {
-        serde_json::from_slice(payload).ok()?
-    } else {
-        let mp = rmpv::decode::read_value(&mut std::io::Cursor::new(payload)).ok()?;
-        wire::to_json_with_attachments(&mp, &mut attachments)
-    };
+    let (v, attachments) = wire::read_message(payload)?;
     Some(Message {
         uid: v.get("uid")?.as_str()?.to_string(),
         nsp: v
@@ -101,7 +95,7 @@ pub fn encode(uid: &str, kind: u64, data: Value) -> Vec<u8> {
 }
 
 /// A message from `uid` whose `data` holds binary values (MessagePack, as `notepack.io`).
-pub fn encode_binary(uid: &str, kind: u64, data: rmpv::Value) -> Vec<u8> {
+pub(crate) fn encode_binary(uid: &str, kind: u64, data: rmpv::Value) -> Vec<u8> {
     let message = rmpv::Value::Map(vec![
         (rmpv::Value::from("type"), rmpv::Value::from(kind)),
         (rmpv::Value::from("data"), data),
@@ -116,7 +110,7 @@ pub fn encode_binary(uid: &str, kind: u64, data: rmpv::Value) -> Vec<u8> {
 
 /// The broadcast of the event `data` (`[name, ...args]`) to `rooms` (none: everyone), with
 /// `flags`.
-pub fn encode_broadcast(uid: &str, data: &Value, rooms: &[&str], flags: Value) -> Vec<u8> {
+pub(crate) fn encode_broadcast(uid: &str, data: &Value, rooms: &[&str], flags: Value) -> Vec<u8> {
     encode(
         uid,
         kind::BROADCAST,
@@ -129,7 +123,7 @@ pub fn encode_broadcast(uid: &str, data: &Value, rooms: &[&str], flags: Value) -
 
 /// The request of a message of another server, as the classic protocol's requests are read
 /// (its type mapped to theirs), for the types that are requests.
-pub fn request_of(message: &Message) -> Option<Request> {
+pub(crate) fn request_of(message: &Message) -> Option<Request> {
     let data = &message.data;
     let opts = data.get("opts").filter(|o| o.is_object());
     let request_id = data
@@ -198,7 +192,7 @@ pub fn publish(
 }
 
 /// The mark flag as JSON (see [`MARK_FLAG`]).
-pub fn mark_flags(mark: Option<&Mark>) -> Value {
+pub(crate) fn mark_flags(mark: Option<&Mark>) -> Value {
     match mark {
         Some(mark) => json!({ MARK_FLAG: [&*mark.conversation, mark.at, mark.key.as_str()] }),
         None => json!({}),
@@ -206,7 +200,7 @@ pub fn mark_flags(mark: Option<&Mark>) -> Value {
 }
 
 /// The notice that deliveries to `user` (`None`: anyone) were lost, on their channel.
-pub fn missed_notice(uid: &str, channels: &ShardedChannels, user: Option<&str>) -> Cmd {
+pub(crate) fn missed_notice(uid: &str, channels: &ShardedChannels, user: Option<&str>) -> Cmd {
     let flag = user.map_or(Value::Bool(true), |u| Value::String(u.to_string()));
     let payload = encode_broadcast(
         uid,

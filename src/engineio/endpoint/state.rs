@@ -141,7 +141,7 @@ impl<H: EngineHandler> EngineEndpoint<H> {
     /// Drains every session (the server is shutting down): nothing more is read from the
     /// clients, each session closes once its handler has finished what it was given, and
     /// new sessions are refused (503).
-    pub fn drain_all(&self) {
+    pub(crate) fn drain_all(&self) {
         self.closing.send_if_modified(|stage| {
             let changed = *stage < Stage::Draining;
             if changed {

@@ -78,7 +78,7 @@ impl<H> EngineSession<H> {
     }
 
     /// A session with id `sid` fed by `inbound`, starting on the transport `start` says.
-    pub fn with_transport(
+    pub(crate) fn with_transport(
         sid: String,
         config: EngineConfig,
         inbound: mpsc::Receiver<Inbound>,
@@ -129,7 +129,7 @@ impl<H> EngineSession<H> {
     }
 
     /// Follows the endpoint's `stage`: drains, then closes, as the server shuts down.
-    pub fn closing_on(mut self, closing: watch::Receiver<Stage>) -> Self {
+    pub(crate) fn closing_on(mut self, closing: watch::Receiver<Stage>) -> Self {
         self.closing = Some(closing);
         self
     }
@@ -149,7 +149,7 @@ impl<H> EngineSession<H> {
     }
 
     /// Runs `f` once the session has stopped (e.g. to forget it in a registry).
-    pub fn on_stop(mut self, f: impl FnOnce() + 'static) -> Self {
+    pub(crate) fn on_stop(mut self, f: impl FnOnce() + 'static) -> Self {
         self.on_stop = Some(Box::new(f));
         self
     }

@@ -75,7 +75,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
 
     /// The session is established (the layer above accepted the client, e.g. its token): it
     /// no longer counts against the bounds on sessions that are not.
-    pub fn established(&mut self) {
+    pub(crate) fn established(&mut self) {
         if let Some(ticket) = &mut self.core.ticket {
             ticket.established();
         }
@@ -90,7 +90,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
 
     /// Sends a text message already framed as an Engine.IO packet (`4...`, see
     /// [`message_frame`]), e.g. one encoded once for many sessions.
-    pub fn send_framed(&mut self, frame: ByteString) {
+    pub(crate) fn send_framed(&mut self, frame: ByteString) {
         self.core.queue(Outbound::Text(frame), self.ctx);
     }
 
@@ -108,22 +108,17 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     /// WebSocket is not read any further (TCP pushes back on the client), a long-polling
     /// POST is answered only once its packets have all been taken. Output, pings and
     /// long-polling GETs go on; a paused client cannot time out on its pongs.
-    pub fn pause_reading(&mut self) {
+    pub(crate) fn pause_reading(&mut self) {
         self.core.pause();
     }
 
     /// Takes messages from the client again (what was held is handled first, in order).
-    pub fn resume_reading(&mut self) {
+    pub(crate) fn resume_reading(&mut self) {
         self.core.resume(self.ctx);
     }
 
-    /// Whether reading is paused.
-    pub fn is_paused(&self) -> bool {
-        self.core.flow.paused
-    }
-
     /// Runs `f` on the handler after `delay`, unless the session has closed by then.
-    pub fn run_later<F>(&mut self, delay: Duration, f: F) -> SpawnHandle
+    pub(crate) fn run_later<F>(&mut self, delay: Duration, f: F) -> SpawnHandle
     where
         F: FnOnce(&mut H, &mut EngineIo<'_, H>) + 'static,
     {
@@ -136,7 +131,7 @@ impl<H: EngineHandler> EngineIo<'_, H> {
     }
 
     /// Cancels something scheduled with [`EngineIo::run_later`].
-    pub fn cancel(&mut self, handle: SpawnHandle) {
+    pub(crate) fn cancel(&mut self, handle: SpawnHandle) {
         self.ctx.cancel_future(handle);
     }
 

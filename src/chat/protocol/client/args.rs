@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 /// Most characters in a connection id, message id or `tempId`.
 pub const MAX_ID_CHARS: usize = 128;
 /// Most characters in `mediaUrl` and `mediaThumbnail`.
-pub const MAX_URL_CHARS: usize = 2048;
+pub(crate) const MAX_URL_CHARS: usize = 2048;
 /// Most characters in `mediaName`.
-pub const MAX_MEDIA_NAME_CHARS: usize = 255;
+pub(crate) const MAX_MEDIA_NAME_CHARS: usize = 255;
 
 pub(crate) const INVALID_CONNECTION_ID: &str = "Invalid connection id.";
 pub(crate) const INVALID_MESSAGE_ID: &str = "Invalid message id.";
@@ -36,7 +36,7 @@ impl ArgError {
     }
 
     /// An error with a message made for this case.
-    pub fn owned(message: String) -> Self {
+    pub(crate) fn owned(message: String) -> Self {
         ArgError(Cow::Owned(message))
     }
 
@@ -101,7 +101,7 @@ pub fn present<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> 
 }
 
 /// A non-empty string of at most [`MAX_ID_CHARS`] characters.
-pub fn id_string(v: Option<&Value>) -> Option<String> {
+pub(crate) fn id_string(v: Option<&Value>) -> Option<String> {
     match v {
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= MAX_ID_CHARS => {
             Some(s.clone())
@@ -116,7 +116,7 @@ pub fn connection_id(obj: &Map<String, Value>) -> Result<String, ArgError> {
 }
 
 /// The first argument as an object, or `error`.
-pub fn object<'a>(
+pub(crate) fn object<'a>(
     args: &'a [Value],
     error: &'static str,
 ) -> Result<&'a Map<String, Value>, ArgError> {
@@ -128,7 +128,7 @@ pub fn object<'a>(
 
 /// A string starting with `http://` or `https://` (scheme in any case) followed by at least
 /// one character, at most [`MAX_URL_CHARS`] characters long, without control characters.
-pub fn http_url(v: &Value) -> Option<String> {
+pub(crate) fn http_url(v: &Value) -> Option<String> {
     let s = v.as_str()?;
     let rest = strip_prefix_ignore_ascii_case(s, "https://")
         .or_else(|| strip_prefix_ignore_ascii_case(s, "http://"))?;
@@ -146,7 +146,7 @@ fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a st
 /// `s` without leading and trailing whitespace as JavaScript's `String.prototype.trim`
 /// defines it (WhiteSpace and LineTerminator; unlike [`str::trim`], it strips U+FEFF and
 /// keeps U+0085).
-pub fn js_trim(s: &str) -> &str {
+pub(crate) fn js_trim(s: &str) -> &str {
     s.trim_matches(is_js_whitespace)
 }
 

@@ -43,21 +43,21 @@ use serde_json::{Map, Value};
 use super::args::{id_string, ArgError};
 
 /// Most characters of the opaque `connectionId` / `roomName`.
-pub const MAX_OPAQUE_CHARS: usize = 256;
+pub(crate) const MAX_OPAQUE_CHARS: usize = 256;
 /// Most characters of `callType`.
-pub const MAX_CALL_TYPE_CHARS: usize = 32;
+pub(crate) const MAX_CALL_TYPE_CHARS: usize = 32;
 /// Largest ICE candidate, as JSON.
-pub const MAX_CANDIDATE_BYTES: usize = 4096;
+pub(crate) const MAX_CANDIDATE_BYTES: usize = 4096;
 
 /// The events' names.
-pub const INITIATE: &str = "call:initiate";
-pub const ANSWER: &str = "call:answer";
-pub const REJECT: &str = "call:reject";
+pub(crate) const INITIATE: &str = "call:initiate";
+pub(crate) const ANSWER: &str = "call:answer";
+pub(crate) const REJECT: &str = "call:reject";
 pub const END: &str = "call:end";
-pub const ICE_CANDIDATE: &str = "call:ice-candidate";
+pub(crate) const ICE_CANDIDATE: &str = "call:ice-candidate";
 
 /// The `call:failed` reason of a malformed payload.
-pub const INVALID_CALL_PAYLOAD: &str = "Invalid call payload.";
+pub(crate) const INVALID_CALL_PAYLOAD: &str = "Invalid call payload.";
 
 /// Why a call event was refused: `call:failed` `{reason, code?}` (and the failed ack
 /// `{error: reason}`).
@@ -78,7 +78,7 @@ pub const USER_OFFLINE: Failure = Failure {
     code: Some("USER_OFFLINE"),
 };
 /// The caller's row could not be read.
-pub const INITIATE_FAILED: Failure = Failure {
+pub(crate) const INITIATE_FAILED: Failure = Failure {
     reason: "Failed to initiate call",
     code: None,
 };
@@ -137,7 +137,7 @@ impl Call {
     }
 
     /// Whether the event starts a call (its status check is read afresh).
-    pub fn is_initiate(&self) -> bool {
+    pub(crate) fn is_initiate(&self) -> bool {
         matches!(self, Call::Initiate { .. })
     }
 }

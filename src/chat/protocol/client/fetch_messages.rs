@@ -18,12 +18,13 @@ use super::args::{connection_id, object, ArgError, INVALID_PAYLOAD};
 /// Most messages in one answer.
 pub const MAX_LIMIT: u64 = 100;
 /// Messages in an answer when `limit` is absent.
-pub const DEFAULT_LIMIT: u64 = 50;
+pub(crate) const DEFAULT_LIMIT: u64 = 50;
 
 const INVALID_LIMIT: &str = "limit must be an integer from 1 to 100.";
 const INVALID_CURSOR: &str = "Invalid cursor.";
 /// The answer to a `fetch_messages` that asked for no acknowledgement.
-pub const NEEDS_ACK: &str = "fetch_messages answers with an acknowledgement: emit it with one.";
+pub(crate) const NEEDS_ACK: &str =
+    "fetch_messages answers with an acknowledgement: emit it with one.";
 
 /// Where a page starts: older than this message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use super::args::{
 };
 
 /// The `error` event's message when a mark-read is refused.
-pub const CANNOT_MARK_READ: &str = "You cannot mark this message as read.";
+pub(crate) const CANNOT_MARK_READ: &str = "You cannot mark this message as read.";
 /// The `error` event's message when a mark-read fails in the database.
-pub const MARK_READ_FAILED: &str = "Failed to mark message as read.";
+pub(crate) const MARK_READ_FAILED: &str = "Failed to mark message as read.";
 
 /// The arguments of `mark_message_read`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use mark_read::MarkRead;
 use send_message::SendMessage;
 
 /// The chat's events, by name (the metrics count these by name, any other as `other`).
-pub const NAMES: [&str; 12] = [
+pub(crate) const NAMES: [&str; 12] = [
     FETCH_MESSAGES,
     JOIN_CHAT,
     SEND_MESSAGE,
