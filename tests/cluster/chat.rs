@@ -10,7 +10,8 @@ use crate::common::db::{Kind, TestDb};
 use crate::common::process::Courier;
 use crate::common::{send_message, token, WsClient};
 use crate::nodes::{
-    connect, metric, next_event, readyz, start_node, start_node_with, write_both_ways, LONG,
+    connect, metric, next_event, readyz, start_node, start_node_with, three_nodes, write_both_ways,
+    LONG,
 };
 use crate::servers::Redis;
 
@@ -19,11 +20,7 @@ async fn chat_crosses_nodes_both_ways_in_order_and_once() {
     let redis = Redis::start();
     let db = TestDb::new(Kind::Postgres).await;
     // The first node migrates the database.
-    let (a, b, c) = (
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-    );
+    let (a, b, c) = three_nodes(&db, &redis);
     let alice = db.user("alice").await;
     let bob = db.user("bob").await;
     let ab = db.connection(&alice, &bob, "ACTIVE").await;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::common::db::TestDb;
 use crate::common::process::Courier;
 use crate::common::{connect_to, metric_value, send_message, WsClient};
+use crate::servers::Redis;
 
 /// Longest wait for an event that must come.
 pub const LONG: Duration = Duration::from_secs(10);
@@ -15,6 +16,16 @@ pub const LONG: Duration = Duration::from_secs(10);
 /// A node on `db` and the Redis at `redis_url`, once it listens and is subscribed.
 pub fn start_node(db: &TestDb, redis_url: &str) -> Courier {
     start_node_with(db, redis_url, &[])
+}
+
+/// Three nodes on `redis`, started one after the other (the first migrates the database).
+pub fn three_nodes(db: &TestDb, redis: &Redis) -> (Courier, Courier, Courier) {
+    let url = redis.url();
+    (
+        start_node(db, &url),
+        start_node(db, &url),
+        start_node(db, &url),
+    )
 }
 
 /// [`start_node`] with `env` on top.

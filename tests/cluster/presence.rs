@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::common::db::{Kind, TestDb};
 use crate::common::{eventually, send_message};
-use crate::nodes::{connect, next_event, presence_of, start_node, user_row, LONG};
+use crate::nodes::{connect, next_event, presence_of, start_node, three_nodes, user_row, LONG};
 use crate::servers::Redis;
 
 #[actix_web::test]
@@ -16,11 +16,7 @@ async fn presence_and_calls_are_cluster_wide() {
     let redis = Redis::start();
     let db = TestDb::new(Kind::Postgres).await;
     // The first node migrates the database.
-    let (a, b, c) = (
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-    );
+    let (a, b, c) = three_nodes(&db, &redis);
     let alice = db.user("alice").await;
     let bob = db.user("bob").await;
     db.connection(&alice, &bob, "ACTIVE").await;
@@ -96,11 +92,7 @@ async fn a_killed_node_s_users_go_offline_and_the_others_keep_serving() {
     let redis = Redis::start();
     let db = TestDb::new(Kind::Postgres).await;
     // The first node migrates the database.
-    let (a, mut b, c) = (
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-        start_node(&db, &redis.url()),
-    );
+    let (a, mut b, c) = three_nodes(&db, &redis);
     let alice = db.user("alice").await;
     let bob = db.user("bob").await;
     let carol = db.user("carol").await;
