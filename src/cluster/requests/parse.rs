@@ -62,6 +62,15 @@ fn room(v: &Value) -> Option<Arc<str>> {
     }
 }
 
+/// A broadcast's `opts.flags.timeout` (milliseconds), when it has a usable one.
+pub(crate) fn ack_timeout(opts: Option<&Value>) -> Option<Duration> {
+    opts.and_then(|o| o.get("flags"))
+        .and_then(|f| f.get("timeout"))
+        .and_then(Value::as_f64)
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map(|ms| Duration::from_millis(ms as u64))
+}
+
 /// Reads a request: JSON, or MessagePack (a broadcast with acks).
 pub fn parse(payload: &[u8]) -> Option<Request> {
     let (v, attachments) = wire::read_message(payload)?;
@@ -84,12 +93,7 @@ pub fn parse(payload: &[u8]) -> Option<Request> {
         close: v.get("close").and_then(Value::as_bool).unwrap_or(false),
         data: packet.and_then(|p| p.get("data")).cloned(),
         attachments,
-        timeout: opts
-            .and_then(|o| o.get("flags"))
-            .and_then(|f| f.get("timeout"))
-            .and_then(Value::as_f64)
-            .filter(|ms| ms.is_finite() && *ms >= 0.0)
-            .map(|ms| Duration::from_millis(ms as u64)),
+        timeout: ack_timeout(opts),
     })
 }
 

@@ -1,7 +1,6 @@
 //! The sharded adapter's channels and message format (pure).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Cmd;
@@ -9,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::chat::push::{Mark, CHAT_NAMESPACE};
 use crate::cluster::flags::{MARK_FLAG, MISSED_FLAG, MISSED_ROOM};
-use crate::cluster::requests::parse::Request;
+use crate::cluster::requests::parse::{ack_timeout, Request};
 use crate::cluster::wire::{self, request_type as classic};
 
 /// The message types of `socket.io-adapter`'s `ClusterAdapter`.
@@ -168,12 +167,7 @@ pub(crate) fn request_of(message: &Message) -> Option<Request> {
         close: data.get("close").and_then(Value::as_bool).unwrap_or(false),
         data: data.get("packet").and_then(|p| p.get("data")).cloned(),
         attachments: message.attachments.clone(),
-        timeout: opts
-            .and_then(|o| o.get("flags"))
-            .and_then(|f| f.get("timeout"))
-            .and_then(Value::as_f64)
-            .filter(|ms| ms.is_finite() && *ms >= 0.0)
-            .map(|ms| Duration::from_millis(ms as u64)),
+        timeout: ack_timeout(opts),
     })
 }
 
@@ -220,6 +214,7 @@ pub(crate) fn missed_notice(uid: &str, channels: &ShardedChannels, user: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn channels_are_the_sharded_adapters() {
