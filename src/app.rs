@@ -37,6 +37,12 @@ use crate::{engineio, http};
 pub enum AppError {
     /// The listener could not be bound.
     Bind(io::Error),
+    /// Nothing can listen on `address`, which the setting `setting` names.
+    Listen {
+        setting: &'static str,
+        address: String,
+        error: io::Error,
+    },
     /// The database could not be opened: what to do about it.
     DatabaseOpen(String),
     /// The database could not be migrated or read.
@@ -51,6 +57,15 @@ impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AppError::Bind(e) => write!(f, "cannot listen: {e}"),
+            AppError::Listen {
+                setting,
+                address,
+                error,
+            } => write!(
+                f,
+                "cannot listen on {address} ({setting}): {error}; each process on a host needs \
+                 its own {setting}"
+            ),
             AppError::DatabaseOpen(e) => f.write_str(e),
             AppError::Database(e) => write!(f, "database: {e}"),
             AppError::Metrics(e) => write!(f, "metrics: {e}"),
@@ -233,8 +248,14 @@ impl Application {
             false
         };
 
-        let listener = TcpListener::bind((settings.bind_host(), settings.server.port))
-            .map_err(AppError::Bind)?;
+        let listener =
+            TcpListener::bind((settings.bind_host(), settings.server.port)).map_err(|error| {
+                AppError::Listen {
+                    setting: "server.port",
+                    address: format!("{}:{}", settings.bind_host(), settings.server.port),
+                    error,
+                }
+            })?;
         let addr = listener.local_addr().map_err(AppError::Bind)?;
 
         let registry = prometheus::Registry::new();
@@ -373,15 +394,6 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
-        info!("listening on http://{addr}");
-        if seeded {
-            info!(
-                "demo: made the users Alice and Bob in {}; open http://{addr}/demo",
-                crate::setting::redact_url(&settings.database.url)
-            );
-        } else if demo_page {
-            info!("demo: open http://{addr}/demo (Alice's and Bob's chats side by side)");
-        }
 
         let ops = match engine_metrics.filter(|_| settings.metrics.enabled) {
             Some(engine_metrics) => Some(ops_server(
@@ -409,6 +421,16 @@ impl Application {
             )?),
             None => None,
         };
+        // Said once everything listens: the operators' port too.
+        info!("listening on http://{addr}");
+        if seeded {
+            info!(
+                "demo: made the users Alice and Bob in {}; open http://{addr}/demo",
+                crate::setting::redact_url(&settings.database.url)
+            );
+        } else if demo_page {
+            info!("demo: open http://{addr}/demo (Alice's and Bob's chats side by side)");
+        }
         Ok(Application {
             port: addr.port(),
             ops,
@@ -471,9 +493,49 @@ impl Application {
     }
 }
 
+/// File descriptors a process needs besides its sessions' sockets: listeners, the database
+/// pool, Redis, log and library files.
+const FD_OVERHEAD: u64 = 100;
+
+/// Raises this process's soft open-file limit to its hard limit (each session holds a
+/// socket), logs the ceiling, and warns when `max_sessions` sessions would not fit under it.
+pub fn raise_open_file_limit(max_sessions: usize) {
+    let before = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, _)) => soft,
+        Err(e) => return warn!("cannot read the open-file limit: {e}"),
+    };
+    let (ceiling, hard) = match rlimit::increase_nofile_limit(u64::MAX)
+        .and_then(|now| Ok((now, rlimit::getrlimit(rlimit::Resource::NOFILE)?.1)))
+    {
+        Ok(limits) => limits,
+        Err(e) => {
+            warn!("cannot raise the open-file limit from {before}: {e}");
+            (before, before)
+        }
+    };
+    if ceiling > before {
+        info!("open files: up to {ceiling} (soft limit raised from {before}; hard limit {hard})");
+    } else {
+        info!("open files: up to {ceiling} (hard limit {hard})");
+    }
+    let wanted = max_sessions as u64 + FD_OVERHEAD;
+    if wanted > ceiling {
+        warn!(
+            "engineio.max_sessions = {max_sessions} needs about {wanted} open files, more than \
+             this process may open ({ceiling}): past that, connections fail; raise the hard \
+             limit (LimitNOFILE= in systemd, ulimit -Hn) or lower engineio.max_sessions"
+        );
+    }
+}
+
 /// The operators' server on `metrics.bind`: one worker, `/metrics` and `/readyz`.
 fn ops_server(settings: &Settings, ops: Ops) -> Result<(Server, u16), AppError> {
-    let listener = TcpListener::bind(settings.metrics.bind.as_str()).map_err(AppError::Bind)?;
+    let listener =
+        TcpListener::bind(settings.metrics.bind.as_str()).map_err(|error| AppError::Listen {
+            setting: "metrics.bind",
+            address: settings.metrics.bind.clone(),
+            error,
+        })?;
     let addr = listener.local_addr().map_err(AppError::Bind)?;
     let ops = Arc::new(ops);
     let server = HttpServer::new(move || App::new().configure(http::ops::routes(ops.clone())))

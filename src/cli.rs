@@ -205,6 +205,7 @@ pub fn run(command: Command, settings: Settings) -> Outcome {
             Err(e) => Outcome::Failed(format!("seed-demo failed: {e}")),
         },
         Command::Serve => {
+            crate::app::raise_open_file_limit(settings.engineio.max_sessions);
             let served = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await?;
                 app.handle_signals();

@@ -552,3 +552,104 @@ fn hash_password_reads_a_piped_line_and_prints_a_bcrypt_hash() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+/// Two processes on one host collide on `metrics.bind` (and `server.port`) unless each has
+/// its own: the refusal names the setting and the address, not only the OS's words.
+#[test]
+fn a_taken_address_is_refused_naming_its_setting() {
+    use std::io::{BufRead, BufReader};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    for (setting, env) in [
+        (
+            "metrics.bind",
+            [
+                ("PORT", "0".to_string()),
+                ("COURIER__METRICS__BIND", address.to_string()),
+            ],
+        ),
+        (
+            "server.port",
+            [
+                ("PORT", address.port().to_string()),
+                ("COURIER__METRICS__BIND", "127.0.0.1:0".to_string()),
+            ],
+        ),
+    ] {
+        let mut child = courier()
+            .current_dir(std::env::temp_dir())
+            .env("DATABASE_URL", "sqlite::memory:")
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut log = String::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("listening on http://") {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{setting}: listened on a taken address: {log}");
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "{setting}: {log}");
+        assert!(
+            log.contains(&format!("cannot listen on 127.0.0.1:{}", address.port()))
+                && log.contains(&format!("({setting})")),
+            "{setting}: {log}"
+        );
+    }
+    drop(taken);
+}
+
+/// Each session holds a socket: Courier raises its soft open-file limit to the hard limit,
+/// says the ceiling, and warns when `engineio.max_sessions` does not fit under it.
+#[test]
+fn the_open_file_limit_is_raised_and_max_sessions_checked_against_it() {
+    let hard: u64 = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(u64::MAX);
+    if hard <= 256 {
+        eprintln!("skipped: a hard open-file limit of {hard} leaves nothing to raise");
+        return;
+    }
+    let over = (hard + 1000).to_string();
+    let started = start(
+        Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -Sn 256 && exec \"$0\"",
+                env!("CARGO_BIN_EXE_courier"),
+            ])
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", "sqlite::memory:")
+            .env("COURIER__ENGINEIO__MAX_SESSIONS", &over),
+    );
+    let Start::Listened(log) = started else {
+        panic!("did not start: {started:?}");
+    };
+    assert!(
+        log.contains(&format!(
+            "open files: up to {hard} (soft limit raised from 256"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("engineio.max_sessions = {over}")) && log.contains("WARN"),
+        "{log}"
+    );
+}
