@@ -1,6 +1,9 @@
 //! Courier's `chat::protocol::client`: the events' argument checks, pure code included from
 //! Courier's own source folder (`src/chat/protocol/client/`).
 
+// What only Courier's server uses (its failure messages, the names it dispatches on) is not
+// used here.
+#[allow(dead_code)]
 #[path = "../../../src/chat/protocol/client/mod.rs"]
 pub mod client;
 
