@@ -127,32 +127,57 @@ fn seed_demo_is_refused_in_production() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Starts the binary with `env` (port 0); returns it and the address it logged.
-fn serve(env: &[(&str, &str)]) -> (std::process::Child, String, String) {
+/// Spawns `cmd` with its standard error piped and reads its log, line by line, until `done`
+/// says so of a line or the log ends: the child (running, unless it exited), the log up to
+/// there, and whether `done` was met.
+fn read_log_until(
+    cmd: &mut Command,
+    mut done: impl FnMut(&str) -> bool,
+) -> (std::process::Child, String, bool) {
     use std::io::{BufRead, BufReader};
-    let mut cmd = courier();
-    cmd.env("PORT", "0")
-        .env("DATABASE_URL", "sqlite::memory:")
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut log = String::new();
     for line in BufReader::new(stderr).lines() {
         let line = line.unwrap();
         log.push_str(&line);
         log.push('\n');
-        if let Some(at) = line.find("listening on http://") {
-            let addr = line[at + "listening on http://".len()..].trim().to_string();
-            return (child, addr, log);
+        if done(&line) {
+            return (child, log, true);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("courier did not start:\n{log}");
+    (child, log, false)
+}
+
+/// The address in the log's `listening on http://…` line.
+fn listening_address(log: &str) -> Option<String> {
+    let at = log.find("listening on http://")? + "listening on http://".len();
+    log[at..].lines().next().map(|addr| addr.trim().to_string())
+}
+
+/// Starts the binary with `env` (port 0); returns it and the address it logged.
+fn serve(env: &[(&str, &str)]) -> (std::process::Child, String, String) {
+    let mut cmd = courier();
+    cmd.env("PORT", "0")
+        .env("DATABASE_URL", "sqlite::memory:")
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (mut child, log, listened) =
+        read_log_until(&mut cmd, |line| line.contains("listening on http://"));
+    match listening_address(&log).filter(|_| listened) {
+        Some(addr) => (child, addr, log),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("courier did not start:\n{log}");
+        }
+    }
 }
 
 #[test]
@@ -188,28 +213,20 @@ enum Start {
     Listened(String),
 }
 
-/// Starts `cmd` (port 0, metrics on a free port) and reads its log until it listens or
-/// exits; a server that listens is stopped.
+/// Starts `cmd` (port 0 and metrics on a free port, unless `cmd` sets them) and reads its
+/// log until it listens or exits; a server that listens is stopped.
 fn start(cmd: &mut Command) -> Start {
-    use std::io::{BufRead, BufReader};
-    let mut child = cmd
-        .env("PORT", "0")
-        .env("COURIER__METRICS__BIND", "127.0.0.1:0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("listening on http://") {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Start::Listened(log);
+    for key in ["PORT", "COURIER__METRICS__BIND"] {
+        if !cmd.get_envs().any(|(k, v)| k == key && v.is_some()) {
+            cmd.env(key, if key == "PORT" { "0" } else { "127.0.0.1:0" });
         }
+    }
+    let (mut child, log, listened) =
+        read_log_until(cmd, |line| line.contains("listening on http://"));
+    if listened {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Start::Listened(log);
     }
     Start::Refused(child.wait().unwrap().code(), log)
 }
@@ -321,36 +338,24 @@ fn serve_demo_in(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, String) {
-    use std::io::{BufRead, BufReader};
     let mut cmd = courier();
     cmd.current_dir(dir)
         .env("PORT", "0")
         .env("COURIER__METRICS__BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (mut log, mut addr) = (String::new(), None);
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(at) = line.find("listening on http://") {
-            addr = Some(line[at + "listening on http://".len()..].trim().to_string());
-        }
-        if line.contains("demo: ") {
-            if let Some(addr) = addr {
-                return (child, addr, log);
-            }
+    // "listening on" comes before the demo's line.
+    let (mut child, log, told) = read_log_until(&mut cmd, |line| line.contains("demo: "));
+    match listening_address(&log).filter(|_| told) {
+        Some(addr) => (child, addr, log),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("courier did not say where the demo is:\n{log}");
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("courier did not say where the demo is:\n{log}");
 }
 
 /// `GET http://addr/path`: status and body.
@@ -557,46 +562,26 @@ fn hash_password_reads_a_piped_line_and_prints_a_bcrypt_hash() {
 /// its own: the refusal names the setting and the address, not only the OS's words.
 #[test]
 fn a_taken_address_is_refused_naming_its_setting() {
-    use std::io::{BufRead, BufReader};
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap();
-    for (setting, env) in [
-        (
-            "metrics.bind",
-            [
-                ("PORT", "0".to_string()),
-                ("COURIER__METRICS__BIND", address.to_string()),
-            ],
-        ),
+    for (setting, port, metrics) in [
+        ("metrics.bind", "0".to_string(), address.to_string()),
         (
             "server.port",
-            [
-                ("PORT", address.port().to_string()),
-                ("COURIER__METRICS__BIND", "127.0.0.1:0".to_string()),
-            ],
+            address.port().to_string(),
+            "127.0.0.1:0".into(),
         ),
     ] {
-        let mut child = courier()
-            .current_dir(std::env::temp_dir())
-            .env("DATABASE_URL", "sqlite::memory:")
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = String::new();
-        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-            let line = line.unwrap();
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("listening on http://") {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{setting}: listened on a taken address: {log}");
-            }
-        }
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "{setting}: {log}");
+        let started = start(
+            courier()
+                .env("DATABASE_URL", "sqlite::memory:")
+                .env("PORT", port)
+                .env("COURIER__METRICS__BIND", metrics),
+        );
+        let Start::Refused(code, log) = started else {
+            panic!("{setting}: listened on a taken address: {started:?}");
+        };
+        assert_ne!(code, Some(0), "{setting}: {log}");
         assert!(
             log.contains(&format!("cannot listen on 127.0.0.1:{}", address.port()))
                 && log.contains(&format!("({setting})")),
