@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::common::eventually;
 use serde_json::json;
-use tokio::time::sleep;
 
 use crate::common::backends::on_backends;
 use crate::harness::world;
@@ -32,7 +32,10 @@ async fn presence_in_the_user_shards(kind: crate::common::db::Kind) {
     let a2 = w.sock(&w.alice, "a2");
     w.chat.context.users.unregister(&a1.user, &a1.sid);
     w.chat.context.users.unregister(&a2.user, &a2.sid);
-    sleep(Duration::from_millis(50)).await;
+    eventually("alice has no socket left", async || {
+        w.chat.context.users.socket_count(&w.alice).await == 0
+    })
+    .await;
     let a3 = w.sock(&w.alice, "a3");
     bob.expect_silence().await;
     assert_eq!(w.chat.context.users.socket_count(&w.alice).await, 1);

@@ -73,6 +73,8 @@ async fn after_a_redis_restart_sockets_that_stayed_connected_catch_up_from_the_d
     // missed, from the database, then live traffic: every message once, in order, with
     // offsets, though messages are committed while it catches up.
     const SENT: usize = 40;
+    let racing = ac.clone();
+    let committed = db.messages(&racing).await.len();
     let writer = actix_web::rt::spawn(async move {
         for i in 0..SENT {
             alice_a
@@ -83,7 +85,11 @@ async fn after_a_redis_restart_sockets_that_stayed_connected_catch_up_from_the_d
         }
         alice_a
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Some of them are committed while Redis is still down.
+    eventually("messages committed during the outage", async || {
+        db.messages(&racing).await.len() >= committed + 5
+    })
+    .await;
     let redis = Redis::start_on(port);
     let mut got = Vec::new();
     let mut offsets = Vec::new();
