@@ -500,19 +500,14 @@ const FD_OVERHEAD: u64 = 100;
 /// Raises this process's soft open-file limit to its hard limit (each session holds a
 /// socket), logs the ceiling, and warns when `max_sessions` sessions would not fit under it.
 pub fn raise_open_file_limit(max_sessions: usize) {
-    let before = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        Ok((soft, _)) => soft,
+    let (before, hard) = match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok(limits) => limits,
         Err(e) => return warn!("cannot read the open-file limit: {e}"),
     };
-    let (ceiling, hard) = match rlimit::increase_nofile_limit(u64::MAX)
-        .and_then(|now| Ok((now, rlimit::getrlimit(rlimit::Resource::NOFILE)?.1)))
-    {
-        Ok(limits) => limits,
-        Err(e) => {
-            warn!("cannot raise the open-file limit from {before}: {e}");
-            (before, before)
-        }
-    };
+    let ceiling = rlimit::increase_nofile_limit(u64::MAX).unwrap_or_else(|e| {
+        warn!("cannot raise the open-file limit from {before}: {e}");
+        before
+    });
     if ceiling > before {
         info!("open files: up to {ceiling} (soft limit raised from {before}; hard limit {hard})");
     } else {
