@@ -8,10 +8,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::{Kind, TestDb};
 use common::process::Courier;
+use common::wait::eventually_within;
 use common::world::People;
 use common::{connect_to, Received, WsClient};
 use serde_json::{json, Value};
@@ -99,15 +100,17 @@ async fn sigterm_under_load_commits_and_acks_what_was_read() {
     server.terminate();
     acks_until_closed(&mut a, &mut acked).await;
     // It exits by itself (a hung shutdown fails here, long after its own timeout).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("waits") {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "the server never exited");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(exit.code(), Some(0), "a clean exit");
+    let mut exit = None;
+    eventually_within(
+        "the server exits by itself",
+        Duration::from_secs(60),
+        async || {
+            exit = server.child.try_wait().expect("waits");
+            exit.is_some()
+        },
+    )
+    .await;
+    assert_eq!(exit.and_then(|e| e.code()), Some(0), "a clean exit");
     let saved = saved(&db, &w.ab).await;
     assert_eq!(saved, acked, "exactly the messages acked are saved");
     assert!(
