@@ -28,7 +28,7 @@ use crate::db;
 use crate::engineio::metrics::EngineMetrics;
 use crate::engineio::TransportKind;
 use crate::engineio::{AdmissionLimits, EndpointOptions, EngineConfig, EngineEndpoint};
-use crate::http::ops::{CheckFuture, Ops, ReadinessCheck};
+use crate::http::ops::{allocator_gauges, CheckFuture, Ops, ReadinessCheck};
 use crate::socketio::SocketLayer;
 use crate::{engineio, http};
 
@@ -395,6 +395,7 @@ impl Application {
         }
         let server = server.listen(listener).map_err(AppError::Bind)?.run();
 
+        let allocator = allocator_gauges(&registry).map_err(AppError::Metrics)?;
         let ops = match engine_metrics.filter(|_| settings.metrics.enabled) {
             Some(engine_metrics) => Some(ops_server(
                 &settings,
@@ -403,6 +404,7 @@ impl Application {
                     refresh: {
                         let (endpoint, chat) = (endpoint.clone(), chat.context.clone());
                         Box::new(move || {
+                            allocator();
                             engine_metrics.pending.set(endpoint.load().1 as i64);
                             chat.metrics.set_write_queue(chat.write_queue_depth());
                         })

@@ -20,6 +20,7 @@ pub mod client;
 pub mod endpoint;
 pub mod metrics;
 pub mod packet;
+pub mod queue;
 pub mod session;
 pub mod settings;
 pub mod transport;

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
+
+use crate::engineio::queue as mpsc;
 
 /// The transports a client may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

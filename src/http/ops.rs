@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 use serde_json::{json, Map, Value};
 
 /// A dependency's check: `Ok` when it answered, `Err(why)` otherwise.
@@ -40,6 +40,34 @@ pub struct Ops {
     pub checks: Vec<ReadinessCheck>,
     /// How long each check may take.
     pub timeout: Duration,
+}
+
+/// What the allocator holds, read at each scrape: `courier_allocator_allocated_bytes`
+/// (live allocations: what a leak would grow) and `courier_allocator_resident_bytes` (pages
+/// the allocator keeps mapped: what fragmentation would grow). Both are 0 when the process
+/// does not allocate through jemalloc (the `courier` binary does).
+pub(crate) fn allocator_gauges(registry: &Registry) -> prometheus::Result<impl Fn() + Send + Sync> {
+    let allocated = IntGauge::new(
+        "courier_allocator_allocated_bytes",
+        "Bytes in live allocations (jemalloc stats.allocated)",
+    )?;
+    let resident = IntGauge::new(
+        "courier_allocator_resident_bytes",
+        "Bytes in pages the allocator keeps resident (jemalloc stats.resident)",
+    )?;
+    registry.register(Box::new(allocated.clone()))?;
+    registry.register(Box::new(resident.clone()))?;
+    Ok(move || {
+        // The statistics are a snapshot taken when the epoch advances.
+        if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+            if let Ok(n) = tikv_jemalloc_ctl::stats::allocated::read() {
+                allocated.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            if let Ok(n) = tikv_jemalloc_ctl::stats::resident::read() {
+                resident.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+    })
 }
 
 /// The routes: `/metrics` and `/readyz`.

@@ -10,7 +10,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::engineio::queue as mpsc;
 
 use super::error::{busy, EngineError};
 use super::state::{EngineEndpoint, SessionEntry};

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use crate::engineio::queue as mpsc;
 
 use super::error::EngineError;
 use crate::engineio::admission::{Admission, AdmissionLimits, Ticket};

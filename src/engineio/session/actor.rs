@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use crate::engineio::queue as mpsc;
 
 use super::flow::Flow;
 use super::polling::Polling;

@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use crate::engineio::queue as mpsc;
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use crate::engineio::transport::Inbound;
 

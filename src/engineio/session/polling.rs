@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::engineio::queue as mpsc;
 
 use super::close::KILL_GRACE;
 use crate::engineio::packet::{Packet, RECORD_SEPARATOR};

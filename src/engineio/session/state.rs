@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engineio::queue::{self as mpsc, TrySendError};
 use actix::{Actor, ActorContext, AsyncContext, Context, SpawnHandle};
 use log::{debug, info, warn};
-use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::close::{SessionClose, KILL_GRACE};
 use super::flow::Flow;

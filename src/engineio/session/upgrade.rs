@@ -11,7 +11,9 @@ use std::time::Duration;
 use actix::{AsyncContext, Context};
 use bytestring::ByteString;
 use log::debug;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use crate::engineio::queue as mpsc;
 
 use super::actor::EngineSession;
 use super::handler::EngineHandler;
