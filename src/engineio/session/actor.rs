@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::flow::Flow;
 use super::polling::Polling;
-use super::state::{Core, EngineConfig, Transport};
+use super::state::{Burst, Core, EngineConfig, Transport};
 use crate::engineio::admission::Ticket;
 use crate::engineio::client::ClientInfo;
 use crate::engineio::metrics::EngineMetrics;
@@ -116,6 +116,7 @@ impl<H> EngineSession<H> {
                 client: ClientInfo::default(),
                 ticket: None,
                 metrics: None,
+                burst: Burst::default(),
                 counted: None,
                 closed: None,
             },
@@ -139,6 +140,14 @@ impl<H> EngineSession<H> {
     pub fn client(mut self, client: ClientInfo, ticket: Ticket) -> Self {
         self.core.client = client;
         self.core.ticket = Some(ticket);
+        self
+    }
+
+    /// Lets the handler queue up to `packets` past the buffer's limit in a burst it announces
+    /// ([`EngineIo::allow_burst`](super::EngineIo::allow_burst)); a WebSocket's queue must
+    /// hold that many more.
+    pub(crate) fn burst(mut self, packets: usize) -> Self {
+        self.core.burst.cap = packets;
         self
     }
 
