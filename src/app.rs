@@ -76,6 +76,10 @@ impl fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// Packets past `recovery.max_replay` a recovering client may be sent at once, past its
+/// buffer: its CONNECT answer and the live events held while its replay was read.
+const REPLAY_MARGIN: usize = 64;
+
 /// How long a connection being closed may take to shut down.
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -337,6 +341,13 @@ impl Application {
                 config: engine_config(&settings),
                 transports: settings.engineio.transports.clone(),
                 max_buffered_packets: settings.engineio.max_buffered_packets,
+                // A replay of what a client missed (recovery.max_replay events), and a margin
+                // for the CONNECT answer and the events held while it is read.
+                burst_packets: if settings.recovery.enabled {
+                    settings.recovery.max_replay.saturating_add(REPLAY_MARGIN)
+                } else {
+                    0
+                },
                 cors_origins: settings.cors.origins.clone(),
                 restricted_origins: if settings.admin.enabled {
                     settings.admin.origins.clone()
@@ -354,6 +365,7 @@ impl Application {
                 },
                 request_timeout: Duration::from_millis(settings.engineio.request_timeout),
                 fragment_timeout: Duration::from_millis(settings.engineio.fragment_timeout),
+                close_timeout: settings.engineio.close_timeout(),
                 metrics: engine_metrics.clone(),
             },
             move || {
@@ -380,6 +392,9 @@ impl Application {
                 .configure(|cfg| engineio::mount(cfg, engineio::SOCKET_IO_PATH, endpoint))
         })
         .shutdown_timeout(settings.server.shutdown_timeout)
+        // Each connection's descriptor and addresses, so that a transport whose client stopped
+        // reading can have its connection cut off (engineio::conn).
+        .on_connect(engineio::conn::Conn::on_connect)
         // Closing a connection (a WebSocket close, a refused request) should not linger.
         .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
         // A client that closes its side is gone: its pending long-poll GET must be dropped

@@ -13,6 +13,9 @@ pub struct EngineMetrics {
     pub pending: IntGauge,
     /// Sessions closed because the client stopped reading.
     pub slow_clients: IntCounter,
+    /// Connections cut off because they were still open `engineio.close_timeout` after their
+    /// transport ended, by transport.
+    pub forced_closes: IntCounterVec,
     /// Times a session stopped reading from its client (back-pressure).
     pub pauses: IntCounter,
     /// Handshakes refused, by cause.
@@ -38,6 +41,15 @@ impl EngineMetrics {
                 "courier_slow_clients_total",
                 "Sessions closed because the client stopped reading its output",
             )?,
+            forced_closes: IntCounterVec::new(
+                Opts::new(
+                    "courier_forced_closes_total",
+                    "Connections reset because they were still open engineio.close_timeout after \
+                     their session or transport ended (a client that does not read what is \
+                     still being written to it), by transport",
+                ),
+                &["transport"],
+            )?,
             pauses: IntCounter::new(
                 "courier_backpressure_pauses_total",
                 "Times Courier stopped reading from a client until its requests were answered",
@@ -54,10 +66,14 @@ impl EngineMetrics {
         registry.register(Box::new(m.sockets.clone()))?;
         registry.register(Box::new(m.pending.clone()))?;
         registry.register(Box::new(m.slow_clients.clone()))?;
+        registry.register(Box::new(m.forced_closes.clone()))?;
         registry.register(Box::new(m.pauses.clone()))?;
         registry.register(Box::new(m.refused.clone()))?;
         for transport in [TransportKind::Polling, TransportKind::Websocket] {
             m.sockets.with_label_values(&[transport.as_str()]).set(0);
+            m.forced_closes
+                .with_label_values(&[transport.as_str()])
+                .reset();
         }
         for cause in [
             "max_sessions",
@@ -69,6 +85,11 @@ impl EngineMetrics {
             m.refused.with_label_values(&[cause]).reset();
         }
         Ok(m)
+    }
+
+    /// The counter of connections of `transport` cut off.
+    pub(crate) fn forced_closes_on(&self, transport: TransportKind) -> IntCounter {
+        self.forced_closes.with_label_values(&[transport.as_str()])
     }
 
     /// The gauge of established sessions on `transport`.

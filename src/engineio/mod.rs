@@ -9,6 +9,7 @@
 //! - [`client`]: who the client is (address through trusted proxies, `User-Agent`).
 //! - [`admission`]: bounds on sessions that have not authenticated, and on handshakes.
 //! - [`metrics`]: what the layer counts for `/metrics`.
+//! - [`conn`]: the TCP connection under a request, and cutting it off.
 //! - [`websocket`]: the WebSocket transport over actix-ws.
 //! - [`session`]: the session actor (heartbeat, framing, polling, upgrade) and the
 //!   [`EngineHandler`] trait, the seam to the layer above.
@@ -17,6 +18,7 @@
 
 pub mod admission;
 pub mod client;
+pub mod conn;
 pub mod endpoint;
 pub mod metrics;
 pub mod packet;

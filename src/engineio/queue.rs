@@ -118,6 +118,17 @@ impl<T> Permit<'_, T> {
 }
 
 impl<T> Sender<T> {
+    /// The most items the queue holds.
+    pub fn max_capacity(&self) -> usize {
+        self.shared.lock().capacity
+    }
+
+    /// Room left: `max_capacity()` minus the items queued (0 when a permit went past it).
+    pub fn capacity(&self) -> usize {
+        let state = self.shared.lock();
+        state.capacity.saturating_sub(state.items.len())
+    }
+
     /// Whether the receiver is gone.
     pub fn is_closed(&self) -> bool {
         !self.shared.lock().receiver_alive

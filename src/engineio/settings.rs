@@ -25,6 +25,7 @@ pub struct EngineIoSettings {
     pub exempt_loopback: bool,
     pub request_timeout: u64,
     pub fragment_timeout: u64,
+    pub close_timeout: u64,
 }
 
 impl EngineIoSettings {
@@ -33,6 +34,9 @@ impl EngineIoSettings {
     }
     pub fn ping_timeout(&self) -> Duration {
         Duration::from_millis(self.ping_timeout)
+    }
+    pub fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout)
     }
 }
 
@@ -64,6 +68,7 @@ impl EngineIoSettings {
             ),
             ("engineio.request_timeout", self.request_timeout),
             ("engineio.fragment_timeout", self.fragment_timeout),
+            ("engineio.close_timeout", self.close_timeout),
         ])?;
         self.handshake_rate.check("engineio.handshake_rate")
     }

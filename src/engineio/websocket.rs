@@ -3,8 +3,11 @@
 //! One local task per connection: it drains the session's outbound queue into the socket,
 //! and reads from the socket (aggregating continuation frames up to `max_payload`, within a
 //! time limit, answering WebSocket-level pings) what it forwards to the session. It ends
-//! when the session fires the transport's kill switch, even with the socket stuck.
+//! when the session fires the transport's kill switch, even with the socket stuck. Once it
+//! ended, its connection has `close_timeout` to deliver what is still queued and close; a
+//! connection still open then (its client does not read) is cut off ([`Conn::cut_off`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_ws::{CloseCode, Item, Message, MessageStream, ProtocolError, Session};
@@ -12,32 +15,66 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use futures_util::StreamExt;
 
+use super::conn::Conn;
+use super::metrics::EngineMetrics;
 use super::transport::{
-    report, CloseReason, Inbound, KillSwitch, Outbound, TransportLink, WsEvent,
+    report, CloseReason, Inbound, KillSwitch, Outbound, TransportKind, TransportLink, WsEvent,
 };
 
 /// How long a last close frame may take to go out before the connection is dropped.
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
+/// How a WebSocket transport behaves.
+#[derive(Debug, Clone)]
+pub(crate) struct WsOptions {
+    /// Largest frame or message accepted.
+    pub(crate) max_payload: usize,
+    /// Longest a fragmented message may take to complete.
+    pub(crate) fragment_timeout: Duration,
+    /// Longest the connection stays open once the transport ended.
+    pub(crate) close_timeout: Duration,
+    /// The TCP connection, if known: what is cut off after `close_timeout`.
+    pub(crate) conn: Option<Conn>,
+    /// Where connections cut off are counted.
+    pub(crate) metrics: Option<Arc<EngineMetrics>>,
+}
 
 /// Starts pumping `stream` into the session and the session's output into `ws`.
 ///
 /// Frames and messages above `max_payload` end the connection with close code 1009; a
 /// fragmented message not complete within `fragment_timeout` of its first frame ends it with
 /// 1008 (a client cannot hold a growing buffer open for ever). Must be called on an actix
-/// (Tokio local) runtime, e.g. inside an actix-web handler.
+/// (Tokio local) runtime, e.g. inside an actix-web handler: the worker that owns the
+/// connection, where it is cut off if it is still open `close_timeout` after the transport
+/// ended (actix-web's dispatcher would otherwise keep it, and what it has queued, for as long
+/// as its client does not read).
 ///
 /// One task per connection does both directions: it writes what the session queues, and
 /// reads the next message only once the previous one was handed to the session (the
 /// session's bounded channel is the back-pressure: a paused or busy session stops the
 /// reading, never the writing).
-pub(crate) fn attach(
-    ws: Session,
-    stream: MessageStream,
-    link: TransportLink,
-    max_payload: usize,
-    fragment_timeout: Duration,
-) {
-    actix_web::rt::spawn(pump(ws, stream, link, max_payload, fragment_timeout));
+pub(crate) fn attach(ws: Session, stream: MessageStream, link: TransportLink, options: WsOptions) {
+    actix_web::rt::spawn(async move {
+        pump(
+            ws,
+            stream,
+            link,
+            options.max_payload,
+            options.fragment_timeout,
+        )
+        .await;
+        // Every handle on the socket is gone: the response ends once what is queued is
+        // written, and the connection closes.
+        if let Some(conn) = options.conn {
+            conn.cut_off_after(
+                options.close_timeout,
+                TransportKind::Websocket,
+                options.metrics,
+                false,
+            )
+            .await;
+        }
+    });
 }
 
 async fn pump(

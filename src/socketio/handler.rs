@@ -164,6 +164,12 @@ impl<A: SocketHandler> SocketIo<'_, '_, A> {
         });
     }
 
+    /// The next `packets` sent may go past the session's buffer limit: a burst the client
+    /// did not fall behind on (a replay of what it missed) does not make it a slow client.
+    pub(crate) fn allow_burst(&mut self, packets: usize) {
+        self.eio.allow_burst(packets);
+    }
+
     /// Sends a text message already framed for Engine.IO (`42[...]` preceded by `4`),
     /// e.g. one encoded once for many recipients.
     pub(crate) fn send_framed(&mut self, frame: ByteString) {

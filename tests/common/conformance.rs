@@ -42,6 +42,7 @@ pub fn endpoint_options() -> EndpointOptions {
         },
         transports: vec![TransportKind::Polling, TransportKind::Websocket],
         max_buffered_packets: 1024,
+        burst_packets: 0,
         cors_origins: Vec::new(),
         restricted_origins: Vec::new(),
         allow_same_origin: false,
@@ -49,6 +50,7 @@ pub fn endpoint_options() -> EndpointOptions {
         admission: courier::engineio::AdmissionLimits::unbounded(),
         request_timeout: Duration::from_secs(10),
         fragment_timeout: Duration::from_secs(10),
+        close_timeout: Duration::from_secs(3),
         metrics: None,
     }
 }

@@ -33,8 +33,10 @@ const CALL_ENDED: &str = "call:ended";
 const CALL_ICE_CANDIDATE: &str = "call:ice-candidate";
 const CALL_FAILED: &str = "call:failed";
 const ERROR: &str = "error";
-/// The event that tells a client its stream could not be caught up: its last argument, the
-/// offset `"-"`, makes its next reconnect a fresh connection (`socket.recovered` false).
+/// The event that tells a client it missed events it will not get (it should refetch): its
+/// stream could not be caught up (its last argument, the offset `"-"`, makes its next
+/// reconnect a fresh connection, `socket.recovered` false), or it came back having missed
+/// more than a replay gives (the last argument is the offset of its new stream).
 pub(crate) const RESYNC: &str = "courier:resync";
 /// The event that refreshes a client's offset (its stamp) when it got no stream event for a
 /// while, and before a graceful shutdown closes it: socket.io-client keeps any event's last
@@ -101,8 +103,8 @@ pub enum ServerEvent<'a> {
     },
     /// `error` `{message}`: a request was refused.
     Error { message: &'a str },
-    /// `courier:resync` `{reason}` with the offset `"-"`.
-    Resync { reason: &'a str },
+    /// `courier:resync` `{reason}` with an offset (`"-"`: none).
+    Resync { reason: &'a str, offset: &'a str },
     /// `courier:offset` with the socket's offset.
     Offset { offset: &'a str },
 }
@@ -237,9 +239,9 @@ impl ServerEvent<'_> {
             }
             .to_string()),
             ServerEvent::Error { message } => one(&json!({ "message": message }).to_string()),
-            ServerEvent::Resync { reason } => vec![
+            ServerEvent::Resync { reason, offset } => vec![
                 json!({ "reason": reason }).to_string(),
-                Value::from("-").to_string(),
+                Value::from(offset).to_string(),
             ],
             ServerEvent::Offset { offset } => one(&Value::from(offset).to_string()),
         }
@@ -376,7 +378,8 @@ mod tests {
         );
         assert_eq!(
             &*ServerEvent::Resync {
-                reason: "missed events"
+                reason: "missed events",
+                offset: "-"
             }
             .frame(),
             r#"42["courier:resync",{"reason":"missed events"},"-"]"#

@@ -207,6 +207,10 @@ impl ChatSocket {
             let Some((user, _)) = me.me.clone() else {
                 return;
             };
+            // All at once, past the session's buffer limit: the client is not slow for it
+            // (one that was cut off for being slow missed at least that buffer).
+            let replayed = read.as_ref().map_or(0, |r| r.as_ref().map_or(0, Vec::len));
+            io.allow_burst(replayed + held.len() + 2);
             match read {
                 Ok(Some(events)) => {
                     io.set_pid(attempt.token);
@@ -233,19 +237,27 @@ impl ChatSocket {
                     }
                 }
                 other => {
-                    match other {
-                        Ok(_) => debug!(
-                            "session {}: more than {max} missed events, not recovered",
-                            io.engine_sid()
-                        ),
-                        Err(e) => log::warn!(
-                            "session {}: the replay could not be read ({e}); not recovered",
-                            io.engine_sid()
-                        ),
-                    }
-                    // Not recovered: the pid's stream ends here, a new one starts.
+                    let reason = match other {
+                        Ok(_) => {
+                            debug!(
+                                "session {}: more than {max} missed events, not recovered",
+                                io.engine_sid()
+                            );
+                            "missed events"
+                        }
+                        Err(e) => {
+                            log::warn!(
+                                "session {}: the replay could not be read ({e}); not recovered",
+                                io.engine_sid()
+                            );
+                            "replay failed"
+                        }
+                    };
+                    // Not recovered: the pid's stream ends here, a new one starts, and the
+                    // client is told before anything else.
                     me.fresh_stream(&user, registered, io);
                     io.accept_connect(CHAT_NAMESPACE);
+                    me.tell_not_recovered(reason, io);
                     for push in held {
                         me.on_push(push, io);
                     }

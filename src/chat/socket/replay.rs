@@ -60,6 +60,9 @@ impl ChatSocket {
             async move { retrying(retry_for, || recovery::replay(&db, &user, &offset, max)).await };
         io.spawn(read, move |me, io, read| {
             let held = me.stream.replaying.take().unwrap_or_default();
+            // All at once, past the session's buffer limit.
+            let replayed = read.as_ref().map_or(0, |r| r.as_ref().map_or(0, Vec::len));
+            io.allow_burst(replayed + held.len() + 1);
             let caught_up = match read {
                 Ok(Some(events)) => {
                     let mut replayed = me
@@ -146,10 +149,31 @@ impl ChatSocket {
         io.send_framed(
             ServerEvent::Resync {
                 reason: "missed events",
+                offset: "-",
             }
             .frame(),
         );
         io.close();
+    }
+
+    /// A client that came back was not recovered (`reason`: it missed more than
+    /// `recovery.max_replay`, or the replay could not be read) and its new stream has just
+    /// started: it is told (`courier:resync` with its new offset), before any live event, so
+    /// that it refetches. Its transport stays.
+    pub(super) fn tell_not_recovered(&mut self, reason: &str, io: &mut SocketIo<'_, '_, Self>) {
+        let offset = self
+            .stream
+            .offset
+            .as_ref()
+            .filter(|s| !s.overflow)
+            .map(|s| s.encode(&self.ctx.pid_key, self.stream.stamped));
+        io.send_framed(
+            ServerEvent::Resync {
+                reason,
+                offset: offset.as_deref().unwrap_or("-"),
+            }
+            .frame(),
+        );
     }
 
     /// The server is shutting down and what the client asked for is done: its offset, stamped

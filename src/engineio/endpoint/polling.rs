@@ -10,12 +10,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::engineio::queue as mpsc;
 
 use super::error::{busy, EngineError};
 use super::state::{EngineEndpoint, SessionEntry};
+use crate::engineio::conn::Conn;
+use crate::engineio::metrics::EngineMetrics;
 use crate::engineio::session::{EngineHandler, EngineSession, Start};
 use crate::engineio::transport::{self, Inbound, PollReply, TransportKind};
 use crate::ids;
@@ -46,6 +48,7 @@ pub(super) async fn open_polling<H: EngineHandler>(
         SessionEntry {
             inbound: inbound.clone(),
             posting: Arc::default(),
+            gets: Arc::new(watch::Sender::new(0)),
         },
     );
     let sessions = endpoint.sessions.clone();
@@ -65,6 +68,7 @@ pub(super) async fn open_polling<H: EngineHandler>(
     })
     .client(client, ticket)
     .metrics(endpoint.options.metrics.clone())
+    .burst(endpoint.options.burst_packets)
     .closing_on(endpoint.closing.subscribe())
     .start();
     poll_get(&inbound).await
@@ -86,6 +90,58 @@ impl Drop for AbortGuard<'_> {
                 let _ = inbound.send(Inbound::PollAbort).await;
             });
         }
+    }
+}
+
+/// A long-polling GET of the session `entry`: [`poll_get`]. Its answer's connection is then
+/// watched until the client comes for more: if the session ends first (its client stopped
+/// polling) and that connection still holds bytes its client did not take
+/// `close_timeout` later, it is cut off (actix-web would keep it, and the answer, for as
+/// long as the client does not read).
+pub(super) async fn session_get<H: EngineHandler>(
+    req: &HttpRequest,
+    entry: &SessionEntry,
+    endpoint: &EngineEndpoint<H>,
+) -> HttpResponse {
+    entry.gets.send_modify(|n| *n = n.wrapping_add(1));
+    // Subscribed after this GET's count: it sees the next one.
+    let gets = entry.gets.subscribe();
+    let response = poll_get(&entry.inbound).await;
+    if let (true, Some(conn)) = (response.status().is_success(), Conn::of(req)) {
+        let options = &endpoint.options;
+        // Longer than a session that gets no GET lives (its pings go unanswered).
+        let config = &options.config;
+        let watched = 2 * (config.ping_interval + config.ping_timeout) + options.close_timeout;
+        actix_web::rt::spawn(watch_answer(
+            conn,
+            gets,
+            watched,
+            options.close_timeout,
+            options.metrics.clone(),
+        ));
+    }
+    response
+}
+
+/// Waits (at most `watched`) for the client's next GET, or for the end of the session; on
+/// the end, cuts `conn` off if it still holds bytes its client did not take `close_timeout`
+/// later.
+async fn watch_answer(
+    conn: Conn,
+    mut gets: watch::Receiver<u64>,
+    watched: Duration,
+    close_timeout: Duration,
+    metrics: Option<Arc<EngineMetrics>>,
+) {
+    match tokio::time::timeout(watched, gets.changed()).await {
+        // The session ended (its entry, the sender, is gone) with the answer not all taken.
+        Ok(Err(_)) if conn.undelivered() => {
+            conn.cut_off_after(close_timeout, TransportKind::Polling, metrics, true)
+                .await
+        }
+        // Taken; or its client came for more (so it took this answer); or the session went
+        // on without (upgraded to a WebSocket).
+        Ok(Err(_)) | Ok(Ok(())) | Err(_) => {}
     }
 }
 

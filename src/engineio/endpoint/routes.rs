@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::EngineError;
 use super::origin::preflight;
-use super::polling::{open_polling, poll_get, poll_post};
+use super::polling::{open_polling, poll_post, session_get};
 use super::state::{EngineEndpoint, EngineQuery};
 use super::websocket::{open_websocket, upgrade_websocket};
 use crate::engineio::session::EngineHandler;
@@ -68,7 +68,7 @@ async fn dispatch<H: EngineHandler>(
         (TransportKind::Polling, None) => EngineError::BadHandshakeMethod.response(),
         (TransportKind::Polling, Some(sid)) => match endpoint.sessions.get(sid) {
             None => EngineError::UnknownSid.response(),
-            Some(entry) if get => poll_get(&entry.inbound).await,
+            Some(entry) if get => session_get(req, &entry, endpoint).await,
             Some(entry) if post => {
                 poll_post(
                     &entry,

@@ -37,6 +37,9 @@ pub struct EndpointOptions {
     pub transports: Vec<TransportKind>,
     /// Outgoing packets buffered per session.
     pub max_buffered_packets: usize,
+    /// Packets a session may buffer past `max_buffered_packets` in a burst its handler
+    /// announces (a replay of what the client missed).
+    pub burst_packets: usize,
     /// Allowed browser origins (requests without an `Origin` header are always allowed).
     pub cors_origins: Vec<String>,
     /// Origins also allowed (with the same credentialed CORS), whose sessions are marked
@@ -56,8 +59,18 @@ pub struct EndpointOptions {
     pub request_timeout: Duration,
     /// Longest a fragmented WebSocket message may take to complete.
     pub fragment_timeout: Duration,
+    /// Longest a connection stays open after its transport (or its session) ended, before it
+    /// is cut off ([`crate::engineio::conn`]).
+    pub close_timeout: Duration,
     /// Where sessions are counted, if anywhere.
     pub metrics: Option<Arc<EngineMetrics>>,
+}
+
+impl EndpointOptions {
+    /// A WebSocket's outgoing queue: the buffer, and room for a burst.
+    pub(super) fn queue_capacity(&self) -> usize {
+        self.max_buffered_packets.saturating_add(self.burst_packets)
+    }
 }
 
 /// The live long-polling sessions of an endpoint, by sid: how to reach each one from any
@@ -72,6 +85,10 @@ pub(super) struct SessionEntry {
     pub(super) inbound: mpsc::Sender<Inbound>,
     /// A POST is being received.
     pub(super) posting: Arc<AtomicBool>,
+    /// The GETs that reached the session, counted: the watch of an answered GET learns of
+    /// the next one (its answer was taken), and of the session's end (this sender dropped
+    /// with the entry).
+    pub(super) gets: Arc<watch::Sender<u64>>,
 }
 
 impl Sessions {

@@ -8,9 +8,10 @@ use tokio::sync::oneshot;
 
 use super::error::{busy, EngineError};
 use super::state::{EngineEndpoint, SessionEntry};
+use crate::engineio::conn::Conn;
 use crate::engineio::session::{EngineHandler, EngineSession};
 use crate::engineio::transport::{self, CloseReason, Inbound, TransportLink, WsEvent};
-use crate::engineio::websocket;
+use crate::engineio::websocket::{self, WsOptions};
 use crate::ids;
 
 /// `GET ?transport=websocket`: a session on a WebSocket from the start.
@@ -30,14 +31,8 @@ pub(super) fn open_websocket<H: EngineHandler>(
             return EngineError::BadRequest.response();
         }
     };
-    let (session_link, transport_link) = transport::link(endpoint.options.max_buffered_packets);
-    websocket::attach(
-        ws,
-        stream,
-        transport_link,
-        endpoint.options.config.max_payload,
-        endpoint.options.fragment_timeout,
-    );
+    let (session_link, transport_link) = transport::link(endpoint.options.queue_capacity());
+    websocket::attach(ws, stream, transport_link, ws_options(req, endpoint));
     EngineSession::new(
         ids::session_id(),
         endpoint.options.config.clone(),
@@ -46,6 +41,7 @@ pub(super) fn open_websocket<H: EngineHandler>(
     )
     .client(client, ticket)
     .metrics(endpoint.options.metrics.clone())
+    .burst(endpoint.options.burst_packets)
     .closing_on(endpoint.closing.subscribe())
     .start();
     response
@@ -60,7 +56,7 @@ pub(super) async fn upgrade_websocket<H: EngineHandler>(
     entry: &SessionEntry,
 ) -> HttpResponse {
     let id = transport::next_id();
-    let (outbound, outbound_rx) = transport::outbound(endpoint.options.max_buffered_packets);
+    let (outbound, outbound_rx) = transport::outbound(endpoint.options.queue_capacity());
     let (kill, kill_switch) = transport::kill_switch();
     let (accept, accepted) = oneshot::channel();
     let asked = entry
@@ -110,8 +106,18 @@ pub(super) async fn upgrade_websocket<H: EngineHandler>(
             outbound: outbound_rx,
             kill: kill_switch,
         },
-        endpoint.options.config.max_payload,
-        endpoint.options.fragment_timeout,
+        ws_options(req, endpoint),
     );
     response
+}
+
+/// The options of a WebSocket on the connection of `req`.
+fn ws_options<H: EngineHandler>(req: &HttpRequest, endpoint: &EngineEndpoint<H>) -> WsOptions {
+    WsOptions {
+        max_payload: endpoint.options.config.max_payload,
+        fragment_timeout: endpoint.options.fragment_timeout,
+        close_timeout: endpoint.options.close_timeout,
+        conn: Conn::of(req),
+        metrics: endpoint.options.metrics.clone(),
+    }
 }

@@ -11,7 +11,7 @@ use crate::engineio::queue as mpsc;
 
 use super::flow::Flow;
 use super::polling::Polling;
-use super::state::{Core, EngineConfig, Transport};
+use super::state::{Burst, Core, EngineConfig, Transport};
 use crate::engineio::admission::Ticket;
 use crate::engineio::client::ClientInfo;
 use crate::engineio::metrics::EngineMetrics;
@@ -118,6 +118,7 @@ impl<H> EngineSession<H> {
                 client: ClientInfo::default(),
                 ticket: None,
                 metrics: None,
+                burst: Burst::default(),
                 counted: None,
                 closed: None,
             },
@@ -141,6 +142,14 @@ impl<H> EngineSession<H> {
     pub fn client(mut self, client: ClientInfo, ticket: Ticket) -> Self {
         self.core.client = client;
         self.core.ticket = Some(ticket);
+        self
+    }
+
+    /// Lets the handler queue up to `packets` past the buffer's limit in a burst it announces
+    /// ([`EngineIo::allow_burst`](super::EngineIo::allow_burst)); a WebSocket's queue must
+    /// hold that many more.
+    pub(crate) fn burst(mut self, packets: usize) -> Self {
+        self.core.burst.cap = packets;
         self
     }
 

@@ -94,6 +94,13 @@ impl<H: EngineHandler> EngineIo<'_, H> {
         self.core.queue(Outbound::Text(frame), self.ctx);
     }
 
+    /// The next `packets` sent may go past the session's buffer limit (up to the endpoint's
+    /// burst allowance): a burst the client did not fall behind on, such as a replay of what
+    /// it missed, does not make it a slow client.
+    pub(crate) fn allow_burst(&mut self, packets: usize) {
+        self.core.burst.left = packets;
+    }
+
     /// Sends a binary message.
     pub fn send_binary(&mut self, data: Bytes) {
         self.core.queue(Outbound::Binary(data), self.ctx);

@@ -51,9 +51,10 @@ impl Polling {
         }
     }
 
-    /// Buffers `item`, unless the buffer is full.
-    pub(super) fn push(&mut self, item: Outbound) -> Pushed {
-        if self.buffer.len() >= self.limit {
+    /// Buffers `item`, unless the buffer is full (`past_limit`: packets it may hold past its
+    /// limit, in a burst).
+    pub(super) fn push(&mut self, item: Outbound, past_limit: usize) -> Pushed {
+        if self.buffer.len() >= self.limit + past_limit {
             return Pushed::Full;
         }
         self.buffer.push_back(item);

@@ -75,9 +75,46 @@ pub(super) struct Core {
     pub(super) ticket: Option<Ticket>,
     /// Where the session is counted, if anywhere.
     pub(super) metrics: Option<Arc<EngineMetrics>>,
+    /// Packets the handler may queue past the buffer's limit.
+    pub(super) burst: Burst,
     /// The transport this session is counted on as established.
     pub(super) counted: Option<TransportKind>,
     pub(super) closed: Option<SessionClose>,
+}
+
+/// Bursts of output the handler announced (a replay of what the client missed), which may
+/// go past the buffer's limit: the client is not slow for not having taken them yet, and
+/// what it is sent after one gets the buffer's whole room beyond what is left of it.
+#[derive(Debug, Default)]
+pub(crate) struct Burst {
+    /// Most packets past the limit (a WebSocket's queue holds that many more).
+    pub(crate) cap: usize,
+    /// Packets of the announced burst not queued yet.
+    pub(crate) left: usize,
+    /// Packets of bursts that may still be in the buffer.
+    owed: usize,
+}
+
+impl Burst {
+    /// How many packets past its limit the buffer may hold for the next one, with `queued`
+    /// held now: the whole cap within an announced burst, else what may be left of earlier
+    /// ones (their packets leave the buffer before those queued after them).
+    fn room(&mut self, queued: usize) -> usize {
+        self.owed = self.owed.min(queued);
+        if self.left > 0 {
+            self.cap
+        } else {
+            self.owed.min(self.cap)
+        }
+    }
+
+    /// A packet was queued.
+    fn queued(&mut self) {
+        if self.left > 0 {
+            self.left -= 1;
+            self.owed += 1;
+        }
+    }
 }
 
 /// How long a closed polling session keeps its last answer for the client's next GET.
@@ -98,23 +135,33 @@ pub(super) trait CoreOwner: Actor<Context = Context<Self>> {
 }
 
 impl Core {
-    /// Queues an item for the client; a full queue means the client stopped reading.
+    /// Queues an item for the client; a full queue means the client stopped reading (past
+    /// its limit only within an announced burst).
     pub(super) fn queue<A: CoreOwner>(&mut self, item: Outbound, ctx: &mut Context<A>) {
+        let queued = match &self.transport {
+            Transport::WebSocket { out, .. } => out.max_capacity() - out.capacity(),
+            Transport::Polling(polling) => polling.buffer.len(),
+            Transport::Draining(_) | Transport::Closed => 0,
+        };
+        let past_limit = self.burst.room(queued);
         match &mut self.transport {
-            Transport::WebSocket { out, .. } => match out.try_send(item) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    warn!("session {}: outgoing queue full, disconnecting", self.sid);
-                    if let Some(m) = &self.metrics {
-                        m.slow_clients.inc();
+            Transport::WebSocket { out, .. } => {
+                match try_queue(out, item, past_limit, self.burst.cap) {
+                    Ok(()) => self.burst.queued(),
+                    Err(TrySendError::Full(_)) => {
+                        warn!("session {}: outgoing queue full, disconnecting", self.sid);
+                        if let Some(m) = &self.metrics {
+                            m.slow_clients.inc();
+                        }
+                        self.close(SessionClose::SlowClient, ctx);
                     }
-                    self.close(SessionClose::SlowClient, ctx);
+                    Err(TrySendError::Closed(_)) => self.close(SessionClose::TransportClose, ctx),
                 }
-                Err(TrySendError::Closed(_)) => self.close(SessionClose::TransportClose, ctx),
-            },
-            Transport::Polling(polling) => match polling.push(item) {
-                Pushed::Buffered => {}
+            }
+            Transport::Polling(polling) => match polling.push(item, past_limit) {
+                Pushed::Buffered => self.burst.queued(),
                 Pushed::FlushDue => {
+                    self.burst.queued();
                     // Flush at the end of this turn, so packets queued together go together.
                     ctx.run_later(Duration::ZERO, |act, _ctx| {
                         if let Transport::Polling(polling) = &mut act.core().transport {
@@ -228,7 +275,9 @@ impl Core {
             Transport::WebSocket { out, kill, .. } => {
                 // After what is queued, close with a code that says why; a client that does
                 // not read that within the grace period (or whose queue is full) is cut off.
-                if out.try_send(Outbound::Close(reason.close_code())).is_ok() {
+                if reason != SessionClose::SlowClient
+                    && out.try_send(Outbound::Close(reason.close_code())).is_ok()
+                {
                     kill.fire_after(KILL_GRACE);
                 } else {
                     kill.fire();
@@ -261,5 +310,62 @@ impl Core {
         self.closed = Some(reason);
         ctx.run_later(Duration::ZERO, |act, _ctx| act.notify_close());
         ctx.run_later(DRAIN_WAIT, |_act, ctx| ctx.stop());
+    }
+}
+
+/// Queues `item` on a WebSocket's queue, which holds `cap` packets past its limit for a
+/// burst: `Full` past the limit (plus `past_limit` within a burst).
+fn try_queue(
+    out: &mpsc::Sender<Outbound>,
+    item: Outbound,
+    past_limit: usize,
+    cap: usize,
+) -> Result<(), TrySendError<Outbound>> {
+    let limit = out.max_capacity().saturating_sub(cap) + past_limit;
+    let queued = out.max_capacity() - out.capacity();
+    if queued >= limit {
+        return Err(TrySendError::Full(item));
+    }
+    out.try_send(item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Burst;
+
+    #[test]
+    fn a_burst_may_go_past_the_limit_and_what_follows_gets_the_whole_room_beyond_it() {
+        let mut burst = Burst {
+            cap: 100,
+            left: 0,
+            owed: 0,
+        };
+        assert_eq!(burst.room(0), 0, "no burst: the limit");
+        burst.left = 60;
+        for queued in 0..60 {
+            assert_eq!(burst.room(queued), 100);
+            burst.queued();
+        }
+        // The burst is queued: what follows may go past the limit by what is left of it.
+        assert_eq!(burst.room(60), 60);
+        burst.queued();
+        // The client took 50 of the 61 packets: at most 11 of the burst's are left.
+        assert_eq!(burst.room(11), 11);
+        assert_eq!(burst.room(40), 11, "it does not grow back");
+        assert_eq!(burst.room(0), 0, "all taken: the limit again");
+    }
+
+    #[test]
+    fn past_the_limit_by_the_cap_at_most() {
+        let mut burst = Burst {
+            cap: 10,
+            left: 50,
+            owed: 0,
+        };
+        for queued in 0..50 {
+            assert_eq!(burst.room(queued), 10);
+            burst.queued();
+        }
+        assert_eq!(burst.room(50), 10);
     }
 }
