@@ -263,6 +263,7 @@ class Client {
     this.lastAck = 0;
     this.longestGap = { ms: 0, at: 0 };
     this.lastSeen = -1; // the peer's last sequence number received, for order
+    this.trail = []; // its stream events and reconnects, for a failure's diagnosis
     // ip_hash keys on the first three octets: 127.0.N.1 for the N-th socket.
     const localAddress = `127.0.${index + 1}.1`;
     this.socket = io(cfg.url, {
@@ -279,6 +280,7 @@ class Client {
     });
     const s = this.socket;
     s.on("connect", () => {
+      this.note(`connect${this.connects ? ` (recovered: ${s.recovered})` : ""}`);
       this.connects += 1;
       if (this.connects === 1) return;
       stats.reconnects += 1;
@@ -287,6 +289,7 @@ class Client {
     });
     s.on("disconnect", (reason) => {
       if (closing) return;
+      this.note(`disconnect (${reason})`);
       stats.disconnects[reason] = (stats.disconnects[reason] ?? 0) + 1;
       // socket.io-client's retry queue (a private field): the send in flight, unacknowledged,
       // is sent again after the reconnect, with its tempId.
@@ -304,6 +307,11 @@ class Client {
     s.on("receive_message", (msg) => this.received(msg));
   }
 
+  /** Keeps `what` in the socket's trail. */
+  note(what) {
+    this.trail.push([Date.now() - started, what]);
+  }
+
   received(msg) {
     const send = sends.get(msg?.content?.replace(/^rolling /, ""));
     if (!send || msg.receiverId !== this.user || send.client.index !== this.peerIndex) {
@@ -311,6 +319,7 @@ class Client {
       return;
     }
     deliveries.set(msg.id, (deliveries.get(msg.id) ?? 0) + 1);
+    this.note(`got ${send.client.name}-${send.seq} (createdAt ${msg.createdAt})`);
     if (send.seq <= this.lastSeen) outOfOrder += 1;
     this.lastSeen = Math.max(this.lastSeen, send.seq);
   }
@@ -318,7 +327,7 @@ class Client {
   send() {
     const seq = this.seq++;
     const tempId = `${this.name}-${seq}`;
-    const send = { client: this, seq, id: null };
+    const send = { client: this, seq, id: null, at: Date.now() - started };
     sends.set(tempId, send);
     stats.sent += 1;
     const payload = { connectionId: this.conversation, content: `rolling ${tempId}`, tempId };
@@ -329,6 +338,7 @@ class Client {
       }
       const now = Date.now() - loadStart;
       send.id = ack.savedMessage.id;
+      this.note(`acked ${tempId} (createdAt ${ack.savedMessage.createdAt})`);
       stats.acked += 1;
       if (loadOn) {
         stats.ackTimes.push(now);
@@ -426,7 +436,7 @@ await until(
 await sleep(1000); // a duplicate would come now
 
 // What the database holds.
-const rows = psql(`SELECT id, content FROM messages`)
+const rows = psql(`SELECT id, content, "createdAt" FROM messages`)
   .split("\n")
   .filter(Boolean)
   .map((line) => line.split("\t"));
@@ -445,6 +455,17 @@ const unacked = stats.sent - stats.acked;
 
 closing = true;
 for (const c of clients) c.socket.close();
+// What the sender and the receiver of a lost message saw around it (stderr).
+for (const m of notDelivered.slice(0, 3)) {
+  const receiver = clients[m.client.peerIndex];
+  const row = rows.find(([id]) => id === m.id);
+  say(`not delivered: ${m.client.name}-${m.seq}, sent at ${(m.at / 1000).toFixed(3)} s, createdAt ${row?.[2]}`);
+  for (const c of [m.client, receiver]) {
+    const near = c.trail.filter(([t]) => Math.abs(t - m.at) < 3000);
+    say(`  ${c === receiver ? "receiver" : "sender"} ${c.name}:`);
+    for (const [t, what] of near) say(`    ${(t / 1000).toFixed(3)} s ${what}`);
+  }
+}
 await Promise.all(nodes.map((n) => n.stop("SIGTERM")));
 
 // ---------------------------------------------------------------------------------------
