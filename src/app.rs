@@ -362,6 +362,7 @@ impl Application {
                     max_pending_per_address: settings.engineio.max_pending_per_address,
                     handshake_rate: settings.engineio.handshake_rate,
                     exempt_loopback: settings.engineio.exempt_loopback,
+                    fd_reserve: settings.engineio.fd_reserve,
                 },
                 request_timeout: Duration::from_millis(settings.engineio.request_timeout),
                 fragment_timeout: Duration::from_millis(settings.engineio.fragment_timeout),

@@ -310,3 +310,64 @@ async fn a_signed_in_user_cannot_hold_sessions_with_no_namespace() {
     )
     .await;
 }
+
+/// With 120 file descriptors and a reserve of 60, the server admits WebSockets until 60
+/// remain, then refuses new handshakes with 503 (counted under `fd_reserve`), while the
+/// sockets already open carry on (they keep answering the server's pings); it never reaches
+/// the limit, where `accept()` fails and nothing can answer.
+#[actix_web::test]
+async fn handshakes_are_refused_within_the_fd_reserve_and_open_sockets_carry_on() {
+    let server = common::process::Courier::start_with_open_files(
+        &[
+            ("COURIER__ENGINEIO__FD_RESERVE", "60"),
+            ("COURIER__ENGINEIO__PING_INTERVAL", "300"),
+            ("COURIER__ENGINEIO__PING_TIMEOUT", "5000"),
+        ],
+        120,
+    );
+    let url = format!(
+        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+        server.port
+    );
+    let mut open = Vec::new();
+    let refused = loop {
+        assert!(
+            open.len() < 120,
+            "never refused with {} sockets open",
+            open.len()
+        );
+        match WsClient::try_connect(&url, &[]).await {
+            Ok(mut client) => {
+                assert!(
+                    client.recv_text().await.starts_with("0{"),
+                    "the open packet"
+                );
+                open.push(client);
+            }
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(refused, 503);
+    assert!(!open.is_empty(), "some sockets fit before the reserve");
+    // Every socket already open still answers pings.
+    for client in &mut open {
+        let ping = client.recv_text().await;
+        assert_eq!(ping, "2");
+        client.send_text("3").await;
+    }
+    let metrics = awc::Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", server.metrics_port))
+        .send()
+        .await
+        .expect("metrics answer")
+        .body()
+        .await
+        .expect("metrics body");
+    let text = String::from_utf8_lossy(&metrics);
+    let refusals = common::metric_value(
+        &text,
+        "courier_handshakes_refused_total{cause=\"fd_reserve\"}",
+    )
+    .expect("the fd_reserve series");
+    assert!(refusals >= 1.0, "counted: {refusals}");
+}

@@ -38,6 +38,9 @@ pub struct AdmissionLimits {
     /// generators, a reverse proxy on the same host, whose clients `server.trusted_proxies`
     /// names); the global bounds do.
     pub exempt_loopback: bool,
+    /// New sessions are refused while fewer than this many file descriptors remain below
+    /// the process's open-file limit (0: no reserve).
+    pub fd_reserve: usize,
 }
 
 impl AdmissionLimits {
@@ -52,6 +55,7 @@ impl AdmissionLimits {
                 burst: 0,
             },
             exempt_loopback: true,
+            fd_reserve: 0,
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum Refusal {
     TooManyFromAddress,
     /// The address opens sessions faster than `handshake_rate`.
     TooFast,
+    /// Fewer than `fd_reserve` file descriptors remain.
+    FewFiles,
 }
 
 impl Refusal {
@@ -77,6 +83,7 @@ impl Refusal {
             Refusal::TooManyPending => "too many sessions not yet connected",
             Refusal::TooManyFromAddress => "too many sessions not yet connected from one address",
             Refusal::TooFast => "too many handshakes from one address",
+            Refusal::FewFiles => "too few file descriptors left (engineio.fd_reserve)",
         }
     }
 
@@ -87,6 +94,7 @@ impl Refusal {
             Refusal::TooManyPending => "max_pending_sessions",
             Refusal::TooManyFromAddress => "max_pending_per_address",
             Refusal::TooFast => "handshake_rate",
+            Refusal::FewFiles => "fd_reserve",
         }
     }
 }
@@ -110,6 +118,56 @@ pub(crate) struct Admission {
     counts: Mutex<Counts>,
     rate: KeyedLimiter<IpAddr>,
     log: RefusalLog,
+    files: Files,
+}
+
+/// How many file descriptors the process may still open, counted in `/proc/self/fd` (Linux)
+/// at most every [`Files::RECOUNT_NEAR`] when few remain and every [`Files::RECOUNT_FAR`]
+/// otherwise; between counts, each admitted session is taken to use one more (so the
+/// estimate errs towards refusing).
+struct Files {
+    /// When last counted, the count, and the sessions admitted since.
+    state: Mutex<Option<(Instant, usize, usize)>>,
+    /// The descriptors open now (one directory entry each: not cheap), where known.
+    open: fn() -> Option<usize>,
+    /// The soft open-file limit (one system call), where known.
+    limit: fn() -> Option<usize>,
+}
+
+impl Files {
+    const RECOUNT_NEAR: Duration = Duration::from_millis(100);
+    const RECOUNT_FAR: Duration = Duration::from_secs(1);
+
+    /// Descriptors left below the limit, about (`None` where they cannot be counted); the
+    /// caller is about to use one more.
+    fn left(&self, reserve: usize, now: Instant) -> Option<usize> {
+        let limit = (self.limit)()?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, open, since)) = state.as_mut() {
+            let left = limit.saturating_sub(*open + *since);
+            let every = if left > 4 * reserve {
+                Self::RECOUNT_FAR
+            } else {
+                Self::RECOUNT_NEAR
+            };
+            if now.duration_since(*at) < every {
+                *since += 1;
+                return Some(left);
+            }
+        }
+        let open = (self.open)()?;
+        *state = Some((now, open, 1));
+        Some(limit.saturating_sub(open))
+    }
+}
+
+fn open_files() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
+fn open_file_limit() -> Option<usize> {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).ok()?.0;
+    Some(usize::try_from(soft).unwrap_or(usize::MAX))
 }
 
 impl Admission {
@@ -120,6 +178,11 @@ impl Admission {
             counts: Mutex::new(Counts::default()),
             rate: KeyedLimiter::new(limits.handshake_rate),
             log: RefusalLog::new("handshakes"),
+            files: Files {
+                state: Mutex::new(None),
+                open: open_files,
+                limit: open_file_limit,
+            },
         })
     }
 
@@ -146,6 +209,14 @@ impl Admission {
 
     fn check(&self, address: Option<IpAddr>) -> Result<(), Refusal> {
         let limits = &self.limits;
+        if limits.fd_reserve > 0
+            && self
+                .files
+                .left(limits.fd_reserve, Instant::now())
+                .is_some_and(|left| left < limits.fd_reserve)
+        {
+            return Err(Refusal::FewFiles);
+        }
         let mut counts = self.counts();
         if counts.total >= limits.max_sessions {
             return Err(Refusal::TooManySessions);
@@ -290,7 +361,59 @@ mod tests {
                 burst: 0,
             },
             exempt_loopback: true,
+            fd_reserve: 0,
         }
+    }
+
+    fn files(open: fn() -> Option<usize>) -> Files {
+        Files {
+            state: Mutex::new(None),
+            open,
+            limit: || Some(1000),
+        }
+    }
+
+    #[test]
+    fn the_descriptors_left_are_counted_again_often_once_few_remain() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static OPEN: AtomicUsize = AtomicUsize::new(100);
+        static COUNTS: AtomicUsize = AtomicUsize::new(0);
+        let f = files(|| {
+            COUNTS.fetch_add(1, Ordering::SeqCst);
+            Some(OPEN.load(Ordering::SeqCst))
+        });
+        let t0 = Instant::now();
+        assert_eq!(f.left(50, t0), Some(900));
+        // Far from the reserve: estimated (one more per admitted session) for a second.
+        assert_eq!(f.left(50, t0 + Duration::from_millis(500)), Some(899));
+        assert_eq!(COUNTS.load(Ordering::SeqCst), 1);
+        // Counted again after a second: sessions closed meanwhile give their files back.
+        OPEN.store(860, Ordering::SeqCst);
+        assert_eq!(f.left(50, t0 + Duration::from_millis(1100)), Some(140));
+        // Near the reserve (140 <= 4 * 50): counted again every 100 ms.
+        assert_eq!(f.left(50, t0 + Duration::from_millis(1150)), Some(139));
+        OPEN.store(990, Ordering::SeqCst);
+        assert_eq!(f.left(50, t0 + Duration::from_millis(1250)), Some(10));
+        assert_eq!(COUNTS.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn handshakes_are_refused_within_the_reserve_of_descriptors() {
+        let a = Admission::new(AdmissionLimits {
+            // More than this process may open: every handshake is within the reserve.
+            fd_reserve: usize::MAX / 2,
+            ..limits()
+        });
+        if open_file_limit().is_none() || open_files().is_none() {
+            return; // Not Linux: nothing is counted, nothing refused.
+        }
+        assert_eq!(a.admit(ip("10.0.0.1")).unwrap_err(), Refusal::FewFiles);
+        assert_eq!(Refusal::FewFiles.label(), "fd_reserve");
+        let open = Admission::new(AdmissionLimits {
+            fd_reserve: 1,
+            ..limits()
+        });
+        assert!(open.admit(ip("10.0.0.1")).is_ok(), "far from the limit");
     }
 
     #[test]

@@ -58,7 +58,8 @@ impl EngineMetrics {
                 Opts::new(
                     "courier_handshakes_refused_total",
                     "Handshakes refused with 503 Server busy, by cause (max_sessions, \
-                     max_pending_sessions, max_pending_per_address, handshake_rate, shutting_down)",
+                     max_pending_sessions, max_pending_per_address, handshake_rate, fd_reserve, \
+                     shutting_down)",
                 ),
                 &["cause"],
             )?,
@@ -80,6 +81,7 @@ impl EngineMetrics {
             "max_pending_sessions",
             "max_pending_per_address",
             "handshake_rate",
+            "fd_reserve",
             "shutting_down",
         ] {
             m.refused.with_label_values(&[cause]).reset();

@@ -26,6 +26,7 @@ pub struct EngineIoSettings {
     pub request_timeout: u64,
     pub fragment_timeout: u64,
     pub close_timeout: u64,
+    pub fd_reserve: usize,
 }
 
 impl EngineIoSettings {

@@ -48,7 +48,35 @@ impl Courier {
     /// listens and, when `ready` names a line, that line too (panics after 30 s). Its log
     /// goes to the test's standard error when `CLUSTER_TEST_LOG` is set.
     pub fn start(env: &[(&str, &str)], ready: Option<&'static str>) -> Courier {
-        let mut child = courier_command()
+        Self::start_command(courier_command(), env, ready)
+    }
+
+    /// [`Courier::start`] with at most `open_files` file descriptors (soft and hard limit).
+    pub fn start_with_open_files(env: &[(&str, &str)], open_files: u64) -> Courier {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = courier_command();
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: open_files as libc::rlim_t,
+                    rlim_max: open_files as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::start_command(cmd, env, None)
+    }
+
+    fn start_command(
+        mut cmd: Command,
+        env: &[(&str, &str)],
+        ready: Option<&'static str>,
+    ) -> Courier {
+        let mut child = cmd
             .env("PORT", "0")
             .env("SOCKET_SECRET", SECRET)
             .env("COURIER__SERVER__HOST", "127.0.0.1")
