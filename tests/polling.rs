@@ -167,6 +167,27 @@ async fn a_client_close_before_the_get_leaves_the_noop_for_it() {
     assert_eq!(polling.post(&sid, "3").await.0, 400);
 }
 
+/// A session closed by the client before its GET came (the session waits for that GET
+/// with the noop) is no longer counted on `polling`, whether the GET comes or not: churn
+/// left one socket counted for every close that won that race (issue 21.1).
+#[actix_web::test]
+async fn a_client_close_before_the_get_is_no_longer_counted() {
+    const POLLING: &str = r#"courier_sockets{transport="polling"}"#;
+    let app = spawn_app(&[]).await;
+    let polling = Polling::new(&app);
+    let first = polling.connect_user(&app, "u1").await;
+    let second = polling.connect_user(&app, "u2").await;
+    assert_eq!(app.metric(POLLING).await, 2.0);
+    assert_eq!(polling.post(&first, "1").await, (200, "ok".to_string()));
+    assert_eq!(polling.post(&second, "1").await, (200, "ok".to_string()));
+    // The first one's GET takes the noop; the second one's never comes.
+    assert_eq!(polling.get(&first).await, (200, "6".to_string()));
+    eventually("closed sessions are no longer counted", async || {
+        app.metric(POLLING).await == 0.0
+    })
+    .await;
+}
+
 /// The GET and the close sent at the same moment, whichever arrives first: the GET gets the
 /// noop, and the session is gone after.
 #[actix_web::test]

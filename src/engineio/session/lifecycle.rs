@@ -122,6 +122,9 @@ impl<H: EngineHandler> Actor for EngineSession<H> {
         if self.core.closed.is_none() {
             self.core.closed = Some(SessionClose::TransportClose);
         }
+        // However it stopped, a stopped session is counted nowhere.
+        self.core.transport = Transport::Closed;
+        self.core.recount();
         self.notify_close();
         if let Some(on_stop) = self.on_stop.take() {
             on_stop();

@@ -306,6 +306,8 @@ impl Core {
         ctx: &mut Context<A>,
     ) {
         self.transport = Transport::Draining(payload);
+        // No longer counted on its transport (the client's close comes here directly).
+        self.recount();
         self.update_gate();
         self.closed = Some(reason);
         ctx.run_later(Duration::ZERO, |act, _ctx| act.notify_close());
