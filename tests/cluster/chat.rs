@@ -216,3 +216,56 @@ async fn max_sockets_per_user_counts_the_other_nodes() {
         );
     }
 }
+
+/// A message saved by a node that died before publishing it (its row put in the database
+/// here), retried by its sender on another node: each of the receiver's sockets, on that
+/// node and on the other one, gets it exactly once; a second retry gives them nothing more.
+#[actix_web::test]
+async fn a_retried_message_saved_before_reaches_each_receiver_socket_once() {
+    use courier::chat::keys::{message_id, MessageIdKey};
+    use sea_orm::EntityTrait;
+    let redis = Redis::start();
+    let db = TestDb::new(Kind::Postgres).await;
+    let (a, b) = (start_node(&db, &redis.url()), start_node(&db, &redis.url()));
+    let alice = db.user("alice").await;
+    let bob = db.user("bob").await;
+    let ab = db.connection(&alice, &bob, "ACTIVE").await;
+    let mut alice_a = connect(&a, &alice).await;
+    let mut bob_a = connect(&a, &bob).await;
+    let mut bob_b = connect(&b, &bob).await;
+    let body = json!({"connectionId": ab, "content": "orphan", "tempId": "orphan"});
+    let message =
+        courier::chat::protocol::send_message::parse(&[body], 5000).expect("a valid message");
+    let id = message_id(&MessageIdKey::new(crate::common::SECRET), &alice, &message);
+    let now = entity::now_utc_ms();
+    let row = entity::messages::Model {
+        id: id.clone(),
+        connection_id: ab.clone(),
+        sender_id: alice.clone(),
+        receiver_id: bob.clone(),
+        content: "orphan".into(),
+        is_read: false,
+        created_at: now,
+        updated_at: now,
+        media_url: None,
+        media_type: None,
+        media_name: None,
+        media_size: None,
+        media_thumbnail: None,
+    };
+    entity::messages::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row))
+        .exec(&db.conn)
+        .await
+        .expect("insert the row");
+    for _ in 0..2 {
+        alice_a.send_text(&send_message(&ab, "orphan")).await;
+        let sent = next_event(&mut alice_a, "message_sent", LONG).await;
+        assert_eq!(sent["savedMessage"]["id"], json!(id));
+    }
+    for bob in [&mut bob_a, &mut bob_b] {
+        let m = next_event(bob, "receive_message", LONG).await;
+        assert_eq!(m["id"], json!(id));
+        bob.no_event("receive_message", Duration::from_millis(500))
+            .await;
+    }
+}
