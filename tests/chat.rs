@@ -483,7 +483,7 @@ async fn stamps_follow_the_database(kind: Kind) {
 async fn saved_undelivered(w: &common::world::World, body: &Value) -> String {
     use courier::chat::keys::{message_id, MessageIdKey};
     use sea_orm::EntityTrait;
-    let message = courier::chat::protocol::send_message::parse(std::slice::from_ref(body), 5000)
+    let message = courier::chat::protocol::send_message::parse(&[body.clone()], 5000)
         .expect("a valid message");
     let id = message_id(&MessageIdKey::new(common::SECRET), &w.alice, &message);
     let now = entity::now_utc_ms();
