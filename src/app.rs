@@ -112,7 +112,6 @@ pub(crate) fn chat_options(
         max_content_chars: settings.chat.max_content_chars,
         max_notice_ids: settings.chat.max_notice_ids,
         send_window: settings.chat.send_window,
-        recent_deliveries: settings.chat.recent_deliveries,
         rate_limit: settings.chat.rate_limit,
         call_rate: settings.chat.call_rate,
         max_sockets_per_user: settings.chat.max_sockets_per_user,

@@ -478,95 +478,6 @@ async fn stamps_follow_the_database(kind: Kind) {
     a.expect_event("message_sent").await;
 }
 
-/// The row of a message `alice` sends as `body`, as a node that saved it and died before
-/// delivering it left it in the database.
-async fn saved_undelivered(w: &common::world::World, body: &Value) -> String {
-    use courier::chat::keys::{message_id, MessageIdKey};
-    use sea_orm::EntityTrait;
-    let message = courier::chat::protocol::send_message::parse(&[body.clone()], 5000)
-        .expect("a valid message");
-    let id = message_id(&MessageIdKey::new(common::SECRET), &w.alice, &message);
-    let now = entity::now_utc_ms();
-    let row = entity::messages::Model {
-        id: id.clone(),
-        connection_id: w.ab.clone(),
-        sender_id: w.alice.clone(),
-        receiver_id: w.bob.clone(),
-        content: message.content.clone(),
-        is_read: false,
-        created_at: now,
-        updated_at: now,
-        media_url: None,
-        media_type: None,
-        media_name: None,
-        media_size: None,
-        media_thumbnail: None,
-    };
-    entity::messages::Entity::insert(sea_orm::IntoActiveModel::into_active_model(row))
-        .exec(&w.db.conn)
-        .await
-        .expect("insert the row");
-    id
-}
-
-/// A retry of a message saved before is delivered again, once: a message whose node died
-/// between its commit and its delivery reaches the receiver when its sender retries (on
-/// another node); a retry whose first delivery did arrive gives the receiver nothing more.
-async fn a_retry_delivers_a_saved_message_once(kind: Kind) {
-    let w = world(kind).await;
-    let mut a = w.app.connect_user(&w.alice).await;
-    let mut b1 = w.app.connect_user(&w.bob).await;
-    let mut b2 = w.app.connect_user(&w.bob).await;
-    w.registered(&[(&w.alice, 1), (&w.bob, 2)]).await;
-    b1.emit("join_chat", json!(w.ab), Some(1)).await;
-    assert_eq!(b1.expect_ack(1).await["ok"], json!(true));
-
-    // Saved, never delivered, never acked: the sender retries with its tempId.
-    let orphan = json!({"connectionId": w.ab, "content": "orphan", "tempId": "t-orphan"});
-    let id = saved_undelivered(&w, &orphan).await;
-    a.emit("send_message", orphan.clone(), Some(2)).await;
-    let sent = a.expect_event("message_sent").await;
-    assert_eq!(
-        sent["savedMessage"]["id"],
-        json!(id),
-        "answered with the saved row"
-    );
-    assert_eq!(a.expect_ack(2).await, sent);
-    for b in [&mut b1, &mut b2] {
-        let got = b.expect_event("receive_message").await;
-        assert_eq!(
-            got, sent["savedMessage"],
-            "delivered to every socket of the receiver"
-        );
-    }
-    // Retried again (its ack lost once more): the receiver's sockets got it already.
-    a.emit("send_message", orphan, Some(3)).await;
-    assert_eq!(a.expect_event("message_sent").await, sent);
-    assert_eq!(a.expect_ack(3).await, sent);
-
-    // A message delivered the first time, then retried (only its ack was lost): once.
-    let normal = json!({"connectionId": w.ab, "content": "normal", "tempId": "t-normal"});
-    a.emit("send_message", normal.clone(), Some(4)).await;
-    let first = a.expect_event("message_sent").await;
-    assert_eq!(a.expect_ack(4).await, first);
-    for b in [&mut b1, &mut b2] {
-        assert_eq!(
-            b.expect_event("receive_message").await,
-            first["savedMessage"]
-        );
-    }
-    a.emit("send_message", normal, Some(5)).await;
-    assert_eq!(
-        a.expect_event("message_sent").await,
-        first,
-        "answered with the row"
-    );
-    assert_eq!(a.expect_ack(5).await, first);
-    b1.expect_silence(SILENCE).await;
-    b2.expect_silence(SILENCE).await;
-    assert_eq!(w.db.contents(&w.ab).await, vec!["orphan", "normal"]);
-}
-
 on_backends!(
     [sqlite, postgres, prisma_layout]
     whole_flow,
@@ -575,8 +486,7 @@ on_backends!(
     order_is_kept,
     database_failure,
     history_pages,
-    stamps_follow_the_database,
-    a_retry_delivers_a_saved_message_once
+    stamps_follow_the_database
 );
 
 #[actix_web::test]

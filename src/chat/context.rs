@@ -37,9 +37,6 @@ pub struct ChatContext {
     pub limits: Limits,
     /// Requests one socket may have in flight before it is read no further.
     pub send_window: usize,
-    /// How many of the messages it got last a socket remembers, so that one delivered again
-    /// is not sent twice (`chat.recent_deliveries`).
-    pub recent_deliveries: usize,
     /// The per-user limit on `send_message`.
     pub rate_limit: Arc<UserRateLimiter>,
     /// The per-socket limit on call signalling.

@@ -318,11 +318,6 @@ impl StreamKey {
         StreamKey(Arc::from(format!("r:{id}")))
     }
 
-    /// Whether it is a `receive_message`'s (or `message_sent`'s).
-    pub fn is_received(&self) -> bool {
-        self.0.starts_with("m:")
-    }
-
     /// The key as text (how it crosses nodes).
     pub fn as_str(&self) -> &str {
         &self.0

@@ -11,7 +11,6 @@ use crate::setting::{invalid, positive, Checked};
 pub struct ChatSettings {
     pub max_content_chars: usize,
     pub send_window: usize,
-    pub recent_deliveries: usize,
     pub room_idle_timeout: u64,
     pub shards: usize,
     pub max_sockets_per_user: usize,
@@ -63,9 +62,6 @@ pub struct RecoverySettings {
     pub max_records: usize,
 }
 
-/// Most messages a socket remembers it got (`chat.recent_deliveries`).
-pub const MAX_RECENT_DELIVERIES: usize = 10_000;
-
 /// Whether the chat's settings can be used.
 pub(crate) fn validate(
     chat: &ChatSettings,
@@ -76,7 +72,6 @@ pub(crate) fn validate(
         ("chat.max_content_chars", chat.max_content_chars as u64),
         ("chat.max_notice_ids", chat.max_notice_ids as u64),
         ("chat.send_window", chat.send_window as u64),
-        ("chat.recent_deliveries", chat.recent_deliveries as u64),
         ("chat.room_idle_timeout", chat.room_idle_timeout),
         (
             "chat.max_sockets_per_user",
@@ -92,12 +87,6 @@ pub(crate) fn validate(
             recovery.max_conversations as u64,
         ),
     ])?;
-    if chat.recent_deliveries > MAX_RECENT_DELIVERIES {
-        return Err(invalid(
-            "chat.recent_deliveries",
-            "must be at most 10000 (each message a socket gets is looked up among them)",
-        ));
-    }
     chat.rate_limit.check("chat.rate_limit")?;
     chat.call_rate.check("chat.call_rate")?;
     if presence.heartbeat_flush >= presence.stale_after {

@@ -45,8 +45,6 @@ pub struct ChatOptions {
     pub max_notice_ids: usize,
     /// Requests one socket may have in flight.
     pub send_window: usize,
-    /// Messages each socket remembers it got, so that one delivered again is not sent twice.
-    pub recent_deliveries: usize,
     /// The per-user limit on `send_message`.
     pub rate_limit: RateSettings,
     /// The per-socket limit on call signalling.
@@ -154,7 +152,6 @@ impl Chat {
                 max_notice_ids: options.max_notice_ids.max(1),
             },
             send_window: options.send_window.max(1),
-            recent_deliveries: options.recent_deliveries.max(1),
             rate_limit: rate_limit::user_rate_limiter(options.rate_limit, options.remote.clone()),
             call_rate: options.call_rate,
             socket_slots: SocketSlots::new(options.max_sockets_per_user, options.remote.clone()),

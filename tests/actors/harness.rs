@@ -236,7 +236,6 @@ pub async fn world(kind: Kind, idle: Duration) -> World {
             max_content_chars: 5000,
             max_notice_ids: 10_000,
             send_window: 32,
-            recent_deliveries: 128,
             rate_limit: RateSettings {
                 per_second: 0.0,
                 burst: 1,

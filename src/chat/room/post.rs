@@ -1,9 +1,8 @@
 //! A message posted to its conversation: the room gives it its place (sequence and
 //! `createdAt`), hands it to `Persistence`, and once it is committed, in order, delivers
 //! `receive_message` to every socket of the receiver and answers the sender `message_sent`
-//! (and the ack). A retry of a message saved before is answered with the saved row and
-//! delivered again: the node that saved it may have died before delivering it, and a socket
-//! that got it already does not get it twice (`chat.recent_deliveries`).
+//! (and the ack). A retry of a message saved before is answered with the saved row, and
+//! delivered once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -115,9 +114,7 @@ fn saved(
             sent(&caller, temp_id, &saved, mark);
             return metrics.acked(accepted.elapsed());
         }
-        // A retry of a message saved before: answered with that row, and delivered again (on
-        // every node, as a new message is) in case the node that saved it died before
-        // delivering it; each socket drops a message it got already.
+        // A retry of a message saved before: answered with that row, delivered once.
         WriteResult::Insert(InsertOutcome::Existing(row)) => {
             metrics.duplicate();
             row
@@ -131,11 +128,8 @@ fn saved(
             return caller.fail(ChatError::Failed.message());
         }
     };
-    let saved = MessageJson(&row).to_string();
     let mark = mark_of(&row);
-    let frame = ServerEvent::ReceiveMessage { saved: &saved }.frame();
-    room.deliver_marked(&row.receiver_id, &frame, &mark);
-    sent(&caller, temp_id, &saved, mark);
+    sent(&caller, temp_id, &MessageJson(&row).to_string(), mark);
     metrics.acked(accepted.elapsed());
 }
 

@@ -230,23 +230,12 @@ impl SocketHandler for ChatSocket {
             }
             ChatPush::TakenOver => io.close(),
             ChatPush::Stream(frame, mark) => {
-                let replayed = self
+                let again = self
                     .stream
                     .replayed
                     .as_mut()
                     .is_some_and(|(replayed, _)| replayed.remove(&mark.key));
-                // A message delivered again (its sender's retry) that this socket got already.
-                let again = !self
-                    .stream
-                    .first_delivery(&mark.key, self.ctx.recent_deliveries);
-                if again {
-                    debug!(
-                        "session {}: {} delivered again, not sent twice",
-                        io.engine_sid(),
-                        mark.key.as_str()
-                    );
-                }
-                if self.me.is_some() && !replayed && !again {
+                if self.me.is_some() && !again {
                     self.send_marked(frame, &mark, io);
                 }
             }

@@ -227,8 +227,6 @@ impl ChatSocket {
                     for replay in events {
                         replayed.insert(replay.key());
                         let (frame, mark) = replay_frame(replay);
-                        me.stream
-                            .first_delivery(&mark.key, me.ctx.recent_deliveries);
                         me.send_marked(frame, &mark, io);
                     }
                     // The live events of replayed writes are dropped, now (held) and later

@@ -78,8 +78,6 @@ impl ChatSocket {
                             continue;
                         }
                         let (frame, mark) = replay_frame(replay);
-                        me.stream
-                            .first_delivery(&mark.key, me.ctx.recent_deliveries);
                         me.send_marked(frame, &mark, io);
                         sent += 1;
                     }

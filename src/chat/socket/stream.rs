@@ -1,11 +1,9 @@
 //! [`Stream`]: a socket's recovery stream: its offset (sent with every conversation event),
 //! the stamp that vouches for it, the live events held while a replay is read, what a replay
-//! sent, where the catch-up after the link to the other nodes was down starts, and the
-//! messages it got last (a message delivered again is not sent twice).
+//! sent, and where the catch-up after the link to the other nodes was down starts.
 //! `chat::socket::replay` is what the socket does with it.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::chat::push::ChatPush;
@@ -31,50 +29,6 @@ pub struct Stream {
     /// Where the socket was when the link to the other nodes went down, and what it got
     /// since: when the link is back, the rest is read from the database.
     pub(super) catch_up: Option<Box<CatchUp>>,
-    /// The messages the socket got last (`chat.recent_deliveries`): one delivered again is
-    /// not sent twice. Made at the first message.
-    pub(super) recent: Option<Box<Recent>>,
-}
-
-impl Stream {
-    /// Notes that the socket gets `key`'s event; `false` if it is a `receive_message` the
-    /// socket got already, among its last `max` (a message delivered again: its sender's
-    /// retry was answered by a node that delivered it once more). Other events always pass.
-    pub(super) fn first_delivery(&mut self, key: &StreamKey, max: usize) -> bool {
-        if !key.is_received() || max == 0 {
-            return true;
-        }
-        self.recent
-            .get_or_insert_with(|| {
-                Box::new(Recent {
-                    hasher: RandomState::new(),
-                    hashes: VecDeque::new(),
-                })
-            })
-            .first_time(key, max)
-    }
-}
-
-/// The last messages a socket got, as keyed 64-bit hashes of their ids (8 bytes each; the
-/// keys are the socket's own, random, so ids cannot be picked to collide).
-pub(super) struct Recent {
-    hasher: RandomState,
-    hashes: VecDeque<u64>,
-}
-
-impl Recent {
-    /// Remembers `key` among the last `max`; `false` if it was there already.
-    fn first_time(&mut self, key: &StreamKey, max: usize) -> bool {
-        let hash = self.hasher.hash_one(key.as_str());
-        if self.hashes.contains(&hash) {
-            return false;
-        }
-        while self.hashes.len() >= max {
-            self.hashes.pop_front();
-        }
-        self.hashes.push_back(hash);
-        true
-    }
 }
 
 /// A socket's position when the link to the other nodes went down, and the events it got
