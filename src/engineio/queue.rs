@@ -29,7 +29,6 @@ pub struct SendError<T>(pub T);
 
 struct State<T> {
     items: VecDeque<T>,
-    capacity: usize,
     senders: usize,
     receiver_alive: bool,
     /// The receiver, waiting for an item.
@@ -39,6 +38,8 @@ struct State<T> {
 }
 
 struct Shared<T> {
+    /// The most items the queue holds (set once: read without the lock).
+    capacity: usize,
     state: Mutex<State<T>>,
 }
 
@@ -55,9 +56,9 @@ impl<T> Shared<T> {
 /// A bounded queue of at most `capacity` items (at least 1).
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
+        capacity: capacity.max(1),
         state: Mutex::new(State {
             items: VecDeque::new(),
-            capacity: capacity.max(1),
             senders: 1,
             receiver_alive: true,
             receiver: None,
@@ -113,20 +114,24 @@ pub struct Permit<'a, T> {
 impl<T> Permit<'_, T> {
     /// Queues `item` (the receiver may have gone meanwhile: then it is dropped).
     pub fn send(self, item: T) {
-        let _ = self.sender.push(item, true);
+        let _ = self.sender.push(item, usize::MAX);
     }
 }
 
 impl<T> Sender<T> {
     /// The most items the queue holds.
     pub fn max_capacity(&self) -> usize {
-        self.shared.lock().capacity
+        self.shared.capacity
     }
 
-    /// Room left: `max_capacity()` minus the items queued (0 when a permit went past it).
-    pub fn capacity(&self) -> usize {
-        let state = self.shared.lock();
-        state.capacity.saturating_sub(state.items.len())
+    /// The items queued now.
+    pub fn len(&self) -> usize {
+        self.shared.lock().items.len()
+    }
+
+    /// Whether no item is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether the receiver is gone.
@@ -136,15 +141,21 @@ impl<T> Sender<T> {
 
     /// Queues `item` unless the queue is full or the receiver is gone.
     pub fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.push(item, false)
+        self.push(item, self.shared.capacity)
     }
 
-    fn push(&self, item: T, force: bool) -> Result<(), TrySendError<T>> {
+    /// Queues `item` unless `limit` items (rather than the capacity) are queued already or
+    /// the receiver is gone.
+    pub fn try_send_within(&self, item: T, limit: usize) -> Result<(), TrySendError<T>> {
+        self.push(item, limit)
+    }
+
+    fn push(&self, item: T, limit: usize) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if !state.receiver_alive {
             return Err(TrySendError::Closed(item));
         }
-        if !force && state.items.len() >= state.capacity {
+        if state.items.len() >= limit {
             return Err(TrySendError::Full(item));
         }
         state.items.push_back(item);
@@ -163,7 +174,7 @@ impl<T> Sender<T> {
         if !state.receiver_alive {
             return Poll::Ready(false);
         }
-        if state.items.len() < state.capacity {
+        if state.items.len() < self.shared.capacity {
             return Poll::Ready(true);
         }
         if !state
@@ -191,7 +202,7 @@ impl<T> Sender<T> {
         if !poll_fn(|cx| self.poll_room(cx)).await {
             return Err(SendError(item));
         }
-        self.push(item, true).map_err(|e| match e {
+        self.push(item, usize::MAX).map_err(|e| match e {
             TrySendError::Full(item) | TrySendError::Closed(item) => SendError(item),
         })
     }

@@ -139,7 +139,7 @@ impl Core {
     /// its limit only within an announced burst).
     pub(super) fn queue<A: CoreOwner>(&mut self, item: Outbound, ctx: &mut Context<A>) {
         let queued = match &self.transport {
-            Transport::WebSocket { out, .. } => out.max_capacity() - out.capacity(),
+            Transport::WebSocket { out, .. } => out.len(),
             Transport::Polling(polling) => polling.buffer.len(),
             Transport::Draining(_) | Transport::Closed => 0,
         };
@@ -324,11 +324,7 @@ fn try_queue(
     cap: usize,
 ) -> Result<(), TrySendError<Outbound>> {
     let limit = out.max_capacity().saturating_sub(cap) + past_limit;
-    let queued = out.max_capacity() - out.capacity();
-    if queued >= limit {
-        return Err(TrySendError::Full(item));
-    }
-    out.try_send(item)
+    out.try_send_within(item, limit)
 }
 
 #[cfg(test)]
